@@ -1,0 +1,171 @@
+// Package daemon is the process frame the three daemons share: the command line
+// (-f/--config FILE, -t to check the configuration, --version), logging set-up,
+// signal handling (SIGTERM/SIGINT start a bounded graceful shutdown, a second signal
+// exits at once, SIGHUP reopens the log file) and the exit code.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+)
+
+// Version is the release, set at build time with
+// -ldflags "-X github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon.Version=v1.2.3".
+var Version = "dev"
+
+// Program is a loaded, valid configuration that can run as a daemon.
+type Program interface {
+	// Logging returns the log_dir/log_level/log_format settings.
+	Logging() logging.Config
+	// ShutdownTimeout bounds the drain after the first signal.
+	ShutdownTimeout() time.Duration
+	// Run serves until ctx is cancelled, then drains within ShutdownTimeout and
+	// returns nil after a clean shutdown.
+	Run(ctx context.Context, log *slog.Logger) error
+}
+
+// Loader reads and validates the configuration file at path.
+type Loader func(path string) (Program, error)
+
+// Main runs the daemon name with args (without the program name) and returns the
+// process exit code: 0 after a clean run or a valid check, 1 on a configuration or
+// runtime error, 2 on a usage error.
+func Main(name string, args []string, stdout, stderr io.Writer, load Loader) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var path string
+	fs.StringVar(&path, "f", "", "configuration `FILE` (YAML)")
+	fs.StringVar(&path, "config", "", "configuration `FILE` (YAML), same as -f")
+	check := fs.Bool("t", false, "check the configuration and exit")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s -f FILE [-t]\n       %s --version\n", name, name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stdout, "%s %s\n", name, FullVersion())
+		return 0
+	}
+	if path == "" {
+		fmt.Fprintf(stderr, "%s: no configuration file: use -f FILE\n", name)
+		fs.Usage()
+		return 2
+	}
+	prog, err := load(path)
+	if *check {
+		if err != nil {
+			fmt.Fprintf(stderr, "configuration %s is invalid:\n%v\n", path, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "configuration %s is valid\n", path)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: configuration %s is invalid:\n%v\n", name, path, err)
+		return 1
+	}
+	return run(name, prog, stderr)
+}
+
+func run(name string, prog Program, stderr io.Writer) int {
+	lc := prog.Logging()
+	out, err := logging.Open(lc.Dir, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	defer out.Close()
+	log := logging.New(out, lc, name)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	done := make(chan error, 1)
+	go func() { done <- prog.Run(ctx, log) }()
+
+	log.Info("started", "version", FullVersion(), "pid", os.Getpid())
+	var deadline <-chan time.Time
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Log(context.Background(), logging.LevelFatal, "stopped with an error", "err", err)
+				return 1
+			}
+			log.Info("stopped")
+			return 0
+		case <-deadline:
+			log.Log(context.Background(), logging.LevelFatal, "shutdown did not finish in time", "shutdown_timeout", prog.ShutdownTimeout())
+			return 1
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				if err := out.Reopen(); err != nil {
+					log.Warn("reopen log file", "err", err)
+				} else {
+					log.Info("log file reopened", "path", out.Path())
+				}
+			case ctx.Err() == nil:
+				log.Info("shutting down", "signal", sig.String(), "shutdown_timeout", prog.ShutdownTimeout())
+				cancel()
+				// Run bounds its own drain; this is the backstop should it hang.
+				deadline = time.After(prog.ShutdownTimeout() + 5*time.Second)
+			default:
+				log.Warn("second signal: exiting at once", "signal", sig.String())
+				return 1
+			}
+		}
+	}
+}
+
+// FullVersion returns Version with the VCS revision the binary was built from, when
+// the Go toolchain recorded one.
+func FullVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return Version
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return Version
+	}
+	return Version + " (" + rev + dirty + ")"
+}

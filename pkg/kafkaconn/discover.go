@@ -1,0 +1,110 @@
+package kafkaconn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// brokerRegistration is what a Kafka broker in ZooKeeper mode writes to
+// /brokers/ids/{id}. host and port are null when only listeners are configured; then
+// the endpoints carry the addresses.
+type brokerRegistration struct {
+	Host      *string  `json:"host"`
+	Port      *int     `json:"port"`
+	Endpoints []string `json:"endpoints"`
+}
+
+// ParseRegistration returns HOST:PORT from one /brokers/ids/{id} node.
+func ParseRegistration(data []byte) (string, error) {
+	var r brokerRegistration
+	if err := json.Unmarshal(data, &r); err != nil {
+		return "", fmt.Errorf("broker registration is not JSON: %w", err)
+	}
+	if r.Host != nil && *r.Host != "" && r.Port != nil && *r.Port > 0 {
+		return net.JoinHostPort(*r.Host, strconv.Itoa(*r.Port)), nil
+	}
+	for _, ep := range r.Endpoints {
+		u, err := url.Parse(ep)
+		if err == nil && u.Host != "" {
+			return u.Host, nil
+		}
+	}
+	return "", errors.New("broker registration has neither host/port nor a usable endpoint")
+}
+
+// DiscoverBrokers reads every broker registered under {chroot}/brokers/ids on the
+// ZooKeeper ensemble zkHosts and returns their addresses, sorted.
+func DiscoverBrokers(ctx context.Context, zkHosts []string, chroot string, timeout time.Duration) ([]string, error) {
+	conn, events, err := zk.Connect(zkHosts, timeout, zk.WithLogger(quietLogger{}))
+	if err != nil {
+		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", zkHosts, err)
+	}
+	defer conn.Close()
+	if err := waitConnected(ctx, events, timeout); err != nil {
+		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", zkHosts, err)
+	}
+	return ReadBrokers(conn, chroot)
+}
+
+// ReadBrokers lists {chroot}/brokers/ids through an existing ZooKeeper connection.
+func ReadBrokers(conn *zk.Conn, chroot string) ([]string, error) {
+	dir := path.Join("/", chroot, "brokers/ids")
+	ids, _, err := conn.Children(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var out []string
+	var errs []error
+	for _, id := range ids {
+		data, _, err := conn.Get(path.Join(dir, id))
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // broker went away between the two calls
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", dir, id, err)
+		}
+		hp, err := ParseRegistration(data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s/%s: %w", dir, id, err))
+			continue
+		}
+		out = append(out, hp)
+	}
+	if len(out) == 0 {
+		errs = append(errs, fmt.Errorf("no broker registered under %s", dir))
+		return nil, errors.Join(errs...)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func waitConnected(ctx context.Context, events <-chan zk.Event, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return nil
+			}
+		case <-t.C:
+			return fmt.Errorf("no session within %s", timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
