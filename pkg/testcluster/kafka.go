@@ -1,0 +1,39 @@
+// Package testcluster starts throwaway Kafka (in-process kfake) and ZooKeeper
+// (the real server) for tests, on free loopback ports, and stops them when the
+// test ends.
+//
+// Every helper takes a testing.TB, registers its own t.Cleanup and fails the
+// test (never skips it) when something it needs is missing. Each call gets its
+// own ports and data directory, so tests in parallel and test binaries of
+// different packages running at the same time do not interfere.
+package testcluster
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Kafka starts an in-process kfake cluster and closes it when the test ends.
+//
+// The cluster has one broker unless opts say otherwise (kfake.NumBrokers, and
+// any other kfake option, are applied after the defaults). kfake listens on
+// 127.0.0.1 on random free ports; callers should not pass a kfake.ListenFn
+// that binds anything else. Topics are not auto-created unless opts include
+// kfake.AllowAutoTopicCreation.
+func Kafka(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	all := append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)
+	c, err := kfake.NewCluster(all...)
+	if err != nil {
+		t.Fatalf("testcluster: start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Brokers returns the host:port of every broker of c, for kgo.SeedBrokers or
+// a daemon's broker list.
+func Brokers(c *kfake.Cluster) []string {
+	return c.ListenAddrs()
+}

@@ -1,0 +1,262 @@
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processGone reports whether no process with pid exists.
+func processGone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+func TestKafka(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		opts        []kfake.Opt
+		wantBrokers int
+	}{
+		{name: "default", wantBrokers: 1},
+		{name: "three brokers", opts: []kfake.Opt{kfake.NumBrokers(3)}, wantBrokers: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Kafka(t, tt.opts...)
+			brokers := Brokers(c)
+			if len(brokers) != tt.wantBrokers {
+				t.Fatalf("got %d brokers %v, want %d", len(brokers), brokers, tt.wantBrokers)
+			}
+			for _, b := range brokers {
+				host, _, err := net.SplitHostPort(b)
+				if err != nil || host != "127.0.0.1" {
+					t.Errorf("got broker address %q, want 127.0.0.1:port", b)
+				}
+			}
+			if err := c.CreateTopic("t", 2, nil); err != nil {
+				t.Fatalf("create topic: %v", err)
+			}
+
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("t"),
+				kgo.DefaultProduceTopic("t"))
+			if err != nil {
+				t.Fatalf("new client: %v", err)
+			}
+			t.Cleanup(cl.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			var got []*kgo.Record
+			for len(got) == 0 {
+				fs := cl.PollFetches(ctx)
+				if err := ctx.Err(); err != nil {
+					t.Fatalf("consume: %v", err)
+				}
+				fs.EachError(func(topic string, p int32, err error) { t.Errorf("fetch %s/%d: %v", topic, p, err) })
+				got = append(got, fs.Records()...)
+			}
+			if len(got) != 1 || string(got[0].Key) != "k" || string(got[0].Value) != "v" {
+				t.Fatalf("got %d records (first %q=%q), want 1 record k=v", len(got), got[0].Key, got[0].Value)
+			}
+		})
+	}
+}
+
+func TestZooKeeperServes(t *testing.T) {
+	t.Parallel()
+	z := StartZooKeeper(t)
+	if host, _, err := net.SplitHostPort(z.Addr); err != nil || host != "127.0.0.1" {
+		t.Errorf("got Addr %q, want 127.0.0.1:port", z.Addr)
+	}
+	if z.PID() <= 0 {
+		t.Errorf("got PID %d, want > 0", z.PID())
+	}
+	conn := z.Conn(t)
+	if _, err := conn.Create("/node", []byte("v1"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	data, _, err := conn.Get("/node")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if string(data) != "v1" {
+		t.Errorf("got %q, want %q", data, "v1")
+	}
+	if st, err := os.Stat(z.logPath); err != nil || st.Size() == 0 {
+		t.Errorf("got server log %v (err %v), want a non-empty file", st, err)
+	}
+}
+
+// logLines collects a ZooKeeper client's log lines.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logLines) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Tests elsewhere rely on sessions as short as one second, which needs a
+// short tickTime on the server; the client logs the timeout it was granted.
+func TestZooKeeperGrantsShortSessions(t *testing.T) {
+	t.Parallel()
+	z := StartZooKeeper(t)
+	logs := &logLines{}
+	conn, _, err := zk.Connect([]string{z.Addr}, time.Second, zk.WithLogger(logs))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close()
+	const want = "timeout=1000"
+	if !eventually(t, 10*time.Second, func() bool { return logs.contains(want) }) {
+		logs.mu.Lock()
+		defer logs.mu.Unlock()
+		t.Fatalf("got client log %q, want a line with %q", logs.lines, want)
+	}
+}
+
+func TestZooKeeperRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		down func(*ZooKeeper)
+	}{
+		{name: "stop", down: (*ZooKeeper).Stop},
+		{name: "kill", down: (*ZooKeeper).Kill},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			z := StartZooKeeper(t)
+			addr, pid := z.Addr, z.PID()
+			conn := z.Conn(t)
+			if _, err := conn.Create("/kept", []byte("data"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+
+			tt.down(z)
+			if got := z.PID(); got != 0 {
+				t.Errorf("got PID %d after %s, want 0", got, tt.name)
+			}
+			if !processGone(pid) {
+				t.Errorf("process %d still exists after %s", pid, tt.name)
+			}
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				t.Errorf("got a connection to %s after %s, want refused", addr, tt.name)
+			}
+
+			z.Start(t)
+			if z.Addr != addr {
+				t.Errorf("got Addr %q after restart, want %q", z.Addr, addr)
+			}
+			if got := z.PID(); got == 0 || got == pid {
+				t.Errorf("got PID %d after restart, want a new non-zero PID (old %d)", got, pid)
+			}
+			data, _, err := z.Conn(t).Get("/kept")
+			if err != nil {
+				t.Fatalf("get after restart: %v", err)
+			}
+			if string(data) != "data" {
+				t.Errorf("got %q after restart, want %q", data, "data")
+			}
+		})
+	}
+}
+
+func TestZooKeeperKillDisconnectsClient(t *testing.T) {
+	t.Parallel()
+	z := StartZooKeeper(t)
+	conn := z.Conn(t)
+	if got := conn.State(); got != zk.StateHasSession {
+		t.Fatalf("got state %v, want %v", got, zk.StateHasSession)
+	}
+	z.Kill()
+	if !eventually(t, 5*time.Second, func() bool { return conn.State() != zk.StateHasSession }) {
+		t.Fatalf("got state %v 5s after Kill, want the session lost", conn.State())
+	}
+	// Calls fail instead of hanging while the server is down.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := conn.Get("/")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Errorf("got Get success with the server killed, want an error")
+		}
+	case <-ctx.Done():
+		t.Errorf("Get still blocked 5s after Kill, want an error")
+	}
+}
+
+func TestZooKeeperGoneAfterCleanup(t *testing.T) {
+	t.Parallel()
+	var pid int
+	var addr, dir string
+	t.Run("run", func(t *testing.T) {
+		z := StartZooKeeper(t)
+		pid, addr, dir = z.PID(), z.Addr, z.Dir
+		z.Conn(t)
+	})
+	if pid == 0 {
+		t.Fatal("got PID 0 from the subtest, want the server's PID")
+	}
+	if !processGone(pid) {
+		t.Errorf("process %d still exists after the test's cleanup", pid)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("got a connection to %s after cleanup, want refused", addr)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got Stat(%s) error %v after cleanup, want not exist", dir, err)
+	}
+}
