@@ -1,0 +1,265 @@
+package proxy
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
+)
+
+// pending is one record on its way to Kafka. The promise signals done; the struct
+// is reused only when the promise has run, so a late acknowledgement after a 504
+// never touches a recycled request.
+type pending struct {
+	rec  kgo.Record
+	err  error
+	done chan struct{}
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+
+func (p *pending) promise(_ *kgo.Record, err error) {
+	p.err = err
+	p.done <- struct{}{}
+}
+
+// commit handles POST /commit?topic=T&key=K&acks=A.
+func (p *Proxy) commit(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		p.fail(w, fmt.Errorf("%w: got %s", ErrMethodNotAllowed, r.Method))
+		return
+	}
+	if !p.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kproxy"`)
+		p.fail(w, ErrUnauthorized)
+		return
+	}
+	if p.draining.Load() {
+		p.fail(w, ErrShuttingDown)
+		return
+	}
+	params, err := parseCommitQuery(r.URL.RawQuery, p.defaultAcks)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	if !p.topicAllowed(params.topic) {
+		p.fail(w, fmt.Errorf("%w: %q is refused by this kproxy's topic rules", ErrTopicNotAllowed, params.topic))
+		return
+	}
+	body, err := p.readBody(r)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	if p.cfg.ValidateMsgpack {
+		if err := envelope.Validate(body); err != nil {
+			p.fail(w, fmt.Errorf("%w: %v", ErrInvalidMsgpack, err))
+			return
+		}
+	}
+	if n := p.inflight.Add(1); n > int64(p.cfg.ReqPoolSize) {
+		p.inflight.Add(-1)
+		p.fail(w, fmt.Errorf("%w (%d requests in progress, req_pool_size %d)", ErrBackpressure, n-1, p.cfg.ReqPoolSize))
+		return
+	}
+	defer p.inflight.Add(-1)
+	if err := p.health.err(); err != nil {
+		p.fail(w, err)
+		return
+	}
+
+	pd := pendingPool.Get().(*pending)
+	pd.rec = kgo.Record{Topic: params.topic, Value: body}
+	if params.key != "" {
+		pd.rec.Key = []byte(params.key)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.produceTimeout)
+	p.prod.client(params.acks, pd.rec.Key).TryProduce(ctx, &pd.rec, pd.promise)
+	select {
+	case <-pd.done:
+	case <-ctx.Done():
+		// The client fails a record it has not sent yet at once, with the precise
+		// cause; give it a moment. A record already sent (an idempotent batch
+		// cannot be recalled) keeps its pending struct until its promise runs:
+		// the struct is then left to the garbage collector, never reused.
+		grace := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-pd.done:
+			grace.Stop()
+		case <-grace.C:
+			cancel()
+			p.metrics.produceErrs.WithLabelValues("kafka_timeout").Inc()
+			p.health.suspect()
+			p.fail(w, fmt.Errorf("%w (produce_timeout_ms %d)", ErrTimeout, p.cfg.ProduceTimeoutMs))
+			return
+		}
+	}
+	cancel()
+	err, partition, offset := pd.err, pd.rec.Partition, pd.rec.Offset
+	pd.rec, pd.err = kgo.Record{}, nil
+	pendingPool.Put(pd)
+	if err != nil {
+		p.produceFailed(w, params, err)
+		return
+	}
+	if params.acks == AcksNone {
+		offset = -1
+	}
+	p.metrics.latencyByAck[params.acks.index()].Observe(time.Since(start).Seconds())
+	p.metrics.bodyBytes.Add(float64(len(body)))
+	p.metrics.ok.Inc()
+	writeSuccess(w, params.topic, partition, offset)
+}
+
+// produceFailed answers a request whose record Kafka did not acknowledge.
+func (p *Proxy) produceFailed(w http.ResponseWriter, params commitParams, err error) {
+	status, code := classify(err)
+	p.metrics.produceErrs.WithLabelValues(code).Inc()
+	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+		p.health.suspect()
+	}
+	p.log.Warn("record not acknowledged", "topic", params.topic, "acks", params.acks.String(), "status", status, "code", code, "err", err)
+	switch {
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		err = fmt.Errorf("%w (max_buffered_records %d)", ErrBackpressure, p.cfg.MaxBufferedRecords)
+	case code == "unknown_topic":
+		err = fmt.Errorf("%w %q: Kafka does not have it and does not create it", ErrUnknownTopic, params.topic)
+	case code == "body_too_large":
+		err = fmt.Errorf("%w: Kafka refused the record as too large: %v", ErrBodyTooLarge, err)
+	case code == "kafka_unavailable":
+		err = fmt.Errorf("%w: %v", ErrKafkaUnavailable, err)
+	case code == "kafka_timeout":
+		err = fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	p.fail(w, err)
+}
+
+// readBody reads the whole body, bounded by max_request_size_bytes.
+func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
+	limit := int64(p.cfg.MaxRequestSizeBytes)
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, r.ContentLength, limit)
+	}
+	if r.ContentLength == 0 {
+		return nil, ErrEmptyBody
+	}
+	if r.ContentLength > 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBodyRead, err)
+		}
+		return buf, nil
+	}
+	// Chunked: read up to one byte past the limit to tell "too large" apart.
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBodyRead, err)
+	}
+	if int64(len(buf)) > limit {
+		return nil, fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, limit)
+	}
+	if len(buf) == 0 {
+		return nil, ErrEmptyBody
+	}
+	return buf, nil
+}
+
+// authorized checks the Bearer token when auth.tokens is set.
+func (p *Proxy) authorized(r *http.Request) bool {
+	if len(p.tokens) == 0 {
+		return true
+	}
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return false
+	}
+	got := []byte(strings.TrimSpace(tok))
+	match := 0
+	for _, want := range p.tokens {
+		// Compare with every token so the time taken does not tell which matched.
+		match |= subtle.ConstantTimeCompare(got, want)
+	}
+	return match == 1
+}
+
+// topicAllowed applies the topic rules, caching answers for a bounded number of
+// names so the regular expressions run once per topic, not per request.
+func (p *Proxy) topicAllowed(topic string) bool {
+	if v, ok := p.topicCache.Load(topic); ok {
+		return v.(bool)
+	}
+	ok := p.topics.allowed(topic)
+	if p.topicCacheSize.Add(1) <= maxTopicCache {
+		p.topicCache.Store(topic, ok)
+	} else {
+		p.topicCacheSize.Add(-1)
+	}
+	return ok
+}
+
+// maxTopicCache bounds the topic decision cache: names come from callers.
+const maxTopicCache = 10000
+
+// fail writes the JSON error answer for err and counts it.
+func (p *Proxy) fail(w http.ResponseWriter, err error) {
+	status, code := classify(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(p.cfg.RetryAfterSec))
+	}
+	p.metrics.request(status, code)
+	writeError(w, status, code, err.Error())
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(errorBody{Error: msg, Code: code})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+var successBuf = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
+// writeSuccess writes {"topic":"T","partition":P,"offset":O}. The topic needs no
+// escaping: ValidTopic allows only [a-zA-Z0-9._-].
+func writeSuccess(w http.ResponseWriter, topic string, partition int32, offset int64) {
+	bp := successBuf.Get().(*[]byte)
+	b := append((*bp)[:0], `{"topic":"`...)
+	b = append(b, topic...)
+	b = append(b, `","partition":`...)
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	*bp = b
+	successBuf.Put(bp)
+}
+
+var jsonContentType = []string{"application/json"}

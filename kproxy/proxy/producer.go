@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+)
+
+// producers holds the Kafka clients: ProducerNum clients for each acks level. A
+// record with a key always goes through the same client of its level, so records
+// of one key keep their order; records without a key are spread round-robin.
+type producers struct {
+	byAcks [3][]*kgo.Client
+	next   atomic.Uint64
+}
+
+func compressionCodec(name string) kgo.CompressionCodec {
+	switch name {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
+}
+
+// newProducers creates the clients. They connect lazily, on the first record or
+// health probe.
+func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.Opt) (*producers, error) {
+	base, err := kafkaconn.Options(brokers, cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	part, err := partition.Lookup(cfg.Partitioner)
+	if err != nil {
+		return nil, err
+	}
+	// A batch must hold the largest accepted body plus record overhead.
+	batchMax := int32(1 << 20)
+	if need := int32(cfg.MaxRequestSizeBytes) + 64<<10; need > batchMax {
+		batchMax = need
+	}
+	common := append(base,
+		kgo.RecordPartitioner(partition.Kgo(part)),
+		kgo.ProducerBatchCompression(compressionCodec(cfg.Compression)),
+		kgo.ProducerLinger(time.Duration(cfg.LingerMs)*time.Millisecond),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		kgo.ProducerBatchMaxBytes(batchMax),
+		// Records are given up by the request's context (produce_timeout_ms); the
+		// delivery timeout is a backstop for records whose request went away.
+		kgo.RecordDeliveryTimeout(time.Duration(cfg.ProduceTimeoutMs)*time.Millisecond+time.Second),
+		kgo.ProduceRequestTimeout(time.Duration(cfg.ProduceTimeoutMs)*time.Millisecond),
+		// A missing topic fails fast (404) instead of holding the caller until the
+		// produce timeout.
+		kgo.UnknownTopicRetries(2),
+		kgo.MetadataMinAge(500*time.Millisecond),
+	)
+	common = append(common, extra...)
+	p := &producers{}
+	for _, acks := range []Acks{AcksNone, AcksLeader, AcksAll} {
+		opts := append([]kgo.Opt(nil), common...)
+		switch acks {
+		case AcksNone:
+			opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+		case AcksLeader:
+			opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+		case AcksAll:
+			// Idempotent: a retried batch is never written twice.
+			opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+		}
+		for i := 0; i < cfg.ProducerNum; i++ {
+			cl, err := kgo.NewClient(opts...)
+			if err != nil {
+				p.close()
+				return nil, fmt.Errorf("create Kafka client (acks=%s): %w", acks, err)
+			}
+			p.byAcks[acks.index()] = append(p.byAcks[acks.index()], cl)
+		}
+	}
+	return p, nil
+}
+
+// client picks the client for a record of acks with key.
+func (p *producers) client(acks Acks, key []byte) *kgo.Client {
+	cls := p.byAcks[acks.index()]
+	if len(cls) == 1 {
+		return cls[0]
+	}
+	if len(key) > 0 {
+		return cls[partition.Worker(key, len(cls))]
+	}
+	return cls[p.next.Add(1)%uint64(len(cls))]
+}
+
+// all returns every client.
+func (p *producers) all() []*kgo.Client {
+	var out []*kgo.Client
+	for _, cls := range p.byAcks {
+		out = append(out, cls...)
+	}
+	return out
+}
+
+// buffered returns the records waiting for Kafka over all clients.
+func (p *producers) buffered() int64 {
+	var n int64
+	for _, cl := range p.all() {
+		n += cl.BufferedProduceRecords()
+	}
+	return n
+}
+
+// flush waits until every buffered record is acknowledged or ctx ends.
+func (p *producers) flush(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.all()))
+	for i, cl := range p.all() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = cl.Flush(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// close closes every client; records still buffered fail with ErrClientClosed.
+func (p *producers) close() {
+	for _, cl := range p.all() {
+		cl.Close()
+	}
+}
+
+// health tracks whether Kafka is reachable. A prober pings the brokers — every
+// second while Kafka is down, every five seconds while it is up, and at once when a
+// request saw a failure — so /commit can answer 503 at once instead of making every
+// caller wait for the produce timeout, and recovers by itself.
+type health struct {
+	ping   func(ctx context.Context) error
+	log    *slog.Logger
+	down   atomic.Bool
+	lastMu sync.Mutex
+	last   error
+	kick   chan struct{}
+}
+
+func newHealth(ping func(ctx context.Context) error, log *slog.Logger) *health {
+	return &health{ping: ping, log: log, kick: make(chan struct{}, 1)}
+}
+
+// up reports whether Kafka answered the last probe (true before the first one).
+func (h *health) up() bool { return !h.down.Load() }
+
+// err returns the reason Kafka is down, nil when up.
+func (h *health) err() error {
+	if h.up() {
+		return nil
+	}
+	h.lastMu.Lock()
+	defer h.lastMu.Unlock()
+	return h.last
+}
+
+// suspect asks for a probe now, after a request failed in a way that may mean
+// Kafka is gone.
+func (h *health) suspect() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run probes until ctx ends.
+func (h *health) run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-h.kick:
+		}
+		h.probe(ctx)
+		next := 5 * time.Second
+		if !h.up() {
+			next = time.Second
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+func (h *health) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := h.ping(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		h.lastMu.Lock()
+		h.last = fmt.Errorf("%w: no broker answered: %v", ErrKafkaUnavailable, err)
+		h.lastMu.Unlock()
+		if !h.down.Swap(true) {
+			h.log.Warn("kafka unreachable: answering 503 until it is back", "err", err)
+		}
+		return
+	}
+	if h.down.Swap(false) {
+		h.log.Info("kafka reachable again")
+	}
+}
