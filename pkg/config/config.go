@@ -201,7 +201,7 @@ func (f *File) decodeStruct(section string, sv reflect.Value) {
 	st := sv.Type()
 	for i := 0; i < st.NumField(); i++ {
 		sf := st.Field(i)
-		if !sf.IsExported() {
+		if !sf.IsExported() && !sf.Anonymous {
 			continue
 		}
 		tag, hasTag := sf.Tag.Lookup("key")
@@ -397,4 +397,29 @@ func formatValue(v any) string {
 		return "(empty)"
 	}
 	return fmt.Sprint(v)
+}
+
+// Keys lists every key a struct decodes, nested ones joined with dots, in field
+// order; documentation tests use it to prove an example file shows every key.
+func Keys(dst any) []string {
+	var out []string
+	var walk func(section string, t reflect.Type)
+	walk = func(section string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			tag, ok := sf.Tag.Lookup("key")
+			switch {
+			case (!sf.IsExported() && !sf.Anonymous) || tag == "-":
+			case !ok && sf.Anonymous && sf.Type.Kind() == reflect.Struct:
+				walk(section, sf.Type)
+			case !ok:
+			case sf.Type.Kind() == reflect.Struct:
+				walk(join(section, tag), sf.Type)
+			default:
+				out = append(out, join(section, tag))
+			}
+		}
+	}
+	walk("", reflect.TypeOf(dst))
+	return out
 }

@@ -1,0 +1,56 @@
+# kafka-http-wrapper — build, test and run.
+#
+#   make run     start the whole local system and show a record going through
+#   make stop    stop everything make run started
+#   make test    every test CI runs (with -race); installs what it needs
+#   make bench   load benchmarks, figures as ratios against baselines of the same run
+#   make fuzz    run every fuzz target for FUZZTIME each
+
+GO        ?= go
+BIN       := bin
+DAEMONS   := kproxy
+FUZZTIME  ?= 30s
+TESTFLAGS ?=
+
+.PHONY: all build deps test bench fuzz run stop clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./kproxy ./scripts/devbroker
+
+deps:
+	@scripts/install-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/
+	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
+
+# Each target runs alone: go test -fuzz takes one package and one target at a time.
+FUZZ_TARGETS := \
+	./pkg/envelope:FuzzValidate \
+	./pkg/envelope:FuzzMethod \
+	./pkg/config:FuzzDecode \
+	./kproxy/proxy:FuzzCommitQuery \
+	./kproxy/proxy:FuzzValidTopic
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+run: deps build
+	@scripts/run-local.sh start
+
+stop:
+	@scripts/run-local.sh stop
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,367 @@
+package main
+
+// Black-box tests: build the kproxy binary, run it from a configuration in the
+// original format and drive it as a user would (HTTP, signals), reading back what it
+// wrote with kcat, an independent Kafka client.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+)
+
+var (
+	bbBinOnce sync.Once
+	bbBinPath string
+	bbBinErr  error
+	bbBinDir  string
+)
+
+// bbBinary builds kproxy once per test binary.
+func bbBinary(t *testing.T) string {
+	t.Helper()
+	bbBinOnce.Do(func() {
+		bbBinDir, bbBinErr = os.MkdirTemp("", "kproxy-bin-")
+		if bbBinErr != nil {
+			return
+		}
+		bbBinPath = filepath.Join(bbBinDir, "kproxy")
+		out, err := exec.Command("go", "build", "-o", bbBinPath, ".").CombinedOutput()
+		if err != nil {
+			bbBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if bbBinErr != nil {
+		t.Fatal(bbBinErr)
+	}
+	return bbBinPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bbBinDir != "" {
+		os.RemoveAll(bbBinDir)
+	}
+	os.Exit(code)
+}
+
+func bbFreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// bbOriginalConfig rewrites the original kproxy.yaml for this test: same keys,
+// loopback addresses, a free port and a temporary log directory; extra lines
+// (new keys) are appended.
+func bbOriginalConfig(t *testing.T, brokers []string, extra string) (path string, port int, logDir string) {
+	t.Helper()
+	raw, err := os.ReadFile("../testdata/original/kproxy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = bbFreePort(t)
+	dir := t.TempDir()
+	logDir = filepath.Join(dir, "log")
+	var out []string
+	skipList := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, "port:"):
+			line = "port: " + strconv.Itoa(port)
+		case strings.HasPrefix(line, "log_dir:"):
+			line = "log_dir: " + logDir
+		case strings.HasPrefix(line, "read_timeout_ms:"), strings.HasPrefix(line, "write_timeout_ms:"):
+			// The original's 100 ms is kept as a key; -race builds are slow enough
+			// that a longer value avoids flaky cut-offs.
+			name, _, _ := strings.Cut(line, ":")
+			line = name + ": 2000"
+		case strings.HasPrefix(line, "broker_hosts:"):
+			out = append(out, line)
+			for _, b := range brokers {
+				out = append(out, " - "+b)
+			}
+			skipList = true
+			continue
+		case skipList && strings.HasPrefix(line, " - "):
+			continue
+		}
+		skipList = false
+		out = append(out, line)
+	}
+	path = filepath.Join(dir, "kproxy.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, port, logDir
+}
+
+type bbProc struct {
+	cmd    *exec.Cmd
+	url    string
+	logDir string
+	out    *bytes.Buffer
+	exited chan struct{}
+}
+
+// bbStart runs kproxy -f cfg and waits for /readyz; the process is killed when the
+// test ends if it is still running.
+func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
+	t.Helper()
+	p := &bbProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), logDir: logDir, out: &bytes.Buffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bbBinary(t), "-f", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("kproxy exited: %s\n%s", p.cmd.ProcessState, p.logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kproxy not ready within 20s\n%s", p.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *bbProc) logs() string {
+	b, _ := os.ReadFile(filepath.Join(p.logDir, "kproxy.log"))
+	return p.out.String() + string(b)
+}
+
+// stop sends sig and waits for the exit code.
+func (p *bbProc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(40 * time.Second):
+		t.Fatalf("kproxy did not exit after %s\n%s", sig, p.logs())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+type kcatRecord struct {
+	partition int32
+	offset    int64
+	key       string
+	value     []byte
+}
+
+// kcatRead reads every record of topic with kcat. The format gives the value's
+// length before the value, so binary values are read back byte for byte.
+func kcatRead(t *testing.T, broker, topic string, want int) []kcatRecord {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed: run `make test` (it installs it) or `apt-get install -y kcat`")
+	}
+	cmd := exec.Command(kcat, "-b", broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-c", strconv.Itoa(want),
+		"-f", "%p %o %K %k %S\n%s\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kcat: %v\n%s", err, stderr.String())
+	}
+	r := bufio.NewReader(bytes.NewReader(out))
+	var recs []kcatRecord
+	for {
+		var rec kcatRecord
+		var keyLen, valLen int
+		if _, err := fmt.Fscanf(r, "%d %d %d ", &rec.partition, &rec.offset, &keyLen); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			t.Fatalf("kcat output: %v", err)
+		}
+		key := make([]byte, keyLen)
+		if _, err := io.ReadFull(r, key); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fscanf(r, " %d\n", &valLen); err != nil {
+			t.Fatalf("kcat output: %v", err)
+		}
+		rec.key, rec.value = string(key), make([]byte, valLen)
+		if _, err := io.ReadFull(r, rec.value); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := r.ReadByte(); b != '\n' {
+			t.Fatalf("kcat output: no newline after value")
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// TestOriginalConfigRoundTripThroughKcat runs the binary from the original file
+// for each partitioner, posts records and reads them back with kcat.
+func TestOriginalConfigRoundTripThroughKcat(t *testing.T) {
+	const parts = 8
+	for _, name := range partition.Names() {
+		t.Run(name, func(t *testing.T) {
+			topic := "bb-" + name
+			c := testcluster.Kafka(t, kfake.SeedTopics(parts, topic))
+			brokers := testcluster.Brokers(c)
+			extra := ""
+			if name != partition.NameSarama {
+				extra = "partitioner: " + name + "\n"
+			}
+			cfg, port, logDir := bbOriginalConfig(t, brokers, extra)
+			p := bbStart(t, cfg, port, logDir)
+			hash, _ := partition.Lookup(name)
+
+			sent := map[string][]byte{}
+			for i := 0; i < 40; i++ {
+				key := fmt.Sprintf("user-%03d", i)
+				val, err := msgpack.Marshal(map[string]any{"topic": topic, "method": "TestReply", "key": key, "data": []byte{0, 1, 2, byte(i), '\n', 0xff}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				acks := []string{"1", "-1", "0"}[i%3]
+				resp, err := http.Post(fmt.Sprintf("%s/commit?topic=%s&key=%s&acks=%s", p.url, topic, key, acks), "application/x-msgpack", bytes.NewReader(val))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("commit %s: got %d %s", key, resp.StatusCode, body)
+				}
+				sent[key] = val
+			}
+			recs := kcatRead(t, brokers[0], topic, len(sent))
+			if len(recs) != len(sent) {
+				t.Fatalf("kcat read %d records, want %d", len(recs), len(sent))
+			}
+			for _, rec := range recs {
+				val, ok := sent[rec.key]
+				if !ok {
+					t.Fatalf("kcat returned unexpected key %q", rec.key)
+				}
+				if !bytes.Equal(rec.value, val) {
+					t.Errorf("key %s: value bytes differ: got %x, want %x", rec.key, rec.value, val)
+				}
+				if want := hash([]byte(rec.key), parts); rec.partition != want {
+					t.Errorf("key %s: in partition %d, %s gives %d", rec.key, rec.partition, name, want)
+				}
+				delete(sent, rec.key)
+			}
+			if code := p.stop(t, syscall.SIGTERM); code != 0 {
+				t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+			}
+			if !strings.Contains(p.logs(), "drained") {
+				t.Errorf("log lacks the drain line:\n%s", p.logs())
+			}
+		})
+	}
+}
+
+func TestSighupReopensLog(t *testing.T) {
+	c := testcluster.Kafka(t, kfake.SeedTopics(1, "bb"))
+	cfg, port, logDir := bbOriginalConfig(t, testcluster.Brokers(c), "")
+	p := bbStart(t, cfg, port, logDir)
+	logFile := filepath.Join(logDir, "kproxy.log")
+	rotated := logFile + ".1"
+	if err := os.Rename(logFile, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(logFile)
+		if err == nil && strings.Contains(string(b), "log file reopened") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new kproxy.log with the reopen line after SIGHUP\n%s", p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code: got %d, want 0", code)
+	}
+	old, _ := os.ReadFile(rotated)
+	if !strings.Contains(string(old), "started") {
+		t.Errorf("rotated file lacks the start line: %s", old)
+	}
+}
+
+func TestCheckFlag(t *testing.T) {
+	bin := bbBinary(t)
+	out, err := exec.Command(bin, "-t", "-f", "../testdata/original/kproxy.yaml").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "configuration ../testdata/original/kproxy.yaml is valid" {
+		t.Errorf("original file: got %v %q", err, out)
+	}
+	out, err = exec.Command(bin, "-t", "--config", "../conf/kproxy.yaml").CombinedOutput()
+	if err != nil {
+		t.Errorf("conf/kproxy.yaml: got %v %q", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("port: 70000\nbroker_hosts: [127.0.0.1:9092]\nprot: 1\n"), 0o644)
+	cmd := exec.Command(bin, "-t", "-f", bad)
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "bad.yaml: port: 70000 is not in 1..65535") ||
+		!strings.Contains(string(out), "bad.yaml: prot: unknown key") {
+		t.Errorf("bad file: got exit %d and %q", cmd.ProcessState.ExitCode(), out)
+	}
+	out, err = exec.Command(bin, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "kproxy ") {
+		t.Errorf("--version: got %v %q", err, out)
+	}
+	cmd = exec.Command(bin)
+	cmd.Run()
+	if cmd.ProcessState.ExitCode() != 2 {
+		t.Errorf("no arguments: got exit %d, want 2", cmd.ProcessState.ExitCode())
+	}
+}
