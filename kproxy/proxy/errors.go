@@ -78,7 +78,7 @@ func classify(err error) (status int, code string) {
 		return http.StatusForbidden, "topic_not_allowed"
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found"
-	case errors.Is(err, ErrUnknownTopic), errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+	case errors.Is(err, ErrUnknownTopic), errors.Is(err, kerr.UnknownTopicOrPartition):
 		return http.StatusNotFound, "unknown_topic"
 	case errors.Is(err, ErrMethodNotAllowed):
 		return http.StatusMethodNotAllowed, "method_not_allowed"

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
@@ -129,7 +130,13 @@ func (p *Proxy) commit(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) produceFailed(w http.ResponseWriter, params commitParams, err error) {
 	status, code := classify(err)
 	p.metrics.produceErrs.WithLabelValues(code).Inc()
-	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+	if errors.Is(err, kerr.UnknownTopicID) {
+		// The topic was deleted and created again under a new ID: the client keeps
+		// failing it until it forgets the old one. The caller gets 503 and its
+		// retry finds the new topic (or 404 if it is really gone).
+		p.purgeTopic(p.prod.client(params.acks, []byte(params.key)), params.topic)
+		err = fmt.Errorf("%w: topic %q was deleted or recreated in Kafka: %v", ErrKafkaUnavailable, params.topic, err)
+	} else if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
 		p.health.suspect()
 	}
 	p.log.Warn("record not acknowledged", "topic", params.topic, "acks", params.acks.String(), "status", status, "code", code, "err", err)
@@ -146,6 +153,21 @@ func (p *Proxy) produceFailed(w http.ResponseWriter, params commitParams, err er
 		err = fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
 	p.fail(w, err)
+}
+
+// purgeTopic makes cl forget topic, once at a time per topic, in the background:
+// purging waits for the client's metadata loop.
+func (p *Proxy) purgeTopic(cl *kgo.Client, topic string) {
+	if _, busy := p.purging.LoadOrStore(topic, true); busy {
+		return
+	}
+	p.log.Warn("topic has a new ID in Kafka: dropping the client's view of it", "topic", topic)
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		defer p.purging.Delete(topic)
+		cl.PurgeTopicsFromProducing(topic)
+	}()
 }
 
 // readBody reads the whole body, bounded by max_request_size_bytes.

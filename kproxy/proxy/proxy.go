@@ -42,6 +42,8 @@ type Proxy struct {
 	produceTimeout time.Duration
 	inflight       atomic.Int64
 	draining       atomic.Bool
+	purging        sync.Map       // topic -> true while its purge runs
+	bg             sync.WaitGroup // background purges
 	closeOnce      sync.Once
 }
 
@@ -192,7 +194,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close closes the Kafka clients. It is safe to call more than once.
 func (p *Proxy) Close() {
-	p.closeOnce.Do(p.prod.close)
+	p.closeOnce.Do(func() {
+		p.bg.Wait()
+		p.prod.close()
+	})
 }
 
 // Registry returns the Prometheus registry behind /metrics.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -653,4 +654,37 @@ func TestClassifyCoversSentinels(t *testing.T) {
 			t.Errorf("classify(%v): got %d, want %d", tc.err, got, tc.status)
 		}
 	}
+}
+
+// TestTopicRecreated deletes the topic and creates it again (new topic ID): kproxy
+// answers 503 while its client forgets the old ID, then 200 again.
+func TestTopicRecreated(t *testing.T) {
+	c := testcluster.Kafka(t, kfake.SeedTopics(2, testTopic))
+	brokers := testcluster.Brokers(c)
+	r := start(t, testConfig(brokers))
+	if a := post(t, r.url, "topic="+testTopic+"&key=a", body(t, "m", 1)); a.status != 200 {
+		t.Fatalf("before: got %d", a.status)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(context.Background(), testTopic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, testTopic); err != nil {
+		t.Fatal(err)
+	}
+	var statuses []int
+	eventually(t, 20*time.Second, func() bool {
+		a := post(t, r.url, "topic="+testTopic+"&key=a", body(t, "m", 1))
+		statuses = append(statuses, a.status)
+		if a.status != 200 && a.status != 503 && a.status != 404 {
+			t.Fatalf("got %d %q, want 200, 503 or 404 while the topic changes", a.status, a.Code)
+		}
+		return a.status == 200
+	})
+	t.Logf("statuses while the topic was recreated: %v", statuses)
 }
