@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -33,11 +33,21 @@ func ParseRegistration(data []byte) (string, error) {
 	if r.Host != nil && *r.Host != "" && r.Port != nil && *r.Port > 0 {
 		return net.JoinHostPort(*r.Host, strconv.Itoa(*r.Port)), nil
 	}
+	// An endpoint is LISTENER://HOST:PORT. Listener names such as SASL_SSL are not
+	// valid URL schemes, so url.Parse would reject them.
 	for _, ep := range r.Endpoints {
-		u, err := url.Parse(ep)
-		if err == nil && u.Host != "" {
-			return u.Host, nil
+		_, hp, ok := strings.Cut(ep, "://")
+		if !ok {
+			continue
 		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			continue
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			continue
+		}
+		return net.JoinHostPort(host, port), nil
 	}
 	return "", errors.New("broker registration has neither host/port nor a usable endpoint")
 }

@@ -55,7 +55,7 @@ var Mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 // Check records every problem of c under section (e.g. "kafka").
 func (c Config) Check(f *config.File, section string) {
 	if c.SASL.Mechanism != "" {
-		f.OneOf(section+".sasl.mechanism", c.SASL.Mechanism, Mechanisms...)
+		f.OneOf(section+".sasl.mechanism", strings.ToUpper(c.SASL.Mechanism), Mechanisms...)
 		if c.SASL.User == "" {
 			f.Problemf(section+".sasl.user", "is required when sasl.mechanism is set")
 		}
