@@ -1,0 +1,326 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+)
+
+// Config is ktransfer's main file (conf/ktransfer.yaml). The first block holds the
+// original keys with their original meaning; the rest are new.
+type Config struct {
+	logging.Config
+
+	// ZKHosts is the ZooKeeper ensemble holding offsets, owners and instances.
+	ZKHosts []string `key:"zk_hosts"`
+	// ZKChroot prefixes every ZooKeeper path, e.g. /mq/test_cluster.
+	ZKChroot string `key:"zk_chroot"`
+	// ZKTimeoutMs is the ZooKeeper session timeout: a dead process's partitions move
+	// to the others about this long after it died.
+	ZKTimeoutMs int `key:"zk_timeout_ms"`
+	// ZKFailRetryIntervalMs is the pause between attempts when ZooKeeper fails.
+	ZKFailRetryIntervalMs int `key:"zk_fail_retry_interval_ms"`
+	// ModuleConfDir holds one NAME.yaml per module; relative to the main file's
+	// directory's parent when relative (the original's ./conf/modules layout).
+	ModuleConfDir string `key:"module_conf_dir"`
+	// ModuleEnabled names the modules this process runs.
+	ModuleEnabled []string `key:"module_enabled"`
+
+	// BrokerHosts lists Kafka seed brokers; empty = discover in {zk_chroot}/brokers/ids.
+	BrokerHosts []string `key:"broker_hosts"`
+	// Kafka holds client id, TLS and SASL.
+	Kafka kafkaconn.Config `key:"kafka"`
+	// OpsListen is the address of /status, /metrics, /healthz and /readyz.
+	OpsListen string `key:"ops_listen"`
+	// InstanceID names this process in ZooKeeper; empty = HOST-PID-RANDOM.
+	InstanceID string `key:"instance_id"`
+	// Shutdown bounds the drain after SIGTERM.
+	Shutdown time.Duration `key:"shutdown_timeout"`
+
+	// Modules are the loaded module files, by name, in module_enabled order.
+	Modules []Module `key:"-"`
+}
+
+// Module is one module file, {module_conf_dir}/{name}.yaml.
+type Module struct {
+	// Name is the file's base name: the consumer group in ZooKeeper.
+	Name string `key:"-"`
+
+	// Topic is the Kafka topic the module pushes.
+	Topic string `key:"topic"`
+	// Methods, when not empty, restricts pushes to records whose msgpack map value
+	// has a string "method" in this list.
+	Methods []string `key:"methods"`
+	// Protocol describes the HTTP requests.
+	Protocol Protocol `key:"protocol"`
+	// WorkerNum is the number of concurrent pushers.
+	WorkerNum int `key:"worker_num"`
+	// WindowSize bounds the records per partition dispatched and not yet done.
+	WindowSize int `key:"window_size"`
+	// MaxRetryTimes bounds retries of one record; -1 retries forever.
+	MaxRetryTimes int `key:"max_retry_times"`
+	// FailRetryIntervalMs is the pause before a retry.
+	FailRetryIntervalMs int `key:"fail_retry_interval_ms"`
+	// BackendServers are HOST:PORT or http(s):// base URLs, used round-robin.
+	BackendServers []string `key:"backend_servers"`
+	// SerializeByKey pushes records of one key one at a time, in offset order.
+	SerializeByKey bool `key:"serialize_by_key"`
+	// ZKOffsetUpdateIntervalSec is the original commit interval in seconds; used
+	// when commit_interval_ms is not set.
+	ZKOffsetUpdateIntervalSec int `key:"zk_offset_update_interval_sec"`
+	// ExpectedProcessingTimeMs: a push slower than this is logged at warning level.
+	ExpectedProcessingTimeMs int `key:"expected_processing_time_ms"`
+	// WaitingQueueSize is the queue length of each worker.
+	WaitingQueueSize int `key:"waiting_queue_size"`
+
+	// FailRetryBackoffMaxMs, when above fail_retry_interval_ms, makes retries back
+	// off exponentially with jitter up to this pause.
+	FailRetryBackoffMaxMs int `key:"fail_retry_backoff_max_ms"`
+	// RetryOnStatus lists the HTTP statuses (e.g. 429, "500-599") worth a retry;
+	// other failures are permanent. Empty: every failure is retried.
+	RetryOnStatus []string `key:"retry_on_status"`
+	// DeadLetterTopic receives records whose retries ran out; empty = log and skip.
+	DeadLetterTopic string `key:"dead_letter_topic"`
+	// OnMalformed decides what happens to a value that is not a msgpack map with a
+	// string method while methods is set: skip, push or dead_letter.
+	OnMalformed string `key:"on_malformed"`
+	// CommitIntervalMs is how often a changed offset is written to ZooKeeper.
+	CommitIntervalMs int `key:"commit_interval_ms"`
+	// InitialOffset is where a partition without a committed offset starts:
+	// oldest or newest.
+	InitialOffset string `key:"initial_offset"`
+	// ReleaseTimeoutMs bounds how long a partition being handed over waits for its
+	// pushes in progress before abandoning them (they are pushed again by the next
+	// owner).
+	ReleaseTimeoutMs int `key:"release_timeout_ms"`
+	// ServerFailThreshold consecutive failures take a backend server out of the
+	// rotation for ServerCooldownMs, after which one probe request is let through.
+	ServerFailThreshold int `key:"server_fail_threshold"`
+	ServerCooldownMs    int `key:"server_cooldown_ms"`
+}
+
+// Protocol is a module's protocol section.
+type Protocol struct {
+	// Name must be "http".
+	Name string `key:"name"`
+	// URI is the request path with placeholders {#TOPIC} {#PARTITION} {#TRANSID}
+	// {#KEY} {#METHOD}.
+	URI string `key:"uri"`
+	// Headers are one-entry maps; Host sets the request's host.
+	Headers []map[string]string `key:"headers"`
+	// Timeouts in milliseconds; 0 means none.
+	ReadTimeoutMs  int `key:"read_timeout_ms"`
+	WriteTimeoutMs int `key:"write_timeout_ms"`
+	ConnTimeoutMs  int `key:"conn_timeout_ms"`
+}
+
+// Defaults returns the main file's defaults.
+func Defaults() Config {
+	return Config{
+		Config:                logging.Defaults(),
+		ZKChroot:              "/",
+		ZKTimeoutMs:           6000,
+		ZKFailRetryIntervalMs: 1000,
+		ModuleConfDir:         "./conf/modules",
+		Kafka:                 kafkaconn.Config{ClientID: "ktransfer"},
+		OpsListen:             "127.0.0.1:5040",
+		Shutdown:              30 * time.Second,
+	}
+}
+
+// ModuleDefaults returns a module file's defaults.
+func ModuleDefaults() Module {
+	return Module{
+		Protocol:                 Protocol{Name: "http", URI: "/"},
+		WorkerNum:                16,
+		WindowSize:               200,
+		MaxRetryTimes:            -1,
+		FailRetryIntervalMs:      1000,
+		SerializeByKey:           true,
+		ExpectedProcessingTimeMs: 1000,
+		WaitingQueueSize:         64,
+		OnMalformed:              "skip",
+		InitialOffset:            "oldest",
+		ReleaseTimeoutMs:         10000,
+		ServerFailThreshold:      5,
+		ServerCooldownMs:         5000,
+	}
+}
+
+// CommitInterval is commit_interval_ms, else zk_offset_update_interval_sec, else 1 s.
+func (m Module) CommitInterval() time.Duration {
+	switch {
+	case m.CommitIntervalMs > 0:
+		return time.Duration(m.CommitIntervalMs) * time.Millisecond
+	case m.ZKOffsetUpdateIntervalSec > 0:
+		return time.Duration(m.ZKOffsetUpdateIntervalSec) * time.Second
+	}
+	return time.Second
+}
+
+// StatusRange is one entry of retry_on_status: a status or an inclusive range.
+type StatusRange struct{ Lo, Hi int }
+
+// ParseStatusRanges parses retry_on_status entries: "429" or "500-599".
+func ParseStatusRanges(list []string) ([]StatusRange, error) {
+	var out []StatusRange
+	var errs []error
+	for _, s := range list {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+		if !isRange {
+			hi = lo
+		}
+		l, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		h, err2 := strconv.Atoi(strings.TrimSpace(hi))
+		if err1 != nil || err2 != nil || l < 100 || h > 599 || l > h {
+			errs = append(errs, fmt.Errorf("%q is not a status (100..599) or a range such as 500-599", s))
+			continue
+		}
+		out = append(out, StatusRange{l, h})
+	}
+	return out, errors.Join(errs...)
+}
+
+// LoadConfig reads the main file at path and every enabled module file, and checks
+// them all, reporting every problem at once.
+func LoadConfig(path string) (Config, error) {
+	f, err := config.Open(path, "KTRANSFER")
+	if err != nil {
+		return Config{}, err
+	}
+	c := Defaults()
+	f.Decode("", &c)
+	c.check(f)
+	errs := []error{f.Err()}
+	if c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	}
+	dir := c.ModuleDir(path)
+	seen := map[string]bool{}
+	for _, name := range c.ModuleEnabled {
+		if seen[name] {
+			errs = append(errs, fmt.Errorf("%s: module_enabled: %q is listed twice", f.Name(), name))
+			continue
+		}
+		seen[name] = true
+		file := filepath.Join(dir, name+".yaml")
+		if _, err := os.Stat(file); err != nil {
+			errs = append(errs, fmt.Errorf("%s: module_enabled: %q has no module file %s (misspelt name?)", f.Name(), name, file))
+			continue
+		}
+		m, err := LoadModule(file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Modules = append(c.Modules, m)
+	}
+	return c, errors.Join(errs...)
+}
+
+// ModuleDir resolves module_conf_dir. A relative directory is taken relative to
+// the working directory when it exists there (the original ran from its install
+// directory: ./conf/modules), else relative to the main file's directory.
+func (c Config) ModuleDir(mainFile string) string {
+	d := c.ModuleConfDir
+	if filepath.IsAbs(d) {
+		return d
+	}
+	if st, err := os.Stat(d); err == nil && st.IsDir() {
+		return d
+	}
+	return filepath.Join(filepath.Dir(mainFile), d)
+}
+
+func (c *Config) check(f *config.File) {
+	f.Min("log_level", int64(c.Level), 0)
+	f.OneOf("log_format", c.Format, "text", "json")
+	f.NotEmpty("zk_hosts", len(c.ZKHosts))
+	f.HostPort("zk_hosts", c.ZKHosts)
+	f.Range("zk_timeout_ms", int64(c.ZKTimeoutMs), 1000, 600000)
+	f.Range("zk_fail_retry_interval_ms", int64(c.ZKFailRetryIntervalMs), 10, 600000)
+	f.NotEmpty("module_enabled", len(c.ModuleEnabled))
+	f.HostPort("broker_hosts", c.BrokerHosts)
+	c.Kafka.Check(f, "kafka")
+	if c.OpsListen != "" {
+		f.HostPort("ops_listen", []string{c.OpsListen})
+	}
+	if c.Shutdown <= 0 {
+		f.Problem("shutdown_timeout", c.Shutdown.String(), "must be positive")
+	}
+}
+
+// LoadModule reads and checks one module file; the module's name is the file's
+// base name without .yaml.
+func LoadModule(path string) (Module, error) {
+	f, err := config.Open(path, "")
+	if err != nil {
+		return Module{}, err
+	}
+	m := ModuleDefaults()
+	f.Decode("", &m)
+	m.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	m.check(f)
+	return m, f.Err()
+}
+
+func (m *Module) check(f *config.File) {
+	if m.Topic == "" {
+		f.Problemf("topic", "is required")
+	}
+	f.OneOf("protocol.name", m.Protocol.Name, "http")
+	if !strings.HasPrefix(m.Protocol.URI, "/") {
+		f.Problem("protocol.uri", m.Protocol.URI, "must start with /")
+	}
+	for i, h := range m.Protocol.Headers {
+		if len(h) != 1 {
+			f.Problemf("protocol.headers", "entry %d must be one \"Name: value\" pair, has %d", i+1, len(h))
+		}
+	}
+	f.Min("protocol.read_timeout_ms", int64(m.Protocol.ReadTimeoutMs), 0)
+	f.Min("protocol.write_timeout_ms", int64(m.Protocol.WriteTimeoutMs), 0)
+	f.Min("protocol.conn_timeout_ms", int64(m.Protocol.ConnTimeoutMs), 0)
+	f.Range("worker_num", int64(m.WorkerNum), 1, 10000)
+	f.Range("window_size", int64(m.WindowSize), 1, 1000000)
+	f.Min("max_retry_times", int64(m.MaxRetryTimes), -1)
+	f.Range("fail_retry_interval_ms", int64(m.FailRetryIntervalMs), 0, 3600000)
+	f.NotEmpty("backend_servers", len(m.BackendServers))
+	for _, s := range m.BackendServers {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			continue
+		}
+		f.HostPort("backend_servers", []string{s})
+	}
+	f.Min("zk_offset_update_interval_sec", int64(m.ZKOffsetUpdateIntervalSec), 0)
+	f.Min("expected_processing_time_ms", int64(m.ExpectedProcessingTimeMs), 0)
+	f.Range("waiting_queue_size", int64(m.WaitingQueueSize), 1, 1000000)
+	f.Min("fail_retry_backoff_max_ms", int64(m.FailRetryBackoffMaxMs), 0)
+	if _, err := ParseStatusRanges(m.RetryOnStatus); err != nil {
+		f.Problemf("retry_on_status", "%v", err)
+	}
+	f.OneOf("on_malformed", m.OnMalformed, "skip", "push", "dead_letter")
+	if m.OnMalformed == "dead_letter" && m.DeadLetterTopic == "" {
+		f.Problemf("on_malformed", "is dead_letter but dead_letter_topic is not set")
+	}
+	f.Min("commit_interval_ms", int64(m.CommitIntervalMs), 0)
+	f.OneOf("initial_offset", m.InitialOffset, "oldest", "newest")
+	f.Range("release_timeout_ms", int64(m.ReleaseTimeoutMs), 0, 600000)
+	f.Range("server_fail_threshold", int64(m.ServerFailThreshold), 1, 1000000)
+	f.Range("server_cooldown_ms", int64(m.ServerCooldownMs), 0, 3600000)
+}
+
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "ktransfer"
+	}
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1000000)
+}

@@ -1,0 +1,180 @@
+package transfer
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
+)
+
+// originalTree copies the original main file and module file into a directory laid
+// out as the original installation: conf/ktransfer.yaml, conf/modules/NAME.yaml.
+func originalTree(t *testing.T, modules ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "conf/modules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	main, err := os.ReadFile("../../testdata/original/ktransfer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile("../../testdata/original/modules/test_module_1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "conf/ktransfer.yaml"), main, 0o644)
+	for _, m := range modules {
+		os.WriteFile(filepath.Join(dir, "conf/modules", m+".yaml"), mod, 0o644)
+	}
+	return filepath.Join(dir, "conf/ktransfer.yaml")
+}
+
+func TestOriginalFilesAccepted(t *testing.T) {
+	path := originalTree(t, "test_mdoule_1", "test_module_2")
+	// The original ran from its install directory: ./conf/modules.
+	t.Chdir(filepath.Dir(filepath.Dir(path)))
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatalf("original files: %v", err)
+	}
+	if c.ZKChroot != "/mq/test_cluster" || c.ZKTimeoutMs != 3000 || len(c.ZKHosts) != 5 || c.Dir != "./log" || c.Level != 4 {
+		t.Errorf("main file decoded wrongly: %+v", c)
+	}
+	if len(c.Modules) != 2 || c.Modules[0].Name != "test_mdoule_1" {
+		t.Fatalf("got modules %+v", c.Modules)
+	}
+	m := c.Modules[1]
+	want := ModuleDefaults()
+	want.Name = "test_module_2"
+	want.Topic = "test_topic"
+	want.Methods = []string{"TestUserName", "TestReply"}
+	want.Protocol = Protocol{Name: "http", URI: "/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack",
+		Headers: []map[string]string{{"host": "www.myhug.cn"}}, ReadTimeoutMs: 0, WriteTimeoutMs: 100, ConnTimeoutMs: 100}
+	want.WorkerNum, want.WindowSize, want.MaxRetryTimes, want.FailRetryIntervalMs = 100, 200, -1, 200
+	want.BackendServers = []string{"10.1.2.1:80", "10.1.2.2:80", "10.1.2.3:80", "10.1.2.4:80"}
+	if !reflect.DeepEqual(m, want) {
+		t.Errorf("module decoded wrongly:\ngot  %+v\nwant %+v", m, want)
+	}
+}
+
+// TestMisspeltModuleReported is the original's own typo: module_enabled names a
+// module that has no file.
+func TestMisspeltModuleReported(t *testing.T) {
+	path := originalTree(t, "test_module_1", "test_module_2")
+	t.Chdir(filepath.Dir(filepath.Dir(path)))
+	_, err := LoadConfig(path)
+	if err == nil || !strings.Contains(err.Error(), `ktransfer.yaml: module_enabled: "test_mdoule_1" has no module file`) {
+		t.Errorf("got %v, want the misspelt module named", err)
+	}
+}
+
+func TestModuleDirRelativeToMainFile(t *testing.T) {
+	path := originalTree(t, "test_mdoule_1", "test_module_2")
+	// From elsewhere, ./conf/modules is resolved next to the main file's directory.
+	os.MkdirAll(filepath.Join(filepath.Dir(path), "conf"), 0o755)
+	os.Rename(filepath.Join(filepath.Dir(path), "modules"), filepath.Join(filepath.Dir(path), "conf/modules"))
+	t.Chdir(t.TempDir())
+	if _, err := LoadConfig(path); err != nil {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestInvalidModule(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.yaml")
+	os.WriteFile(p, []byte(`
+topic: ""
+protocol: {name: grpc, uri: "x", headers: [{A: 1, B: 2}]}
+worker_num: 0
+window_size: 0
+max_retry_times: -2
+backend_servers: [nohost]
+retry_on_status: [429, "500-599", "600", "x"]
+on_malformed: explode
+initial_offset: latest
+windw_size: 3
+`), 0o644)
+	_, err := LoadModule(p)
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	for _, want := range []string{
+		`m.yaml: topic: is required`,
+		`m.yaml: protocol.name: "grpc" is not one of http`,
+		`m.yaml: protocol.uri: "x" must start with /`,
+		`m.yaml: protocol.headers: entry 1 must be one "Name: value" pair, has 2`,
+		`m.yaml: worker_num: 0 is not in 1..10000`,
+		`m.yaml: window_size: 0 is not in 1..1000000`,
+		`m.yaml: max_retry_times: -2 is less than -1`,
+		`m.yaml: backend_servers: "nohost" is not HOST:PORT`,
+		`m.yaml: retry_on_status: "600" is not a status`,
+		`"x" is not a status`,
+		`m.yaml: on_malformed: "explode" is not one of skip, push, dead_letter`,
+		`m.yaml: initial_offset: "latest" is not one of oldest, newest`,
+		`m.yaml: windw_size: unknown key`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q; got:\n%v", want, err)
+		}
+	}
+}
+
+func TestCommitInterval(t *testing.T) {
+	for _, tc := range []struct {
+		ms, sec int
+		want    time.Duration
+	}{{0, 0, time.Second}, {0, 5, 5 * time.Second}, {250, 5, 250 * time.Millisecond}} {
+		m := Module{CommitIntervalMs: tc.ms, ZKOffsetUpdateIntervalSec: tc.sec}
+		if got := m.CommitInterval(); got != tc.want {
+			t.Errorf("%+v: got %s, want %s", tc, got, tc.want)
+		}
+	}
+}
+
+func TestParseStatusRanges(t *testing.T) {
+	got, err := ParseStatusRanges([]string{"408", " 429 ", "500-599"})
+	want := []StatusRange{{408, 408}, {429, 429}, {500, 599}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v %v, want %v", got, err, want)
+	}
+	if _, err := ParseStatusRanges([]string{"599-500"}); err == nil {
+		t.Error("reversed range: got no error")
+	}
+}
+
+// TestExampleFilesShowEveryKey keeps conf/ktransfer.yaml and conf/modules/example.yaml
+// complete and at their defaults.
+func TestExampleFilesShowEveryKey(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		keys []string
+	}{
+		{"../../conf/ktransfer.yaml", config.Keys(Config{})},
+		{"../../conf/modules/example.yaml", config.Keys(Module{})},
+	} {
+		v := viper.New()
+		v.SetConfigFile(tc.path)
+		if err := v.ReadInConfig(); err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		for _, k := range tc.keys {
+			if !v.IsSet(k) {
+				t.Errorf("%s does not show key %s", tc.path, k)
+			}
+		}
+	}
+	m, err := LoadModule("../../conf/modules/example.yaml")
+	if err != nil {
+		t.Fatalf("example module: %v", err)
+	}
+	d := ModuleDefaults()
+	if m.WorkerNum != d.WorkerNum || m.WindowSize != d.WindowSize || m.OnMalformed != d.OnMalformed || m.ReleaseTimeoutMs != d.ReleaseTimeoutMs {
+		t.Errorf("example module differs from the defaults: %+v", m)
+	}
+}
