@@ -116,7 +116,7 @@ func Defaults() Config {
 		ValidateMsgpack:     true,
 		DefaultAcks:         "1",
 		ProduceTimeoutMs:    10000,
-		LingerMs:            0,
+		LingerMs:            1,
 		Compression:         "none",
 		MaxBufferedRecords:  10000,
 		RetryAfterSec:       1,

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -19,20 +18,41 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
 )
 
-// pending is one record on its way to Kafka. The promise signals done; the struct
-// is reused only when the promise has run, so a late acknowledgement after a 504
-// never touches a recycled request.
+// pending is one request's record on its way to Kafka, pooled with its buffers.
+// The struct goes back to the pool only after its promise ran, so a late
+// acknowledgement after a 504 never touches a recycled request.
 type pending struct {
-	rec  kgo.Record
-	err  error
-	done chan struct{}
+	rec     kgo.Record
+	err     error
+	done    chan struct{}
+	timer   *time.Timer
+	buf     []byte // body buffer, reused for bodies up to maxPooledBody
+	key     []byte
+	promise func(*kgo.Record, error) // bound once: a method value allocates
 }
 
-var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+// maxPooledBody bounds the body buffers kept in the pool, so a few large bodies do
+// not pin memory.
+const maxPooledBody = 64 << 10
 
-func (p *pending) promise(_ *kgo.Record, err error) {
-	p.err = err
-	p.done <- struct{}{}
+var pendingPool = sync.Pool{New: func() any {
+	pd := &pending{done: make(chan struct{}, 1)}
+	pd.promise = func(_ *kgo.Record, err error) {
+		pd.err = err
+		pd.done <- struct{}{}
+	}
+	pd.timer = time.NewTimer(time.Hour)
+	pd.timer.Stop()
+	return pd
+}}
+
+// release returns pd to the pool; only after its promise ran.
+func (pd *pending) release() {
+	pd.rec, pd.err = kgo.Record{}, nil
+	if cap(pd.buf) > maxPooledBody {
+		pd.buf = nil
+	}
+	pendingPool.Put(pd)
 }
 
 // commit handles POST /commit?topic=T&key=K&acks=A.
@@ -61,58 +81,60 @@ func (p *Proxy) commit(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, fmt.Errorf("%w: %q is refused by this kproxy's topic rules", ErrTopicNotAllowed, params.topic))
 		return
 	}
-	body, err := p.readBody(r)
+	pd := pendingPool.Get().(*pending)
+	body, err := p.readBody(r, pd.buf)
 	if err != nil {
+		pd.release()
 		p.fail(w, err)
 		return
 	}
+	pd.buf = body
 	if p.cfg.ValidateMsgpack {
 		if err := envelope.Validate(body); err != nil {
+			pd.release()
 			p.fail(w, fmt.Errorf("%w: %v", ErrInvalidMsgpack, err))
 			return
 		}
 	}
 	if n := p.inflight.Add(1); n > int64(p.cfg.ReqPoolSize) {
 		p.inflight.Add(-1)
+		pd.release()
 		p.fail(w, fmt.Errorf("%w (%d requests in progress, req_pool_size %d)", ErrBackpressure, n-1, p.cfg.ReqPoolSize))
 		return
 	}
 	defer p.inflight.Add(-1)
 	if err := p.health.err(); err != nil {
+		pd.release()
 		p.fail(w, err)
 		return
 	}
 
-	pd := pendingPool.Get().(*pending)
 	pd.rec = kgo.Record{Topic: params.topic, Value: body}
 	if params.key != "" {
-		pd.rec.Key = []byte(params.key)
+		pd.key = append(pd.key[:0], params.key...)
+		pd.rec.Key = pd.key
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.produceTimeout)
-	p.prod.client(params.acks, pd.rec.Key).TryProduce(ctx, &pd.rec, pd.promise)
+	// The request's context ends when the handler returns: after a 504 the client
+	// drops the record if it has not been sent yet. A record already sent (an
+	// idempotent batch cannot be recalled) keeps its pending struct until its
+	// promise runs; the struct is then left to the garbage collector.
+	p.prod.client(params.acks, pd.rec.Key).TryProduce(r.Context(), &pd.rec, pd.promise)
+	pd.timer.Reset(p.produceTimeout)
 	select {
 	case <-pd.done:
-	case <-ctx.Done():
-		// The client fails a record it has not sent yet at once, with the precise
-		// cause; give it a moment. A record already sent (an idempotent batch
-		// cannot be recalled) keeps its pending struct until its promise runs:
-		// the struct is then left to the garbage collector, never reused.
-		grace := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-pd.done:
-			grace.Stop()
-		case <-grace.C:
-			cancel()
-			p.metrics.produceErrs.WithLabelValues("kafka_timeout").Inc()
-			p.health.suspect()
-			p.fail(w, fmt.Errorf("%w (produce_timeout_ms %d)", ErrTimeout, p.cfg.ProduceTimeoutMs))
-			return
-		}
+		pd.timer.Stop()
+	case <-pd.timer.C:
+		p.metrics.produceErrs.WithLabelValues("kafka_timeout").Inc()
+		p.health.suspect()
+		p.fail(w, fmt.Errorf("%w (produce_timeout_ms %d)", ErrTimeout, p.cfg.ProduceTimeoutMs))
+		return
+	case <-r.Context().Done():
+		// The caller went away; nobody reads an answer.
+		p.metrics.request(499, "client_gone")
+		return
 	}
-	cancel()
 	err, partition, offset := pd.err, pd.rec.Partition, pd.rec.Offset
-	pd.rec, pd.err = kgo.Record{}, nil
-	pendingPool.Put(pd)
+	pd.release()
 	if err != nil {
 		p.produceFailed(w, params, err)
 		return
@@ -170,8 +192,9 @@ func (p *Proxy) purgeTopic(cl *kgo.Client, topic string) {
 	}()
 }
 
-// readBody reads the whole body, bounded by max_request_size_bytes.
-func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
+// readBody reads the whole body, bounded by max_request_size_bytes, into buf when
+// it is large enough.
+func (p *Proxy) readBody(r *http.Request, buf []byte) ([]byte, error) {
 	limit := int64(p.cfg.MaxRequestSizeBytes)
 	if r.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, r.ContentLength, limit)
@@ -180,7 +203,11 @@ func (p *Proxy) readBody(r *http.Request) ([]byte, error) {
 		return nil, ErrEmptyBody
 	}
 	if r.ContentLength > 0 {
-		buf := make([]byte, r.ContentLength)
+		if int64(cap(buf)) >= r.ContentLength {
+			buf = buf[:r.ContentLength]
+		} else {
+			buf = make([]byte, r.ContentLength)
+		}
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBodyRead, err)
 		}

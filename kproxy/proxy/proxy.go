@@ -135,22 +135,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 // clients still hold and closes them, all within shutdown_timeout. It returns nil
 // after a clean drain.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	read := time.Duration(p.cfg.ReadTimeoutMs) * time.Millisecond
-	write := time.Duration(p.cfg.WriteTimeoutMs) * time.Millisecond
-	srv := &http.Server{
-		Handler:           p.Handler(),
-		ReadTimeout:       read,
-		ReadHeaderTimeout: time.Duration(p.cfg.ReadHeaderTimeoutMs) * time.Millisecond,
-		IdleTimeout:       time.Duration(p.cfg.IdleTimeoutMs) * time.Millisecond,
-		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	// net/http's write timeout runs from the end of the request headers to the end
-	// of the response, which includes reading the body and waiting for Kafka:
-	// write_timeout_ms is what is left for writing the answer.
-	if write > 0 {
-		srv.WriteTimeout = read + p.produceTimeout + 200*time.Millisecond + write
-	}
+	srv := p.cfg.HTTPServer(p.Handler())
+	srv.ErrorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
 
 	hctx, stopHealth := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -190,6 +176,27 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	p.Close()
 	p.log.Info("drained", "took", time.Since(start).Round(time.Millisecond), "ok", len(errs) == 0)
 	return errors.Join(errs...)
+}
+
+// HTTPServer returns the http.Server kproxy serves h with: the configured read,
+// header, idle and write timeouts and header size bound.
+func (c Config) HTTPServer(h http.Handler) *http.Server {
+	read := time.Duration(c.ReadTimeoutMs) * time.Millisecond
+	write := time.Duration(c.WriteTimeoutMs) * time.Millisecond
+	srv := &http.Server{
+		Handler:           h,
+		ReadTimeout:       read,
+		ReadHeaderTimeout: time.Duration(c.ReadHeaderTimeoutMs) * time.Millisecond,
+		IdleTimeout:       time.Duration(c.IdleTimeoutMs) * time.Millisecond,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+	}
+	// net/http's write timeout runs from the end of the request headers to the end
+	// of the response, which includes reading the body and waiting for Kafka:
+	// write_timeout_ms is what is left for writing the answer.
+	if write > 0 {
+		srv.WriteTimeout = read + time.Duration(c.ProduceTimeoutMs)*time.Millisecond + 200*time.Millisecond + write
+	}
+	return srv
 }
 
 // Close closes the Kafka clients. It is safe to call more than once.

@@ -1,0 +1,895 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+)
+
+// The load every run applies.
+const (
+	benchTopic      = "bench"
+	benchPartitions = 8
+	benchConns      = 64
+	benchBodySize   = 200
+	benchKeys       = 1000
+	benchWarmup     = 2 * time.Second
+	defaultDuration = 10 * time.Second
+)
+
+// The targets of the issue; a miss is reported, not failed.
+const (
+	targetCeilingRatio = 0.6
+	targetP99          = 25 * time.Millisecond
+	targetRSS          = 100_000_000 // bytes (100 MB)
+)
+
+// ceilingEnv switches the test binary into the HTTP ceiling server (see
+// init); its value is the kproxy.yaml whose server settings to use.
+const ceilingEnv = "BENCH_CEILING_CONFIG" // not KPROXY_*: kproxy's loader refuses unknown overrides
+
+// ceilingAnnounce and brokerAnnounce start the line the ceiling server and
+// devbroker print on stdout once they accept connections, followed by the
+// address.
+const (
+	ceilingAnnounce = "ceiling listening on "
+	brokerAnnounce  = "devbroker listening on "
+)
+
+// startTimeout bounds the wait for a child process to serve; stopGrace is
+// how long a child gets between SIGTERM and SIGKILL; requestTimeout bounds
+// the benchmark's own single requests (the profile's extra to its length).
+const (
+	startTimeout   = 30 * time.Second
+	stopGrace      = 10 * time.Second
+	requestTimeout = 10 * time.Second
+)
+
+// init turns the test binary into the HTTP ceiling server (see runCeiling)
+// when the benchmark re-executes it with ceilingEnv set, before any test
+// machinery starts. Re-executing keeps the ceiling beside the benchmark
+// without a second build, lets it read kproxy.yaml with kproxy's own loader,
+// and makes the child's PID the server's own, so its RSS can be read (with
+// `go run` it would be the go command's). It is an init function rather
+// than TestMain because blackbox_test.go in this package has the TestMain.
+func init() {
+	if path := os.Getenv(ceilingEnv); path != "" {
+		if err := runCeiling(path); err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// BenchmarkLoad is the kproxy load benchmark of `make bench`:
+//
+//	go test -run '^$' -bench BenchmarkLoad -benchtime 1x -timeout 30m ./kproxy/
+//
+// It builds kproxy and scripts/devbroker, starts the broker (kfake, in
+// memory, topic "bench" with 8 partitions) and kproxy as separate processes
+// on loopback, and drives kproxy with pkg/loadgen: 64 keep-alive
+// connections, 200-byte msgpack bodies, 1,000 keys, at acks=1 and acks=-1.
+// Two baselines run in the same benchmark with the same generator and
+// settings: the HTTP ceiling (a trivial net/http server without Kafka, see
+// runCeiling) and the direct client (64 goroutines calling franz-go
+// ProduceSync against the same broker). It prints, on standard output, each
+// run with the CPU time every process spent per request, a table of req/s,
+// p50, p99, errors, peak RSS and kproxy's throughput relative to each
+// baseline, and a PASS/MISS line per target. Misses do not fail the
+// benchmark; losing an acknowledged record does.
+//
+// Each run is a warm-up run followed by a measured run, rather than one run
+// with loadgen.Warmup, so that the generator counts every answer kproxy gave
+// and the loss check compares exact numbers. The benchmark runs once
+// whatever b.N is.
+//
+// Environment:
+//
+//	BENCH_DURATION  measured time of each run (default 10s), after a 2 s warm-up
+//	BENCH_PROFILE   directory: save a CPU profile of kproxy taken during the
+//	                acks=1 run there, as kproxy-acks1.pprof
+func BenchmarkLoad(b *testing.B) {
+	d := benchDuration(b)
+	profileDir := os.Getenv("BENCH_PROFILE")
+	wl, err := newBenchWorkload()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := startBenchRig(b)
+	ctx := b.Context()
+	report("BenchmarkLoad: %d connections (direct client: goroutines), %d-byte msgpack bodies, %d keys, "+
+		"each run %s after a %s warm-up\n", benchConns, benchBodySize, benchKeys, d, benchWarmup)
+
+	// The baselines go first, so that kproxy meets the broker holding the
+	// direct client's records rather than the other way round.
+	_, ceiling := r.measureRun(b, "HTTP ceiling", func(d time.Duration) (loadgen.Result, error) {
+		return loadgen.RunHTTP(ctx, wl.target(r.ceilingURL, "1"), benchConns, d)
+	}, d, nil)
+	ceilingRSS := peakRSS(b, r.ceiling)
+
+	_, direct := r.measureRun(b, "direct client", func(d time.Duration) (loadgen.Result, error) {
+		return loadgen.RunFunc(ctx, benchConns, d, func(ctx context.Context, worker int, seq uint64) error {
+			i := wl.index(worker, seq)
+			return r.client.ProduceSync(ctx, &kgo.Record{Topic: benchTopic, Key: wl.keys[i], Value: wl.bodies[i]}).FirstErr()
+		})
+	}, d, nil)
+
+	acks1 := r.measureKproxy(b, wl, "1", d, profileDir)
+	acks1RSS := peakRSS(b, r.kproxy)
+	acksAll := r.measureKproxy(b, wl, "-1", d, "")
+	peak := peakRSS(b, r.kproxy)
+	r.kproxy.mustBeRunning(b)
+	r.ceiling.mustBeRunning(b)
+
+	versus := func(res loadgen.Result) map[string]float64 {
+		return map[string]float64{"vs ceiling": loadgen.Ratio(res, ceiling), "vs direct": loadgen.Ratio(res, direct)}
+	}
+	report("\n%s(RSS: peak so far, VmHWM; the direct client runs in the benchmark process at acks=1)\n", loadgen.Table([]loadgen.Row{
+		{Name: "HTTP ceiling (net/http, no Kafka)", Result: ceiling, RSS: ceilingRSS},
+		{Name: "direct franz-go ProduceSync acks=1", Result: direct},
+		{Name: "kproxy acks=1", Result: acks1, RSS: acks1RSS, Ratios: versus(acks1)},
+		{Name: "kproxy acks=-1", Result: acksAll, RSS: peak, Ratios: versus(acksAll)},
+	}))
+	report("\ntargets (reported, not enforced):\n%s\n", renderTargets([]benchTarget{
+		{"kproxy acks=1 req/s vs HTTP ceiling", fmt.Sprintf(">= %.2f", targetCeilingRatio),
+			fmt.Sprintf("%.2f", loadgen.Ratio(acks1, ceiling)), loadgen.Ratio(acks1, ceiling) >= targetCeilingRatio},
+		p99Target("kproxy acks=1 p99", acks1),
+		p99Target("kproxy acks=-1 p99", acksAll),
+		{"kproxy peak RSS", fmt.Sprintf("< %d MB", targetRSS/1_000_000),
+			fmt.Sprintf("%.1f MB", float64(peak)/1e6), peak < targetRSS},
+	}))
+
+	b.ReportMetric(ceiling.Rate(), "ceiling-req/s")
+	b.ReportMetric(direct.Rate(), "direct-req/s")
+	reportKproxy(b, "kproxy-acks1-", acks1, ceiling, direct)
+	reportKproxy(b, "kproxy-acksall-", acksAll, ceiling, direct)
+	b.ReportMetric(float64(peak)/(1<<20), "kproxy-peak-RSS-MiB")
+}
+
+// report prints to standard output: go test cuts a benchmark's log after a
+// few lines, and the table must be seen whole.
+func report(format string, args ...any) {
+	fmt.Printf(format, args...)
+}
+
+// benchDuration returns BENCH_DURATION, default defaultDuration.
+func benchDuration(b *testing.B) time.Duration {
+	s := os.Getenv("BENCH_DURATION")
+	if s == "" {
+		return defaultDuration
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		b.Fatalf("BENCH_DURATION=%q: want a positive duration such as 10s", s)
+	}
+	return d
+}
+
+// benchWorkload is the pre-built request mix: the i-th request of a run (counted
+// over all workers) uses key "k"+i%benchKeys and a msgpack body naming that
+// key, so consecutive requests go to varying partitions.
+type benchWorkload struct {
+	keys    [][]byte
+	queries []string // "&key=kN", appended to the target URL
+	bodies  [][]byte
+}
+
+func newBenchWorkload() (*benchWorkload, error) {
+	wl := &benchWorkload{
+		keys:    make([][]byte, benchKeys),
+		queries: make([]string, benchKeys),
+		bodies:  make([][]byte, benchKeys),
+	}
+	for i := range benchKeys {
+		key := "k" + strconv.Itoa(i)
+		body, err := loadgen.MsgpackBody(benchBodySize, key, uint64(i))
+		if err != nil {
+			return nil, fmt.Errorf("build body %d: %w", i, err)
+		}
+		wl.keys[i], wl.queries[i], wl.bodies[i] = []byte(key), "&key="+key, body
+	}
+	return wl, nil
+}
+
+// index returns the slot of request seq of worker: with every worker at the
+// same pace, request seq of worker w is request seq*benchConns+w overall.
+func (wl *benchWorkload) index(worker int, seq uint64) int {
+	return int((seq*benchConns + uint64(worker)) % benchKeys)
+}
+
+// target returns the loadgen target that POSTs the workload to base (an
+// http://host:port URL) at acks.
+func (wl *benchWorkload) target(base, acks string) loadgen.HTTPTarget {
+	return loadgen.HTTPTarget{
+		URL:    base + "/commit?topic=" + benchTopic + "&acks=" + acks,
+		Header: http.Header{"Content-Type": {"application/x-msgpack"}},
+		Body: func(worker int, seq uint64) (string, []byte) {
+			i := wl.index(worker, seq)
+			return wl.queries[i], wl.bodies[i]
+		},
+	}
+}
+
+// measureRun runs load for the warm-up and then for d, reports both results
+// and the CPU time each process spent per successful request during the
+// measured run, and returns them. during, when set, runs alongside the
+// measured run and is waited for. A run without a single success means the
+// setup is broken, not slow, and fails the benchmark.
+func (r *benchRig) measureRun(b *testing.B, name string, load func(time.Duration) (loadgen.Result, error), d time.Duration, during func() error) (warm, res loadgen.Result) {
+	b.Helper()
+	warm, err := load(benchWarmup)
+	if err != nil {
+		b.Fatalf("%s warm-up: %v", name, err)
+	}
+	errc := make(chan error, 1)
+	if during != nil {
+		go func() { errc <- during() }()
+	}
+	cpu0 := r.cpuTimes(b)
+	res, err = load(d)
+	cpu1 := r.cpuTimes(b)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	if during != nil {
+		if err := <-errc; err != nil {
+			b.Errorf("%s: %v", name, err)
+		}
+	}
+	report("%s: warm-up %s\n%s: %s\n", name, warm, name, res)
+	if res.OK == 0 {
+		b.Fatalf("%s: no request succeeded: %s", name, res)
+	}
+	var cpu strings.Builder
+	var total time.Duration
+	for i := range cpu1 {
+		used := cpu1[i].used - cpu0[i].used
+		total += used
+		fmt.Fprintf(&cpu, " %s %.0fus", cpu1[i].name, float64(used.Microseconds())/float64(res.OK))
+	}
+	report("%s: CPU per request:%s (%.2f cores busy)\n", name, cpu.String(), total.Seconds()/res.Duration.Seconds())
+	return warm, res
+}
+
+// processCPU is the CPU time a process has used so far.
+type processCPU struct {
+	name string
+	used time.Duration
+}
+
+// cpuTimes returns the CPU time used by the benchmark process and each child.
+func (r *benchRig) cpuTimes(b *testing.B) []processCPU {
+	b.Helper()
+	out := make([]processCPU, 0, 1+len(r.children))
+	self, err := cpuTime(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	out = append(out, processCPU{"benchmark", self})
+	for _, p := range r.children {
+		used, err := cpuTime(p.cmd.Process.Pid)
+		if err != nil {
+			// Most likely the process is gone: say so, with its output.
+			select {
+			case <-p.done:
+			case <-time.After(time.Second):
+			}
+			p.mustBeRunning(b)
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		out = append(out, processCPU{p.name, used})
+	}
+	return out
+}
+
+// cpuTime returns the user and system CPU time of all threads of process
+// pid, from /proc/PID/stat. The kernel reports it in USER_HZ ticks, which
+// are 1/100 s on every Linux architecture Go supports.
+func cpuTime(pid int) (time.Duration, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("CPU time: %w", err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// state (field 3) follows the last ')', utime and stime are fields 14
+	// and 15.
+	i := bytes.LastIndexByte(data, ')')
+	var f []string
+	if i >= 0 {
+		f = strings.Fields(string(data[i+1:]))
+	}
+	if len(f) < 13 {
+		return 0, fmt.Errorf("CPU time: %s: unexpected format %q", path, data)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CPU time: %s: %w", path, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// benchRig is what the benchmark runs against: the broker, kproxy and the
+// ceiling server as child processes, and a franz-go client of the broker
+// for the direct baseline and the offset checks.
+type benchRig struct {
+	children              []*childProcess // broker, kproxy, ceiling
+	kproxy, ceiling       *childProcess
+	kproxyURL, ceilingURL string
+	client                *kgo.Client
+	admin                 *kadm.Client
+}
+
+// startBenchRig builds the binaries and starts every process, each stopped in
+// b.Cleanup; it returns once all of them serve.
+func startBenchRig(b *testing.B) *benchRig {
+	b.Helper()
+	dir := b.TempDir()
+	buildBinaries(b, dir)
+
+	broker := startChild(b, dir, "devbroker", nil, filepath.Join(dir, "devbroker"),
+		"-listen", "127.0.0.1:0", "-topics", benchTopic, "-partitions", strconv.Itoa(benchPartitions), "-log-level", "error")
+	brokerAddr := broker.announced(b, brokerAnnounce)
+
+	port, err := freeLoopbackPort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "kproxy.yaml")
+	if err := writeBenchConfig(cfgPath, port, brokerAddr, dir); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := proxy.LoadConfig(cfgPath)
+	if err != nil {
+		b.Fatalf("the benchmark's kproxy.yaml: %v", err)
+	}
+
+	r := &benchRig{kproxyURL: "http://" + net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port))}
+	r.kproxy = startChild(b, dir, "kproxy", nil, filepath.Join(dir, "kproxy"), "-f", cfgPath)
+	r.kproxy.log = filepath.Join(cfg.Dir, "kproxy.log")
+	r.kproxy.await(b, "GET /readyz 200", func() (bool, error) {
+		status, _, err := fetch(r.kproxyURL+"/readyz", requestTimeout)
+		return status == http.StatusOK, err
+	})
+
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatalf("find the test binary: %v", err)
+	}
+	r.ceiling = startChild(b, dir, "ceiling", []string{ceilingEnv + "=" + cfgPath}, self)
+	r.ceilingURL = "http://" + r.ceiling.announced(b, ceilingAnnounce)
+	r.children = []*childProcess{broker, r.kproxy, r.ceiling}
+
+	r.client, err = directClient(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(r.client.Close)
+	r.admin = kadm.NewClient(r.client)
+
+	// One request each before any load: both answer with the same shape.
+	for _, base := range []string{r.kproxyURL, r.ceilingURL} {
+		if err := commitOnce(base); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r
+}
+
+// buildBinaries compiles kproxy and devbroker into dir. go test runs in the
+// package's directory, so the packages are named relative to it.
+func buildBinaries(b *testing.B, dir string) {
+	b.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		b.Fatalf("find the go command: %v", err)
+	}
+	cmd := exec.CommandContext(b.Context(), gobin, "build", "-o", dir+string(filepath.Separator), ".", "../scripts/devbroker")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build kproxy and devbroker: %v\n%s", err, out)
+	}
+}
+
+// freeLoopbackPort returns a port of 127.0.0.1 that was free a moment ago.
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// writeBenchConfig writes the benchmark's kproxy.yaml: the keys and values
+// of the original kproxy.yaml (testdata/original/kproxy.yaml) except for the
+// addresses, log_dir and log_level, then the new keys the benchmark needs.
+func writeBenchConfig(path string, port int, broker, logDir string) error {
+	yaml := fmt.Sprintf(`# kproxy.yaml of BenchmarkLoad
+log_dir: %q
+log_level: 2
+port: %d
+read_timeout_ms: 100
+write_timeout_ms: 100
+req_pool_size: 10240
+producer_num: 1
+max_request_size_bytes: 10485760
+broker_hosts:
+ - %q
+
+listen_address: 127.0.0.1
+pprof: true
+`, logDir, port, broker)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		return fmt.Errorf("write kproxy.yaml: %w", err)
+	}
+	return nil
+}
+
+// directClient returns the franz-go client of the direct baseline, set up as
+// kproxy sets up its acks=1 client: same connection options, partitioner,
+// linger and compression (none, kproxy's default; franz-go's is snappy).
+func directClient(cfg proxy.Config) (*kgo.Client, error) {
+	opts, err := kafkaconn.Options(cfg.BrokerHosts, cfg.Kafka, nil)
+	if err != nil {
+		return nil, err
+	}
+	part, err := partition.Lookup(cfg.Partitioner)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
+		kgo.RecordPartitioner(partition.Kgo(part)),
+		kgo.RequiredAcks(kgo.LeaderAck()),
+		kgo.DisableIdempotentWrite(),
+		kgo.ProducerLinger(time.Duration(cfg.LingerMs)*time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("create the direct client: %w", err)
+	}
+	return cl, nil
+}
+
+// measureKproxy measures kproxy at acks and checks that the topic grew by at
+// least the number of 200 answers kproxy gave (warm-up included): nothing
+// acknowledged is lost. With profileDir set, it saves a CPU profile of
+// kproxy taken during the measured run there.
+func (r *benchRig) measureKproxy(b *testing.B, wl *benchWorkload, acks string, d time.Duration, profileDir string) loadgen.Result {
+	b.Helper()
+	name := "kproxy acks=" + acks
+	before, err := r.topicRecords(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var during func() error
+	if profileDir != "" {
+		during = func() error { return r.cpuProfile(profileDir, "kproxy-acks"+acks+".pprof", d) }
+	}
+	warm, res := r.measureRun(b, name, func(d time.Duration) (loadgen.Result, error) {
+		return loadgen.RunHTTP(b.Context(), wl.target(r.kproxyURL, acks), benchConns, d)
+	}, d, during)
+	after, err := r.topicRecords(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	acked := warm.Status[http.StatusOK] + res.Status[http.StatusOK]
+	report("%s: %d answers 200 (warm-up included), topic grew by %d records\n", name, acked, after-before)
+	if after-before < acked {
+		b.Fatalf("%s: got %d new records in topic %s, want at least the %d kproxy acknowledged with 200", name, after-before, benchTopic, acked)
+	}
+	return res
+}
+
+// topicRecords returns the sum of the end offsets of the topic's partitions.
+func (r *benchRig) topicRecords(ctx context.Context) (int64, error) {
+	offsets, err := r.admin.ListEndOffsets(ctx, benchTopic)
+	if err == nil {
+		err = offsets.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list end offsets of %s: %w", benchTopic, err)
+	}
+	var n int64
+	parts := 0
+	offsets.Each(func(o kadm.ListedOffset) {
+		n += o.Offset
+		parts++
+	})
+	if parts != benchPartitions {
+		return 0, fmt.Errorf("topic %s: got %d partitions, want %d", benchTopic, parts, benchPartitions)
+	}
+	return n, nil
+}
+
+// cpuProfile saves a CPU profile of kproxy over most of d as dir/name.
+func (r *benchRig) cpuProfile(dir, name string, d time.Duration) error {
+	seconds := max(1, int((d-500*time.Millisecond)/time.Second))
+	url := r.kproxyURL + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)
+	status, body, err := fetch(url, time.Duration(seconds)*time.Second+requestTimeout)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("status %d: %s", status, body)
+	}
+	if err != nil {
+		return fmt.Errorf("CPU profile: GET %s: %w", url, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	return nil
+}
+
+// fetch GETs url within timeout and returns the status and body.
+func fetch(url string, timeout time.Duration) (int, []byte, error) {
+	resp, err := (&http.Client{Timeout: timeout}).Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// commitAnswer is the JSON of a successful /commit; the pointers tell a
+// missing field from a zero.
+type commitAnswer struct {
+	Topic     *string `json:"topic"`
+	Partition *int32  `json:"partition"`
+	Offset    *int64  `json:"offset"`
+}
+
+// commitOnce POSTs one record of the workload to base and checks the answer
+// is a 200 with exactly kproxy's success fields.
+func commitOnce(base string) error {
+	body, err := loadgen.MsgpackBody(benchBodySize, "k0", 0)
+	if err != nil {
+		return err
+	}
+	url := base + "/commit?topic=" + benchTopic + "&acks=1&key=k0"
+	resp, err := (&http.Client{Timeout: requestTimeout}).Post(url, "application/x-msgpack", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("POST %s: read answer: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: got status %d (%s), want 200", url, resp.StatusCode, raw)
+	}
+	var a commitAnswer
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return fmt.Errorf("POST %s: answer %s: %w", url, raw, err)
+	}
+	if a.Topic == nil || a.Partition == nil || a.Offset == nil || *a.Topic != benchTopic {
+		return fmt.Errorf(`POST %s: got answer %s, want {"topic":%q,"partition":P,"offset":O}`, url, raw, benchTopic)
+	}
+	return nil
+}
+
+// peakRSS returns the peak RSS of p, failing the benchmark when it cannot
+// be read.
+func peakRSS(b *testing.B, p *childProcess) int64 {
+	b.Helper()
+	rss, err := loadgen.PeakRSS(p.cmd.Process.Pid)
+	if err != nil {
+		b.Fatalf("peak RSS of %s: %v", p.name, err)
+	}
+	return rss
+}
+
+// reportKproxy reports the figures of one kproxy run with prefix.
+func reportKproxy(b *testing.B, prefix string, res, ceiling, direct loadgen.Result) {
+	b.ReportMetric(res.Rate(), prefix+"req/s")
+	b.ReportMetric(float64(res.Quantile(0.5))/float64(time.Millisecond), prefix+"p50-ms")
+	b.ReportMetric(float64(res.Quantile(0.99))/float64(time.Millisecond), prefix+"p99-ms")
+	b.ReportMetric(float64(res.Requests-res.OK), prefix+"errors")
+	b.ReportMetric(loadgen.Ratio(res, ceiling), prefix+"vs-ceiling")
+	b.ReportMetric(loadgen.Ratio(res, direct), prefix+"vs-direct")
+}
+
+// benchTarget is one line of the targets report.
+type benchTarget struct {
+	name, want, got string
+	met             bool
+}
+
+func p99Target(name string, res loadgen.Result) benchTarget {
+	p99 := res.Quantile(0.99)
+	return benchTarget{name, "< " + targetP99.String(), p99.Round(10 * time.Microsecond).String(), p99 < targetP99}
+}
+
+// renderTargets renders the targets as aligned lines ending in PASS or MISS.
+func renderTargets(ts []benchTarget) string {
+	var sb strings.Builder
+	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	for _, t := range ts {
+		verdict := "MISS"
+		if t.met {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.name, t.want, t.got, verdict)
+	}
+	w.Flush()
+	return sb.String()
+}
+
+// childProcess is a child process of the benchmark. It runs in its own process
+// group, which the kernel kills should the test binary die without cleaning
+// up, and writes stdout and stderr to a file.
+type childProcess struct {
+	name    string
+	cmd     *exec.Cmd
+	out     string        // path of the output file
+	log     string        // path of a log file of its own, or ""
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // how it exited, once done is closed
+}
+
+// startChild starts path with args and extra environment variables, and
+// registers its stop in b.Cleanup.
+func startChild(b *testing.B, dir, name string, env []string, path string, args ...string) *childProcess {
+	b.Helper()
+	p := &childProcess{name: name, out: filepath.Join(dir, name+".out"), done: make(chan struct{})}
+	f, err := os.Create(p.out)
+	if err != nil {
+		b.Fatalf("start %s: %v", name, err)
+	}
+	defer f.Close() // the child has its own descriptor
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	b.Cleanup(p.stop)
+	return p
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL if the process has
+// not exited within stopGrace, and returns once it is gone.
+func (p *childProcess) stop() {
+	pid := p.cmd.Process.Pid
+	// ESRCH only means the group is gone already.
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(stopGrace):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// await polls cond every 20 ms until it holds, failing the benchmark when
+// the process exits first or startTimeout passes.
+func (p *childProcess) await(b *testing.B, what string, cond func() (bool, error)) {
+	b.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		select {
+		case <-p.done:
+			b.Fatalf("%s exited (%v) before %s\n%s", p.name, p.waitErr, what, p.output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: no %s within %s (last error: %v)\n%s", p.name, what, startTimeout, err, p.output())
+		}
+	}
+}
+
+// announced waits for the line starting with prefix on the process's output
+// and returns the rest of it.
+func (p *childProcess) announced(b *testing.B, prefix string) string {
+	b.Helper()
+	var rest string
+	p.await(b, "line "+strconv.Quote(prefix+"..."), func() (bool, error) {
+		out, err := os.ReadFile(p.out)
+		for line := range strings.Lines(string(out)) {
+			if r, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(r, "\n") {
+				rest = strings.TrimSpace(r)
+				return true, nil
+			}
+		}
+		return false, err
+	})
+	return rest
+}
+
+// mustBeRunning fails the benchmark when the process has exited.
+func (p *childProcess) mustBeRunning(b *testing.B) {
+	b.Helper()
+	select {
+	case <-p.done:
+		b.Fatalf("%s exited during the benchmark (%v)\n%s", p.name, p.waitErr, p.output())
+	default:
+	}
+}
+
+// output returns what the process wrote so far: its output, then its log.
+func (p *childProcess) output() string {
+	var sb strings.Builder
+	for _, path := range []string{p.out, p.log} {
+		if path == "" {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			data = fmt.Appendf(nil, "(%v)\n", err)
+		}
+		fmt.Fprintf(&sb, "--- %s ---\n%s", path, data)
+	}
+	return sb.String()
+}
+
+// runCeiling is the HTTP ceiling: a net/http server configured as kproxy
+// configures its own from the kproxy.yaml at cfgPath, whose /commit reads
+// the body and answers kproxy's success JSON without going near Kafka. It
+// listens on a free loopback port, prints ceilingAnnounce and the address,
+// and serves until SIGTERM or SIGINT.
+func runCeiling(cfgPath string) error {
+	cfg, err := proxy.LoadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := cfg.HTTPServer(ceilingHandler())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Printf("%s%s\n", ceilingAnnounce, ln.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+// ceilingHandler serves POST /commit by reading the body and answering
+// {"topic":T,"partition":0,"offset":O} with O counting up.
+func ceilingHandler() http.Handler {
+	var offset atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /commit", func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength <= 0 {
+			http.Error(w, "want a body with Content-Length", http.StatusBadRequest)
+			return
+		}
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer := fmt.Appendf(nil, `{"topic":%q,"partition":0,"offset":%d}`+"\n", r.URL.Query().Get("topic"), offset.Add(1)-1)
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(answer)))
+		_, _ = w.Write(answer)
+	})
+	return mux
+}
+
+func TestBenchConfigLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kproxy.yaml")
+	if err := writeBenchConfig(path, 15030, "127.0.0.1:19092", "/tmp/kproxy-logs"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := proxy.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	want := proxy.Defaults()
+	want.Port, want.BrokerHosts, want.Dir, want.Level = 15030, []string{"127.0.0.1:19092"}, "/tmp/kproxy-logs", 2
+	want.ReadTimeoutMs, want.WriteTimeoutMs, want.MaxRequestSizeBytes = 100, 100, 10<<20
+	want.ListenAddress, want.Pprof = "127.0.0.1", true
+	if got, want := fmt.Sprintf("%+v", cfg), fmt.Sprintf("%+v", want); got != want {
+		t.Errorf("got config\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestCeilingAnswersLikeKproxy(t *testing.T) {
+	srv := httptest.NewServer(ceilingHandler())
+	t.Cleanup(srv.Close)
+	for i := range 2 {
+		if err := commitOnce(srv.URL); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	status, _, err := fetch(srv.URL+"/commit?topic="+benchTopic, requestTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /commit: got status %d, want %d", status, http.StatusMethodNotAllowed)
+	}
+}
+
+func TestWorkload(t *testing.T) {
+	wl, err := newBenchWorkload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every run starts with all workers at seq 0: the first requests overall
+	// must already spread over every key.
+	rounds := uint64((benchKeys + benchConns - 1) / benchConns)
+	seen := map[int]bool{}
+	for seq := range rounds {
+		for w := range benchConns {
+			seen[wl.index(w, seq)] = true
+		}
+	}
+	if len(seen) != benchKeys {
+		t.Errorf("first %d rounds use %d keys, want %d", rounds, len(seen), benchKeys)
+	}
+	for i := range benchKeys {
+		key := "k" + strconv.Itoa(i)
+		if got := string(wl.keys[i]); got != key {
+			t.Fatalf("key %d: got %q, want %q", i, got, key)
+		}
+		if got, want := wl.queries[i], "&key="+key; got != want {
+			t.Fatalf("query %d: got %q, want %q", i, got, want)
+		}
+		if got := len(wl.bodies[i]); got != benchBodySize {
+			t.Fatalf("body %d: got %d bytes, want %d", i, got, benchBodySize)
+		}
+		if err := envelope.Validate(wl.bodies[i]); err != nil {
+			t.Fatalf("body %d: got %v, want a well-formed msgpack value", i, err)
+		}
+	}
+}
