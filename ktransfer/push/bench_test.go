@@ -1,0 +1,154 @@
+package push
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+)
+
+// cannedServer answers every request with an empty 200 without allocating, so
+// that allocs/op counts the client only.
+func cannedServer(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	done := make(chan struct{})
+	conns := make(chan net.Conn, 1024)
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+			go serveCanned(c)
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		<-done
+		close(conns)
+		for c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func serveCanned(c net.Conn) {
+	defer c.Close()
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	br := bufio.NewReaderSize(c, 64<<10)
+	for {
+		var n int64
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			line = trimEOL(line)
+			if len(line) == 0 {
+				break
+			}
+			if i := indexByte(line, ':'); i > 0 && equalFold(line[:i], "content-length") {
+				n, _ = parseDecimal(trimSpace(line[i+1:]))
+			}
+		}
+		if _, err := br.Discard(int(n)); err != nil {
+			return
+		}
+		if _, err := c.Write(answer); err != nil {
+			return
+		}
+	}
+}
+
+var benchRecord = Record{Topic: "orders", Partition: 3, Offset: 1234567, Key: []byte("user-42"), Value: bytes.Repeat([]byte("v"), 200), Method: "TestReply"}
+
+const benchURI = "/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack"
+
+func benchPusher(b *testing.B, addr string) *Pusher {
+	b.Helper()
+	p, err := New(Config{
+		Servers: []string{addr}, URI: benchURI,
+		Headers:     []map[string]string{{"Host": "www.myhug.cn"}},
+		ConnTimeout: 100e6, WriteTimeout: 100e6, ReadTimeout: 1e9,
+		MaxRetries: -1, FailThreshold: 5, Cooldown: 5e9, Slow: 1e9,
+	}, nil, Events{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	return p
+}
+
+// BenchmarkPush is one worker pushing 200-byte records over one keep-alive
+// connection.
+func BenchmarkPush(b *testing.B) {
+	p := benchPusher(b, cannedServer(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := p.Push(ctx, benchRecord); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+	}
+}
+
+// BenchmarkPush64 is 64 workers sharing one Pusher, next to the same requests
+// made through net/http's Transport for reference.
+func BenchmarkPush64(b *testing.B) {
+	addr := cannedServer(b)
+	par := max(1, 64/runtime.GOMAXPROCS(0))
+	b.Run("push", func(b *testing.B) {
+		p := benchPusher(b, addr)
+		b.ReportAllocs()
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for pb.Next() {
+				if res := p.Push(ctx, benchRecord); res.Err != nil {
+					b.Error(res.Err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("net-http", func(b *testing.B) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+		b.Cleanup(tr.CloseIdleConnections)
+		url := "http://" + addr + ExpandURI(benchURI, benchRecord)
+		b.ReportAllocs()
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for pb.Next() {
+				req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(benchRecord.Value))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				req.Host = "www.myhug.cn"
+				req.Header.Set("Content-Type", "application/x-msgpack")
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	})
+}
