@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
@@ -166,12 +167,9 @@ func (m Module) CommitInterval() time.Duration {
 	return time.Second
 }
 
-// StatusRange is one entry of retry_on_status: a status or an inclusive range.
-type StatusRange struct{ Lo, Hi int }
-
 // ParseStatusRanges parses retry_on_status entries: "429" or "500-599".
-func ParseStatusRanges(list []string) ([]StatusRange, error) {
-	var out []StatusRange
+func ParseStatusRanges(list []string) ([]push.StatusRange, error) {
+	var out []push.StatusRange
 	var errs []error
 	for _, s := range list {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
@@ -184,7 +182,7 @@ func ParseStatusRanges(list []string) ([]StatusRange, error) {
 			errs = append(errs, fmt.Errorf("%q is not a status (100..599) or a range such as 500-599", s))
 			continue
 		}
-		out = append(out, StatusRange{l, h})
+		out = append(out, push.StatusRange{Lo: l, Hi: h})
 	}
 	return out, errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 )
 
@@ -139,7 +140,7 @@ func TestCommitInterval(t *testing.T) {
 
 func TestParseStatusRanges(t *testing.T) {
 	got, err := ParseStatusRanges([]string{"408", " 429 ", "500-599"})
-	want := []StatusRange{{408, 408}, {429, 429}, {500, 599}}
+	want := []push.StatusRange{{Lo: 408, Hi: 408}, {Lo: 429, Hi: 429}, {Lo: 500, Hi: 599}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v %v, want %v", got, err, want)
 	}

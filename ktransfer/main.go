@@ -1,0 +1,39 @@
+// Command ktransfer pushes Kafka records to HTTP backends, per module, as a fleet
+// of processes sharing the work through ZooKeeper. Run it as
+// `ktransfer -f conf/ktransfer.yaml`; `ktransfer -t -f conf/ktransfer.yaml` checks the
+// main file and every enabled module file.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/transfer"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+)
+
+type program struct{ cfg transfer.Config }
+
+func (p program) Logging() logging.Config        { return p.cfg.Config }
+func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
+
+func (p program) Run(ctx context.Context, log *slog.Logger) error {
+	t, err := transfer.New(ctx, p.cfg, log.With("instance", p.cfg.InstanceID))
+	if err != nil {
+		return err
+	}
+	return t.Run(ctx)
+}
+
+func main() {
+	os.Exit(daemon.Main("ktransfer", os.Args[1:], os.Stdout, os.Stderr, func(path string) (daemon.Program, error) {
+		cfg, err := transfer.LoadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		return program{cfg}, nil
+	}))
+}

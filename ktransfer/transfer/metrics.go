@@ -1,0 +1,60 @@
+package transfer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are ktransfer's Prometheus series; every series has a module label.
+type metrics struct {
+	pushed       *prometheus.CounterVec   // records delivered (2xx)
+	failed       *prometheus.CounterVec   // failed push attempts
+	retried      *prometheus.CounterVec   // retries scheduled
+	deadLettered *prometheus.CounterVec   // records sent to the dead-letter topic
+	skipped      *prometheus.CounterVec   // records done without a push, by reason
+	latency      *prometheus.HistogramVec // one push, all attempts included
+	windowFill   *prometheus.GaugeVec     // records in flight per partition
+	committed    *prometheus.GaugeVec     // committed offset per partition
+	owned        *prometheus.GaugeVec     // partitions owned by this process
+	offsetResets *prometheus.CounterVec   // committed offset below the log start
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	mod := []string{"module"}
+	part := []string{"module", "topic", "partition"}
+	m := &metrics{
+		pushed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_pushed_total", Help: "Records delivered to a backend (2xx).",
+		}, mod),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_push_failures_total", Help: "Push attempts that failed (non-2xx, transport error or timeout).",
+		}, mod),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_retries_total", Help: "Retries scheduled after a failed attempt.",
+		}, mod),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_dead_lettered_total", Help: "Records written to the dead-letter topic after their retries ran out.",
+		}, mod),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_skipped_total", Help: "Records done without a delivery, by reason (filtered, malformed, retries_exhausted, permanent_failure).",
+		}, []string{"module", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ktransfer_push_duration_seconds",
+			Help:    "Time to deliver one record, retries included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, mod),
+		windowFill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ktransfer_window_fill", Help: "Records of a partition dispatched and not yet done.",
+		}, part),
+		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ktransfer_committed_offset", Help: "Last offset written to ZooKeeper (next offset to push).",
+		}, part),
+		owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ktransfer_owned_partitions", Help: "Partitions this process owns.",
+		}, mod),
+		offsetResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_offset_out_of_range_total", Help: "Times a committed offset was below the log start (deleted by retention) and pushing continued from the oldest record.",
+		}, mod),
+	}
+	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets)
+	return m
+}

@@ -1,0 +1,248 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
+)
+
+// moduleRunner runs one module in this process: it consumes the partitions the
+// fleet gives it, dispatches their records to the workers and commits offsets.
+type moduleRunner struct {
+	m              Module
+	log            *slog.Logger
+	met            *metrics
+	consumer       *kgo.Client
+	adm            *kadm.Client
+	dlq            *kgo.Client // nil without dead_letter_topic
+	pusher         *push.Pusher
+	pool           *dispatch.Pool
+	member         *fleet.Member
+	methods        map[string]bool
+	releaseTimeout time.Duration
+
+	mu    sync.Mutex
+	parts map[int32]*partRunner
+	wg    sync.WaitGroup // partition runners
+}
+
+// action is what happens to a record before any push.
+type action int
+
+const (
+	actPush action = iota
+	actFiltered
+	actMalformedSkip
+	actMalformedDeadLetter
+)
+
+// classify applies the methods filter and on_malformed.
+func (mr *moduleRunner) classify(value []byte) (action, string) {
+	method, ok := envelope.Method(value)
+	if len(mr.methods) == 0 {
+		return actPush, method
+	}
+	if !ok {
+		switch mr.m.OnMalformed {
+		case "push":
+			return actPush, ""
+		case "dead_letter":
+			return actMalformedDeadLetter, ""
+		}
+		return actMalformedSkip, ""
+	}
+	if !mr.methods[method] {
+		return actFiltered, method
+	}
+	return actPush, method
+}
+
+// run consumes until ctx ends, then hands every partition back and leaves the fleet.
+func (mr *moduleRunner) run(ctx context.Context) error {
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		mr.poll(ctx)
+	}()
+	go func() {
+		defer bg.Done()
+		mr.watchPartitions(ctx)
+	}()
+	leases := mr.member.Leases()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case l, ok := <-leases:
+			if !ok {
+				break loop
+			}
+			pr := newPartRunner(mr, l)
+			mr.wg.Add(1)
+			go func() {
+				defer mr.wg.Done()
+				pr.run()
+			}()
+		}
+	}
+	// Closing the member revokes every lease (cause fleet.ErrClosed); each partition
+	// runner drains, commits and releases its partition before Close returns.
+	mr.member.Close()
+	mr.wg.Wait()
+	bg.Wait()
+	return nil
+}
+
+// poll fetches records of every owned partition and queues them to their runners.
+func (mr *moduleRunner) poll(ctx context.Context) {
+	for {
+		fetches := mr.consumer.PollRecords(ctx, 4096)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				mr.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 {
+				return
+			}
+			if pr := mr.part(ftp.Partition); pr != nil {
+				pr.enqueue(ftp.Records)
+			}
+		})
+	}
+}
+
+// watchPartitions tells the fleet the topic's partition count, now and whenever
+// it grows.
+func (mr *moduleRunner) watchPartitions(ctx context.Context) {
+	known := int32(-1)
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = 10 * time.Second
+		n, err := mr.partitionCount(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				mr.log.Warn("read the topic's partitions", "topic", mr.m.Topic, "err", err)
+			}
+			wait = 2 * time.Second
+			continue
+		}
+		if n != known {
+			mr.log.Info("topic partitions", "topic", mr.m.Topic, "partitions", n)
+			known = n
+			mr.member.SetPartitions(n)
+		}
+	}
+}
+
+func (mr *moduleRunner) partitionCount(ctx context.Context) (int32, error) {
+	tds, err := mr.adm.ListTopics(ctx, mr.m.Topic)
+	if err != nil {
+		return 0, err
+	}
+	td, ok := tds[mr.m.Topic]
+	if !ok || td.Err != nil {
+		return 0, fmt.Errorf("topic %s: %w", mr.m.Topic, errors.Join(td.Err, errors.New("not found")))
+	}
+	return int32(len(td.Partitions)), nil
+}
+
+func (mr *moduleRunner) part(p int32) *partRunner {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	return mr.parts[p]
+}
+
+func (mr *moduleRunner) setPart(p int32, pr *partRunner) {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	if pr == nil {
+		delete(mr.parts, p)
+	} else {
+		mr.parts[p] = pr
+	}
+	mr.met.owned.WithLabelValues(mr.m.Name).Set(float64(len(mr.parts)))
+}
+
+// ModuleStatus is one module's entry in /status.
+type ModuleStatus struct {
+	Topic      string            `json:"topic"`
+	Fleet      fleet.Snapshot    `json:"fleet"`
+	Partitions []PartitionStatus `json:"partitions"`
+	Workers    int               `json:"workers"`
+	Busy       int               `json:"busy_workers"`
+	Queued     int               `json:"queued"`
+}
+
+func (mr *moduleRunner) status() ModuleStatus {
+	mr.mu.Lock()
+	parts := make([]*partRunner, 0, len(mr.parts))
+	for _, pr := range mr.parts {
+		parts = append(parts, pr)
+	}
+	mr.mu.Unlock()
+	sort.Slice(parts, func(i, j int) bool { return parts[i].p < parts[j].p })
+	st := ModuleStatus{Topic: mr.m.Topic, Fleet: mr.member.Snapshot(), Workers: mr.m.WorkerNum, Busy: mr.pool.Busy(), Queued: mr.pool.Queued()}
+	for _, pr := range parts {
+		st.Partitions = append(st.Partitions, pr.status())
+	}
+	return st
+}
+
+// deadLetter writes rec to the dead-letter topic, retrying until Kafka has it or
+// ctx ends.
+func (mr *moduleRunner) deadLetter(ctx context.Context, rec *kgo.Record, cause string) error {
+	out := &kgo.Record{
+		Topic: mr.m.DeadLetterTopic,
+		Key:   rec.Key,
+		Value: rec.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: "ktransfer-module", Value: []byte(mr.m.Name)},
+			{Key: "ktransfer-source-topic", Value: []byte(rec.Topic)},
+			{Key: "ktransfer-source-partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
+			{Key: "ktransfer-source-offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+			{Key: "ktransfer-error", Value: []byte(cause)},
+		},
+	}
+	wait := 200 * time.Millisecond
+	for {
+		err := mr.dlq.ProduceSync(ctx, out).FirstErr()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		mr.log.Warn("dead-letter write failed; retrying", "dead_letter_topic", mr.m.DeadLetterTopic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}

@@ -1,0 +1,259 @@
+// Package transfer is ktransfer's core: for every enabled module it consumes the
+// partitions the fleet assigns to this process, pushes each record to the module's
+// HTTP backends through the workers, and commits the lowest offset not yet done to
+// ZooKeeper. The ktransfer command is a thin wrapper around Transfer.
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+// Transfer is one ktransfer process. Create it with New and run it with Run.
+type Transfer struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	ready   *opshttp.Ready
+	met     *metrics
+	sess    *fleet.Session
+	modules []*moduleRunner
+	admin   *kgo.Client
+}
+
+// New connects to ZooKeeper and prepares every module. Brokers come from
+// broker_hosts or, when that is empty, from {zk_chroot}/brokers/ids.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
+	t := &Transfer{cfg: cfg, log: log, reg: opshttp.NewRegistry(), ready: &opshttp.Ready{}}
+	t.met = newMetrics(t.reg)
+	sess, err := fleet.Connect(cfg.ZKHosts, time.Duration(cfg.ZKTimeoutMs)*time.Millisecond, time.Duration(cfg.ZKFailRetryIntervalMs)*time.Millisecond, log)
+	if err != nil {
+		return nil, err
+	}
+	t.sess = sess
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ZKTimeoutMs)*time.Millisecond+5*time.Second)
+	err = sess.WaitConnected(wctx)
+	cancel()
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", cfg.ZKHosts, err)
+	}
+	layout := zkconsumers.New(cfg.ZKChroot)
+	brokers := cfg.BrokerHosts
+	if len(brokers) == 0 {
+		brokers, err = kafkaconn.ReadBrokers(sess.Conn(), cfg.ZKChroot)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("discover brokers: %w", err)
+		}
+		log.Info("brokers discovered in ZooKeeper", "brokers", brokers)
+	}
+	base, err := kafkaconn.Options(brokers, cfg.Kafka, log)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	if t.admin, err = kgo.NewClient(base...); err != nil {
+		t.Close()
+		return nil, err
+	}
+	for _, m := range cfg.Modules {
+		mr, err := t.newModule(m, base, layout)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("module %s: %w", m.Name, err)
+		}
+		t.modules = append(t.modules, mr)
+	}
+	t.ready.Add("zookeeper", func(context.Context) error { return sess.Err() })
+	t.ready.Add("kafka", func(ctx context.Context) error { return t.admin.Ping(ctx) })
+	return t, nil
+}
+
+func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout) (*moduleRunner, error) {
+	log := t.log.With("module", m.Name, "topic", m.Topic)
+	retryOn, err := ParseStatusRanges(m.RetryOnStatus)
+	if err != nil {
+		return nil, err
+	}
+	met := t.met
+	pusher, err := push.New(push.Config{
+		Servers:       m.BackendServers,
+		URI:           m.Protocol.URI,
+		Headers:       m.Protocol.Headers,
+		ConnTimeout:   time.Duration(m.Protocol.ConnTimeoutMs) * time.Millisecond,
+		WriteTimeout:  time.Duration(m.Protocol.WriteTimeoutMs) * time.Millisecond,
+		ReadTimeout:   time.Duration(m.Protocol.ReadTimeoutMs) * time.Millisecond,
+		MaxRetries:    m.MaxRetryTimes,
+		RetryInterval: time.Duration(m.FailRetryIntervalMs) * time.Millisecond,
+		BackoffMax:    time.Duration(m.FailRetryBackoffMaxMs) * time.Millisecond,
+		RetryOn:       retryOn,
+		FailThreshold: m.ServerFailThreshold,
+		Cooldown:      time.Duration(m.ServerCooldownMs) * time.Millisecond,
+		Slow:          time.Duration(m.ExpectedProcessingTimeMs) * time.Millisecond,
+	}, log, push.Events{
+		Attempt: func(_ string, status int, err error, _ time.Duration) {
+			if err != nil || status < 200 || status > 299 {
+				met.failed.WithLabelValues(m.Name).Inc()
+			}
+		},
+		Retry: func(int, time.Duration) { met.retried.WithLabelValues(m.Name).Inc() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := kgo.NewClient(append(append([]kgo.Opt(nil), base...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	mr := &moduleRunner{
+		m:              m,
+		log:            log,
+		met:            met,
+		consumer:       consumer,
+		adm:            kadm.NewClient(t.admin),
+		pusher:         pusher,
+		pool:           dispatch.New(m.WorkerNum, m.WaitingQueueSize, m.SerializeByKey),
+		methods:        map[string]bool{},
+		releaseTimeout: time.Duration(m.ReleaseTimeoutMs) * time.Millisecond,
+		parts:          map[int32]*partRunner{},
+	}
+	for _, name := range m.Methods {
+		mr.methods[name] = true
+	}
+	if m.DeadLetterTopic != "" {
+		mr.dlq, err = kgo.NewClient(append(append([]kgo.Opt(nil), base...), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+		if err != nil {
+			consumer.Close()
+			return nil, err
+		}
+	}
+	mr.member = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log)
+	return mr, nil
+}
+
+// Run serves until ctx ends, then drains every module (commit, release) within
+// shutdown_timeout and leaves ZooKeeper.
+func (t *Transfer) Run(ctx context.Context) error {
+	defer t.Close()
+	var srv *http.Server
+	srvErr := make(chan error, 1)
+	if t.cfg.OpsListen != "" {
+		ln, err := net.Listen("tcp", t.cfg.OpsListen)
+		if err != nil {
+			return fmt.Errorf("ops_listen %s: %w", t.cfg.OpsListen, err)
+		}
+		srv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		go func() { srvErr <- srv.Serve(ln) }()
+		t.log.Info("operations endpoints", "addr", ln.Addr().String())
+	}
+
+	mctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	for _, mr := range t.modules {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mr.run(mctx)
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		runErr = fmt.Errorf("ops server: %w", err)
+	}
+	t.log.Info("draining: stopping fetches, finishing pushes, committing offsets")
+	stop()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(t.cfg.Shutdown):
+		runErr = errors.Join(runErr, fmt.Errorf("modules did not drain within shutdown_timeout %s", t.cfg.Shutdown))
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	return runErr
+}
+
+// Close releases every client. It is safe to call more than once.
+func (t *Transfer) Close() {
+	for _, mr := range t.modules {
+		mr.pool.Close()
+		mr.consumer.Close()
+		if mr.dlq != nil {
+			mr.dlq.Close()
+		}
+		mr.pusher.Close()
+	}
+	t.modules = nil
+	if t.admin != nil {
+		t.admin.Close()
+		t.admin = nil
+	}
+	if t.sess != nil {
+		t.sess.Close()
+		t.sess = nil
+	}
+}
+
+// Status is the /status document.
+type Status struct {
+	Instance string                  `json:"instance"`
+	Session  string                  `json:"zookeeper_session"`
+	Modules  map[string]ModuleStatus `json:"modules"`
+}
+
+// Status returns the state of every module.
+func (t *Transfer) Status() Status {
+	s := Status{Instance: t.cfg.InstanceID, Modules: map[string]ModuleStatus{}}
+	if t.sess != nil {
+		s.Session = t.sess.State()
+	}
+	for _, mr := range t.modules {
+		s.Modules[mr.m.Name] = mr.status()
+	}
+	return s
+}
+
+// Handler serves /status and the operations endpoints.
+func (t *Transfer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	opshttp.Mount(mux, t.ready, t.reg)
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(t.Status())
+	})
+	return mux
+}

@@ -1,0 +1,291 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+const chroot = "/kt"
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// delivery is one request the test backend received.
+type delivery struct {
+	path      string
+	topic     string
+	partition int32
+	offset    int64
+	key       string
+	method    string
+	seq       int
+	host      string
+	ctype     string
+}
+
+// backend is an HTTP backend that records every request and answers with what
+// answer decides (200 when nil).
+type backend struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []delivery
+	answer  func(d delivery, n int) int // status; n counts the requests so far
+	active  sync.Map                    // key -> *atomic.Int32, pushes of a key in progress
+	overlap atomic.Int32
+	delay   func(d delivery) time.Duration
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) addr() string { return strings.TrimPrefix(b.srv.URL, "http://") }
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p, _ := strconv.Atoi(q.Get("partition"))
+	off, _ := strconv.ParseInt(q.Get("transid"), 10, 64)
+	d := delivery{path: r.URL.Path, topic: q.Get("topic"), partition: int32(p), offset: off, key: q.Get("key"), method: q.Get("method"), host: r.Host, ctype: r.Header.Get("Content-Type")}
+	var v struct {
+		Seq int `msgpack:"seq"`
+	}
+	if err := msgpack.NewDecoder(r.Body).Decode(&v); err == nil {
+		d.seq = v.Seq
+	}
+	if d.key != "" {
+		c, _ := b.active.LoadOrStore(d.key, new(atomic.Int32))
+		if c.(*atomic.Int32).Add(1) > 1 {
+			b.overlap.Add(1)
+		}
+		defer c.(*atomic.Int32).Add(-1)
+	}
+	if b.delay != nil {
+		time.Sleep(b.delay(d))
+	}
+	b.mu.Lock()
+	n := len(b.got)
+	b.got = append(b.got, d)
+	answer := b.answer
+	b.mu.Unlock()
+	status := 200
+	if answer != nil {
+		status = answer(d, n)
+	}
+	w.WriteHeader(status)
+}
+
+func (b *backend) deliveries() []delivery {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]delivery(nil), b.got...)
+}
+
+// env is Kafka, ZooKeeper and a backend for one test.
+type env struct {
+	kafka   *kfake.Cluster
+	brokers []string
+	zk      *testcluster.ZooKeeper
+	zkConn  *zk.Conn
+	be      *backend
+	topic   string
+	cl      *kgo.Client
+}
+
+func newEnv(t *testing.T, partitions int32) *env {
+	t.Helper()
+	e := &env{topic: "events"}
+	e.kafka = testcluster.Kafka(t, kfake.SeedTopics(partitions, e.topic, "dlq"))
+	e.brokers = testcluster.Brokers(e.kafka)
+	e.zk = testcluster.StartZooKeeper(t)
+	e.zkConn = e.zk.Conn(t)
+	e.be = newBackend(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.DefaultProduceTopic(e.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	e.cl = cl
+	return e
+}
+
+// module returns a module pushing to the env's backend with short intervals.
+func (e *env) module(name string) Module {
+	m := ModuleDefaults()
+	m.Name = name
+	m.Topic = e.topic
+	m.Protocol.URI = "/push/{#METHOD}?topic={#TOPIC}&partition={#PARTITION}&transid={#TRANSID}&key={#KEY}&method={#METHOD}"
+	m.BackendServers = []string{e.be.addr()}
+	m.FailRetryIntervalMs = 10
+	m.CommitIntervalMs = 100
+	m.WorkerNum = 8
+	m.WindowSize = 50
+	return m
+}
+
+func (e *env) config(instance string, mods ...Module) Config {
+	c := Defaults()
+	c.ZKHosts = []string{e.zk.Addr}
+	c.ZKChroot = chroot
+	c.ZKTimeoutMs = 2000
+	c.ZKFailRetryIntervalMs = 100
+	c.BrokerHosts = e.brokers
+	c.OpsListen = ""
+	c.InstanceID = instance
+	c.Shutdown = 20 * time.Second
+	c.Modules = mods
+	return c
+}
+
+// produce writes n records per key to partition p(key); values carry seq.
+func (e *env) produce(t *testing.T, recs ...*kgo.Record) {
+	t.Helper()
+	if err := e.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func value(t *testing.T, method string, seq int) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(map[string]any{"method": method, "seq": seq, "data": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type runningTransfer struct {
+	tr     *Transfer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startTransfer(t *testing.T, cfg Config) *runningTransfer {
+	t.Helper()
+	tr, err := New(context.Background(), cfg, logging.Discard())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &runningTransfer{tr: tr, cancel: cancel, done: make(chan error, 1)}
+	go func() { rt.done <- tr.Run(ctx) }()
+	t.Cleanup(func() { rt.stop(t) })
+	return rt
+}
+
+func (rt *runningTransfer) stop(t *testing.T) error {
+	t.Helper()
+	rt.cancel()
+	select {
+	case err, ok := <-rt.done:
+		if ok {
+			close(rt.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Error("Run did not return")
+		return nil
+	}
+}
+
+// committed reads the offset node of a partition, -1 when missing.
+func (e *env) committed(t *testing.T, module string, p int32) int64 {
+	t.Helper()
+	data, _, err := e.zkConn.Get(zkconsumers.New(chroot).Offset(module, e.topic, p))
+	if err == zk.ErrNoNode {
+		return -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := zkconsumers.DecodeOffset(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return off
+}
+
+func (e *env) endOffsets(t *testing.T) map[int32]int64 {
+	t.Helper()
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(context.Background(), e.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// TestPushesInKeyOrderAndCommitsLogEnd: many keys over 4 partitions, 8 workers,
+// a backend with random delays; every record arrives once, each key in offset
+// order and one at a time, and the offsets end at the log end.
+func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
+	e := newEnv(t, 4)
+	e.be.delay = func(d delivery) time.Duration { return time.Duration(d.offset%3) * time.Millisecond }
+	const keys, perKey = 20, 15
+	var recs []*kgo.Record
+	for s := 0; s < perKey; s++ {
+		for k := 0; k < keys; k++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%d", k)), Partition: int32(k % 4), Value: value(t, "m", s)})
+		}
+	}
+	e.produce(t, recs...)
+	m := e.module("ordered")
+	startTransfer(t, e.config("a", m))
+
+	eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
+	got := e.be.deliveries()
+	if len(got) != keys*perKey {
+		t.Errorf("got %d deliveries, want %d (no failures, so no duplicates)", len(got), keys*perKey)
+	}
+	last := map[string]int{}
+	for _, d := range got {
+		if prev, ok := last[d.key]; ok && d.seq != prev+1 {
+			t.Fatalf("key %s: seq %d after %d", d.key, d.seq, prev)
+		}
+		last[d.key] = d.seq
+		if d.path != "/push/m" || d.topic != e.topic || d.method != "m" || d.ctype != "application/x-msgpack" {
+			t.Fatalf("placeholders or headers wrong: %+v", d)
+		}
+	}
+	if n := e.be.overlap.Load(); n != 0 {
+		t.Errorf("%d pushes overlapped another push of the same key", n)
+	}
+	ends := e.endOffsets(t)
+	eventually(t, 10*time.Second, "offsets at the log end", func() bool {
+		for p, end := range ends {
+			if e.committed(t, m.Name, p) != end {
+				return false
+			}
+		}
+		return true
+	})
+}
