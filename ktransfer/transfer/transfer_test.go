@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -259,7 +261,7 @@ func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
 	}
 	e.produce(t, recs...)
 	m := e.module("ordered")
-	startTransfer(t, e.config("a", m))
+	rt := startTransfer(t, e.config("a", m))
 
 	eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
 	got := e.be.deliveries()
@@ -288,4 +290,48 @@ func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
 		}
 		return true
 	})
+
+	// The operations endpoints tell the same story.
+	ops := httptest.NewServer(rt.tr.Handler())
+	defer ops.Close()
+	resp, err := http.Get(ops.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := st.Modules[m.Name]
+	if st.Instance != "a" || ms.Topic != e.topic || len(ms.Partitions) != 4 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, ps := range ms.Partitions {
+		if ps.Committed != ends[ps.Partition] || ps.WindowFill != 0 {
+			t.Errorf("status of partition %d: %+v, want committed %d and an empty window", ps.Partition, ps, ends[ps.Partition])
+		}
+	}
+	resp, err = http.Get(ops.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`ktransfer_pushed_total{module="ordered"} %d`, keys*perKey),
+		`ktransfer_owned_partitions{module="ordered"} 4`,
+		fmt.Sprintf(`ktransfer_committed_offset{module="ordered",partition="0",topic="events"} %d`, ends[0]),
+		`ktransfer_push_duration_seconds_count{module="ordered"}`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if resp, err := http.Get(ops.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("readyz: %v %v", resp, err)
+	}
 }
+
+func zkWorldACL() []zk.ACL { return zk.WorldACL(zk.PermAll) }

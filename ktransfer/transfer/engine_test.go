@@ -1,0 +1,433 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+func offsetsOf(ds []delivery) []int64 {
+	var out []int64
+	for _, d := range ds {
+		out = append(out, d.offset)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// TestWindowBound: with every push held by the backend, no more than window_size
+// records of a partition are in flight, however many workers there are.
+func TestWindowBound(t *testing.T) {
+	e := newEnv(t, 1)
+	release := make(chan struct{})
+	var active, peak atomic.Int32
+	e.be.delay = func(delivery) time.Duration {
+		n := active.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		active.Add(-1)
+		return 0
+	}
+	var recs []*kgo.Record
+	for i := 0; i < 30; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+	}
+	e.produce(t, recs...)
+	m := e.module("windowed")
+	m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
+	startTransfer(t, e.config("a", m))
+	eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
+	time.Sleep(300 * time.Millisecond) // would more arrive?
+	if p := peak.Load(); p != 5 {
+		t.Errorf("got %d pushes in flight at once, want window_size 5", p)
+	}
+	close(release)
+	eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+}
+
+// TestCommitIsLowestNotDone holds one record while later ones complete: the
+// committed offset stays at the held one, then moves to the end.
+func TestCommitIsLowestNotDone(t *testing.T) {
+	e := newEnv(t, 1)
+	hold := make(chan struct{})
+	e.be.delay = func(d delivery) time.Duration {
+		if d.offset == 3 {
+			<-hold
+		}
+		return 0
+	}
+	var recs []*kgo.Record
+	for i := 0; i < 10; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+	}
+	e.produce(t, recs...)
+	m := e.module("lowest")
+	startTransfer(t, e.config("a", m))
+	eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
+	time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
+	if got := e.committed(t, m.Name, 0); got != 3 {
+		t.Errorf("committed %d while offset 3 is in flight, want 3", got)
+	}
+	close(hold)
+	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+}
+
+// TestMethodsAndMalformed checks the methods filter with each on_malformed
+// choice; filtered and skipped records still advance the committed offset.
+func TestMethodsAndMalformed(t *testing.T) {
+	garbage := []byte{0xc1, 0x00}
+	noMethod, _ := msgpack.Marshal(map[string]any{"x": 1})
+	for _, tc := range []struct {
+		onMalformed string
+		pushed      []int64
+		deadLetters int
+	}{
+		{"skip", []int64{0, 4}, 0},
+		{"push", []int64{0, 2, 3, 4}, 0},
+		{"dead_letter", []int64{0, 4}, 2},
+	} {
+		t.Run(tc.onMalformed, func(t *testing.T) {
+			e := newEnv(t, 1)
+			e.produce(t,
+				&kgo.Record{Value: value(t, "A", 0)},
+				&kgo.Record{Value: value(t, "B", 1)},
+				&kgo.Record{Value: garbage},
+				&kgo.Record{Value: noMethod},
+				&kgo.Record{Value: value(t, "A", 4)},
+			)
+			m := e.module("filter-" + tc.onMalformed)
+			m.Methods = []string{"A"}
+			m.OnMalformed = tc.onMalformed
+			if tc.onMalformed == "dead_letter" {
+				m.DeadLetterTopic = "dlq"
+			}
+			rt := startTransfer(t, e.config("a", m))
+			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
+			if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
+				t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
+			}
+			if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, "filtered")); got != 1 {
+				t.Errorf("filtered count %v, want 1", got)
+			}
+			if n := len(e.readAll(t, "dlq")); n != tc.deadLetters {
+				t.Errorf("dead letters %d, want %d", n, tc.deadLetters)
+			}
+		})
+	}
+}
+
+// TestAllFilteredStillCommits: a partition whose every record is filtered out
+// still has its offset moved to the log end (the original never committed).
+func TestAllFilteredStillCommits(t *testing.T) {
+	e := newEnv(t, 1)
+	for i := 0; i < 7; i++ {
+		e.produce(t, &kgo.Record{Value: value(t, "other", i)})
+	}
+	m := e.module("filtered")
+	m.Methods = []string{"wanted"}
+	startTransfer(t, e.config("a", m))
+	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
+	if n := len(e.be.deliveries()); n != 0 {
+		t.Errorf("got %d pushes, want none", n)
+	}
+}
+
+// readAll reads every record of topic.
+func (e *env) readAll(t *testing.T, topic string) []*kgo.Record {
+	t.Helper()
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for int64(len(out)) < total && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// TestFailedRecords: retries run out (dead letter with headers, or skip), and a
+// status outside retry_on_status fails at once.
+func TestFailedRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		status      int
+		retryOn     []string
+		dlq         bool
+		attempts    int
+		deadLetters int
+	}{
+		{"retries exhausted to dead letter", 500, nil, true, 3, 1},
+		{"retries exhausted skipped", 503, nil, false, 3, 0},
+		{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1)
+			e.be.answer = func(d delivery, _ int) int {
+				if d.key == "bad" {
+					return tc.status
+				}
+				return 200
+			}
+			e.produce(t, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 0)}, &kgo.Record{Key: []byte("bad"), Value: value(t, "m", 1)}, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 2)})
+			m := e.module("failing")
+			m.MaxRetryTimes = 2
+			m.RetryOnStatus = tc.retryOn
+			if tc.dlq {
+				m.DeadLetterTopic = "dlq"
+			}
+			startTransfer(t, e.config("a", m))
+			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
+			bad := 0
+			for _, d := range e.be.deliveries() {
+				if d.key == "bad" {
+					bad++
+				}
+			}
+			if bad != tc.attempts {
+				t.Errorf("got %d attempts for the failing record, want %d", bad, tc.attempts)
+			}
+			dl := e.readAll(t, "dlq")
+			if len(dl) != tc.deadLetters {
+				t.Fatalf("got %d dead letters, want %d", len(dl), tc.deadLetters)
+			}
+			if tc.deadLetters == 1 {
+				h := map[string]string{}
+				for _, kv := range dl[0].Headers {
+					h[kv.Key] = string(kv.Value)
+				}
+				if string(dl[0].Key) != "bad" || h["ktransfer-module"] != m.Name || h["ktransfer-source-topic"] != e.topic ||
+					h["ktransfer-source-partition"] != "0" || h["ktransfer-source-offset"] != "1" || h["ktransfer-error"] == "" {
+					t.Errorf("dead letter key %q headers %v", dl[0].Key, h)
+				}
+			}
+		})
+	}
+}
+
+// TestOffsetOutOfRange: the committed offset points below the log start
+// (retention deleted those records): pushing continues from the oldest record.
+func TestOffsetOutOfRange(t *testing.T) {
+	e := newEnv(t, 1)
+	for i := 0; i < 10; i++ {
+		e.produce(t, &kgo.Record{Value: value(t, "m", i)})
+	}
+	adm := kadm.NewClient(e.cl)
+	os := kadm.Offsets{}
+	os.AddOffset(e.topic, 0, 6, -1)
+	if _, err := adm.DeleteRecords(context.Background(), os); err != nil {
+		t.Fatal(err)
+	}
+	m := e.module("behind")
+	l := zkconsumers.New(chroot)
+	for _, p := range []string{chroot, l.Consumers(), l.Group(m.Name), l.OffsetsRoot(m.Name), l.OffsetsTopic(m.Name, e.topic)} {
+		e.zkConn.Create(p, nil, 0, zkWorldACL())
+	}
+	if _, err := e.zkConn.Create(l.Offset(m.Name, e.topic, 0), []byte("2"), 0, zkWorldACL()); err != nil {
+		t.Fatal(err)
+	}
+	rt := startTransfer(t, e.config("a", m))
+	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+	if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
+		t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
+	}
+	if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name)); got != 1 {
+		t.Errorf("out-of-range count %v, want 1", got)
+	}
+}
+
+// TestInitialOffsetNewest starts a module without offsets at the log end.
+func TestInitialOffsetNewest(t *testing.T) {
+	e := newEnv(t, 1)
+	e.produce(t, &kgo.Record{Value: value(t, "m", 0)}, &kgo.Record{Value: value(t, "m", 1)})
+	m := e.module("newest")
+	m.InitialOffset = "newest"
+	startTransfer(t, e.config("a", m))
+	eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
+	e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
+	eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
+	if d := e.be.deliveries()[0]; d.offset != 2 {
+		t.Errorf("pushed offset %d, want 2", d.offset)
+	}
+}
+
+// TestCleanRebalanceRepushesNothing: a second process joins and later leaves
+// cleanly; partitions move both ways and no record is pushed twice.
+func TestCleanRebalanceRepushesNothing(t *testing.T) {
+	e := newEnv(t, 4)
+	m := e.module("rebalance")
+	seq := 0
+	batch := func() {
+		var recs []*kgo.Record
+		for i := 0; i < 100; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Partition: int32(i % 4), Value: value(t, "m", seq)})
+			seq++
+		}
+		e.produce(t, recs...)
+	}
+	a := startTransfer(t, e.config("a", m))
+	batch()
+	eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
+	b := startTransfer(t, e.config("b", m))
+	eventually(t, 15*time.Second, "b owns two partitions", func() bool {
+		return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
+	})
+	batch()
+	eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
+	if err := a.stop(t); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
+	batch()
+	eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
+	time.Sleep(500 * time.Millisecond)
+	if n := len(e.be.deliveries()); n != 300 {
+		t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
+	}
+}
+
+// TestFencedProcessStopsPushing cuts a process off ZooKeeper: once fenced it pushes
+// nothing and commits nothing; when ZooKeeper is back it takes over again.
+func TestFencedProcessStopsPushing(t *testing.T) {
+	e := newEnv(t, 2)
+	px := newTCPProxy(t, e.zk.Addr)
+	m := e.module("fenced")
+	e.be.delay = func(delivery) time.Duration { return 20 * time.Millisecond }
+	cfg := e.config("a", m)
+	cfg.ZKHosts = []string{px.addr()}
+	rt := startTransfer(t, cfg)
+	produce := func(n int) {
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%10)), Partition: int32(i % 2), Value: value(t, "m", i)})
+		}
+		e.produce(t, recs...)
+	}
+	produce(400)
+	eventually(t, 10*time.Second, "pushing", func() bool { return len(e.be.deliveries()) > 20 })
+	px.cut()
+	eventually(t, 10*time.Second, "fenced", func() bool {
+		return len(rt.tr.Status().Modules[m.Name].Partitions) == 0
+	})
+	time.Sleep(100 * time.Millisecond) // requests already on the wire may land
+	pushedAtFence := len(e.be.deliveries())
+	offsets := []int64{e.committed(t, m.Name, 0), e.committed(t, m.Name, 1)}
+	time.Sleep(2 * time.Second)
+	if n := len(e.be.deliveries()); n != pushedAtFence {
+		t.Errorf("fenced process pushed %d more records", n-pushedAtFence)
+	}
+	if now := []int64{e.committed(t, m.Name, 0), e.committed(t, m.Name, 1)}; fmt.Sprint(now) != fmt.Sprint(offsets) {
+		t.Errorf("offsets moved while fenced: %v -> %v", offsets, now)
+	}
+	if pushedAtFence >= 400 {
+		t.Fatalf("everything was pushed before the cut; the test proves nothing")
+	}
+	px.heal()
+	ends := e.endOffsets(t)
+	eventually(t, 30*time.Second, "resumed to the log end", func() bool {
+		return e.committed(t, m.Name, 0) == ends[0] && e.committed(t, m.Name, 1) == ends[1]
+	})
+}
+
+// tcpProxy forwards loopback TCP to target and can cut every connection.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	down   bool
+	wg     sync.WaitGroup
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
+		go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
+	}
+}
+
+// cut closes every connection and refuses new ones until heal.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
