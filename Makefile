@@ -8,7 +8,6 @@
 
 GO        ?= go
 BIN       := bin
-DAEMONS   := kproxy
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
@@ -18,7 +17,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./kproxy ./scripts/devbroker
+	$(GO) build -o $(BIN)/ ./kproxy ./ktransfer ./scripts/devbroker
 
 deps:
 	@scripts/install-deps.sh
@@ -28,7 +27,7 @@ test: deps
 	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
@@ -37,7 +36,9 @@ FUZZ_TARGETS := \
 	./pkg/envelope:FuzzMethod \
 	./pkg/config:FuzzDecode \
 	./kproxy/proxy:FuzzCommitQuery \
-	./kproxy/proxy:FuzzValidTopic
+	./kproxy/proxy:FuzzValidTopic \
+	./ktransfer/push:FuzzReadHead \
+	./ktransfer/push:FuzzQueryEscape
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
