@@ -113,7 +113,7 @@ func TestRunHTTPGetWithoutBody(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.URL}, 2, 100*time.Millisecond)
+	r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.URL}, 2, 400*time.Millisecond)
 	if err != nil {
 		t.Fatalf("RunHTTP: %v", err)
 	}
@@ -143,7 +143,7 @@ func TestRunHTTPStatuses(t *testing.T) {
 		URL:  srv.URL + "/commit",
 		Body: func(_ int, seq uint64) (string, []byte) { return "?s=" + strconv.FormatUint(seq, 10), []byte("x") },
 	}
-	r, err := RunHTTP(context.Background(), target, 3, 200*time.Millisecond)
+	r, err := RunHTTP(context.Background(), target, 3, 400*time.Millisecond)
 	if err != nil {
 		t.Fatalf("RunHTTP: %v", err)
 	}
@@ -260,7 +260,7 @@ func TestRunHTTPResponseFraming(t *testing.T) {
 				w.WriteString(tt.response)
 				return tt.closeConn
 			})
-			r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.url("/")}, conns, 150*time.Millisecond)
+			r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.url("/")}, conns, 400*time.Millisecond)
 			if err != nil {
 				t.Fatalf("RunHTTP: %v", err)
 			}
@@ -306,7 +306,7 @@ func TestRunHTTPBadResponses(t *testing.T) {
 				w.WriteString(tt.response)
 				return true
 			})
-			r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.url("/"), Timeout: time.Second}, 1, 50*time.Millisecond)
+			r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.url("/"), Timeout: time.Second}, 1, 400*time.Millisecond)
 			if err != nil {
 				t.Fatalf("RunHTTP: %v", err)
 			}

@@ -99,7 +99,7 @@ func TestRunFuncWarmup(t *testing.T) {
 		calls.Add(1)
 		return nil
 	}
-	r, err := RunFunc(context.Background(), 2, 100*time.Millisecond, fn, Warmup(100*time.Millisecond))
+	r, err := RunFunc(context.Background(), 2, 400*time.Millisecond, fn, Warmup(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("RunFunc: %v", err)
 	}
