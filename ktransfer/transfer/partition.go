@@ -233,6 +233,9 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 		began := time.Now()
 		res := mr.pusher.Push(ctx, push.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Method: method})
 		if res.Err == nil {
+			if pr.log.Enabled(ctx, slog.LevelDebug) {
+				pr.log.Debug("pushed", "offset", rec.Offset, "key", string(rec.Key), "server", res.Server, "status", res.Status, "attempts", res.Attempts)
+			}
 			mr.met.pushed.WithLabelValues(mr.m.Name).Inc()
 			mr.met.latency.WithLabelValues(mr.m.Name).Observe(time.Since(began).Seconds())
 			pr.done(rec.Offset)
