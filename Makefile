@@ -17,7 +17,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./kproxy ./ktransfer ./scripts/devbroker
+	$(GO) build -o $(BIN)/ ./kproxy ./ktransfer ./scripts/devbroker ./scripts/demobackend
 
 deps:
 	@scripts/install-deps.sh

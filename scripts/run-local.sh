@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run-local.sh brings the local system up on loopback — the dev Kafka broker (data
-# kept in .run/kafka), a real ZooKeeper and kproxy — sends a few records through
-# kproxy and reads them back with kcat. `run-local.sh stop` stops everything it
-# started, by the PIDs it recorded. Ports: KAFKA_PORT (9092), ZK_PORT (2181),
-# KPROXY_PORT (5030).
+# kept in .run/kafka), a real ZooKeeper, kproxy, two ktransfer processes sharing a
+# demo module, and a demo HTTP backend — sends a few records through kproxy, reads
+# them back with kcat and shows ktransfer pushing them to the backend.
+# `run-local.sh stop` stops everything it started, by the PIDs it recorded.
+# Ports: KAFKA_PORT (9092), ZK_PORT (2181), KPROXY_PORT (5030), BACKEND_PORT (8080),
+# ktransfer operations 5041 and 5042.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -11,6 +13,7 @@ readonly RUN=.run
 readonly KAFKA_PORT=${KAFKA_PORT:-9092}
 readonly ZK_PORT=${ZK_PORT:-2181}
 readonly KPROXY_PORT=${KPROXY_PORT:-5030}
+readonly BACKEND_PORT=${BACKEND_PORT:-8080}
 readonly TOPIC=demo
 
 die() {
@@ -67,7 +70,7 @@ stop_daemon() {
 
 start() {
 	mkdir -p "$RUN/log"
-	[[ -x bin/kproxy && -x bin/devbroker ]] || die "build first: make build"
+	[[ -x bin/kproxy && -x bin/ktransfer && -x bin/devbroker && -x bin/demobackend ]] || die "build first: make build"
 
 	scripts/zookeeper.sh start -p "$ZK_PORT" -d "$RUN/zookeeper"
 
@@ -88,6 +91,49 @@ YAML
 	wait_for curl -fsS "http://127.0.0.1:$KPROXY_PORT/readyz" || die "kproxy not ready: $(tail -n 20 "$RUN/log/kproxy.log" "$RUN/kproxy.out" 2>/dev/null)"
 	echo "kproxy listening on 127.0.0.1:$KPROXY_PORT (pid $(<"$RUN/kproxy.pid"), log $RUN/log/kproxy.log)"
 
+	start_daemon demobackend bin/demobackend -listen "127.0.0.1:$BACKEND_PORT"
+	wait_for grep -q "demobackend listening" "$RUN/demobackend.out" || die "demo backend did not start: $(cat "$RUN/demobackend.out")"
+	echo "demobackend listening on 127.0.0.1:$BACKEND_PORT (pid $(<"$RUN/demobackend.pid"), requests in $RUN/demobackend.out)"
+
+	mkdir -p "$RUN/modules"
+	cat >"$RUN/modules/demo.yaml" <<YAML
+# Written by scripts/run-local.sh; see conf/modules/example.yaml for every key.
+topic: $TOPIC
+protocol:
+ name: http
+ uri: /demo/{#TOPIC}?partition={#PARTITION}&transid={#TRANSID}&key={#KEY}&method={#METHOD}
+worker_num: 8
+window_size: 100
+fail_retry_interval_ms: 200
+backend_servers:
+ - 127.0.0.1:$BACKEND_PORT
+commit_interval_ms: 500
+YAML
+	local n
+	for n in 1 2; do
+		cat >"$RUN/ktransfer$n.yaml" <<YAML
+# Written by scripts/run-local.sh; see conf/ktransfer.yaml for every key.
+log_dir: $RUN/log/ktransfer$n
+log_level: 4
+zk_chroot: /demo
+zk_timeout_ms: 6000
+zk_hosts:
+ - 127.0.0.1:$ZK_PORT
+module_conf_dir: $RUN/modules
+module_enabled:
+ - demo
+broker_hosts:
+ - 127.0.0.1:$KAFKA_PORT
+ops_listen: 127.0.0.1:504$n
+instance_id: local-$n
+YAML
+		start_daemon "ktransfer$n" bin/ktransfer -f "$RUN/ktransfer$n.yaml"
+	done
+	for n in 1 2; do
+		wait_for curl -fsS "http://127.0.0.1:504$n/readyz" || die "ktransfer$n not ready: $(tail -n 20 "$RUN/log/ktransfer$n/ktransfer.log" "$RUN/ktransfer$n.out" 2>/dev/null)"
+		echo "ktransfer$n running (pid $(<"$RUN/ktransfer$n.pid"), operations http://127.0.0.1:504$n/status, log $RUN/log/ktransfer$n/ktransfer.log)"
+	done
+
 	echo
 	echo "== committing three msgpack records through kproxy"
 	local i
@@ -100,19 +146,35 @@ YAML
 	echo
 	echo "== reading the topic back with kcat"
 	kcat -b "127.0.0.1:$KAFKA_PORT" -C -t "$TOPIC" -o -3 -e -q -f 'partition %p offset %o key %k value %S bytes\n'
+	echo
+	echo "== ktransfer pushing them to the demo backend"
+	wait_for grep -q "key=user-3" "$RUN/demobackend.out" || echo "(not all pushed yet: see $RUN/demobackend.out)"
+	grep -E "method=demo" "$RUN/demobackend.out" | tail -n 3
+	echo
+	echo "== partitions per ktransfer process"
+	for n in 1 2; do
+		printf 'ktransfer%s owns: ' "$n"
+		curl -fsS "http://127.0.0.1:504$n/status" | tr -d ' \n' | grep -o '"partition":[0-9]*' | cut -d: -f2 | tr '\n' ' '
+		echo
+	done
 	cat <<TXT
 
 The local system runs in the background:
   kafka (dev broker)  127.0.0.1:$KAFKA_PORT
   zookeeper           127.0.0.1:$ZK_PORT
   kproxy              http://127.0.0.1:$KPROXY_PORT/commit   (/healthz /readyz /metrics)
+  ktransfer 1 and 2   http://127.0.0.1:5041/status, http://127.0.0.1:5042/status   (/metrics)
+  demo backend        http://127.0.0.1:$BACKEND_PORT   (requests logged in $RUN/demobackend.out)
 Try:  printf '\x81\xa6method\xa2hi' | curl -sS --data-binary @- 'http://127.0.0.1:$KPROXY_PORT/commit?topic=$TOPIC&key=k1'
 Stop: make stop
 TXT
 }
 
 stop() {
+	stop_daemon ktransfer1
+	stop_daemon ktransfer2
 	stop_daemon kproxy
+	stop_daemon demobackend
 	stop_daemon devbroker
 	scripts/zookeeper.sh stop -p "$ZK_PORT" -d "$RUN/zookeeper" || true
 }
