@@ -9,14 +9,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,52 +24,10 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
-var (
-	bbBinOnce sync.Once
-	bbBinPath string
-	bbBinErr  error
-	bbBinDir  string
-)
-
-// bbBinary builds kproxy once per test binary.
-func bbBinary(t *testing.T) string {
-	t.Helper()
-	bbBinOnce.Do(func() {
-		bbBinDir, bbBinErr = os.MkdirTemp("", "kproxy-bin-")
-		if bbBinErr != nil {
-			return
-		}
-		bbBinPath = filepath.Join(bbBinDir, "kproxy")
-		out, err := exec.Command("go", "build", "-o", bbBinPath, ".").CombinedOutput()
-		if err != nil {
-			bbBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if bbBinErr != nil {
-		t.Fatal(bbBinErr)
-	}
-	return bbBinPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bbBinDir != "" {
-		os.RemoveAll(bbBinDir)
-	}
-	os.Exit(code)
-}
-
-func bbFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func TestMain(m *testing.M) { os.Exit(testproc.Main(m)) }
 
 // bbOriginalConfig rewrites the original kproxy.yaml for this test: same keys,
 // loopback addresses, a free port and a temporary log directory; extra lines
@@ -82,7 +38,7 @@ func bbOriginalConfig(t *testing.T, brokers []string, extra string) (path string
 	if err != nil {
 		t.Fatal(err)
 	}
-	port = bbFreePort(t)
+	port = testproc.FreePort(t)
 	dir := t.TempDir()
 	logDir = filepath.Join(dir, "log")
 	var out []string
@@ -119,36 +75,17 @@ func bbOriginalConfig(t *testing.T, brokers []string, extra string) (path string
 }
 
 type bbProc struct {
-	cmd    *exec.Cmd
+	*testproc.Proc
 	url    string
 	logDir string
-	out    *bytes.Buffer
-	exited chan struct{}
 }
 
 // bbStart runs kproxy -f cfg and waits for /readyz; the process is killed when the
 // test ends if it is still running.
 func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
 	t.Helper()
-	p := &bbProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), logDir: logDir, out: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bbBinary(t), "-f", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.exited
-		}
-	})
+	p := &bbProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), logDir: logDir}
+	p.Proc = testproc.Start(t, testproc.Build(t, "."), "-f", cfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(p.url + "/readyz")
@@ -159,8 +96,8 @@ func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
 			}
 		}
 		select {
-		case <-p.exited:
-			t.Fatalf("kproxy exited: %s\n%s", p.cmd.ProcessState, p.logs())
+		case <-p.Exited():
+			t.Fatalf("kproxy exited:\n%s", p.logs())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -172,21 +109,20 @@ func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
 
 func (p *bbProc) logs() string {
 	b, _ := os.ReadFile(filepath.Join(p.logDir, "kproxy.log"))
-	return p.out.String() + string(b)
+	return p.Output() + string(b)
 }
 
 // stop sends sig and waits for the exit code.
 func (p *bbProc) stop(t *testing.T, sig syscall.Signal) int {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(40 * time.Second):
+	code := p.Wait(40 * time.Second)
+	if code == -1 {
 		t.Fatalf("kproxy did not exit after %s\n%s", sig, p.logs())
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return code
 }
 
 type kcatRecord struct {
@@ -314,7 +250,7 @@ func TestSighupReopensLog(t *testing.T) {
 	if err := os.Rename(logFile, rotated); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -324,7 +260,7 @@ func TestSighupReopensLog(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no new kproxy.log with the reopen line after SIGHUP\n%s", p.out.String())
+			t.Fatalf("no new kproxy.log with the reopen line after SIGHUP\n%s", p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -338,7 +274,7 @@ func TestSighupReopensLog(t *testing.T) {
 }
 
 func TestCheckFlag(t *testing.T) {
-	bin := bbBinary(t)
+	bin := testproc.Build(t, ".")
 	out, err := exec.Command(bin, "-t", "-f", "../testdata/original/kproxy.yaml").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "configuration ../testdata/original/kproxy.yaml is valid" {
 		t.Errorf("original file: got %v %q", err, out)
