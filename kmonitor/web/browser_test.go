@@ -1,0 +1,260 @@
+//go:build linux
+
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The browser tests load the dashboard in headless Chromium. They need the browser,
+// so they run only with KMONITOR_BROWSER_TEST=1; KMONITOR_SCREENSHOT=FILE keeps the
+// screenshot.
+
+// lineColour is the chart line's colour in the light theme (--line in app.css).
+var lineColour = color.RGBA{0x1f, 0x6f, 0xd1, 0xff}
+
+// browserSource is an hour of samples every 5 s for two modules (billing with a
+// five-minute hole where kmonitor was down) and partitions in every status.
+func browserSource() *fakeSource {
+	end := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	hist := map[string][]Point{}
+	for i := 0; i <= 720; i++ {
+		at := end.Add(time.Duration(i-720) * 5 * time.Second)
+		orders := 2500 + 1800*math.Sin(float64(i)/70) + float64(i)*4
+		hist["prod/orders-push"] = append(hist["prod/orders-push"], Point{Time: at, Lag: int64(orders), Seconds: orders / 40})
+		if i >= 400 && i < 460 {
+			continue
+		}
+		billing := 0.0
+		if i > 200 {
+			billing = 90 * float64(min(i-200, 360))
+			billing -= 60 * float64(max(0, i-560))
+		}
+		hist["prod/billing"] = append(hist["prod/billing"], Point{Time: at, Lag: int64(billing), Seconds: billing / 300})
+	}
+	return &fakeSource{hist: hist, rows: []Row{
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 0, Lag: 1200, TimeLagSeconds: 31, Status: "OK", Owner: "push-a-1"},
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 1, Lag: 2100, TimeLagSeconds: 95, Status: "WARN", Owner: "push-a-2"},
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 2, Lag: 1900, TimeLagSeconds: 4000, Status: "STALL", Owner: "push-b-1", Stale: true},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 0, Status: "STOP", NoCommit: true},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 1, Lag: 22000, TimeLagSeconds: 72, Status: "REWIND", Owner: "bill-1"},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 2, Lag: 0, Status: "OK", Owner: "bill-2"},
+	}}
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("KMONITOR_BROWSER_TEST") != "1" {
+		t.Skip("browser test: set KMONITOR_BROWSER_TEST=1 to run it (needs chromium)")
+	}
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("browser test: chromium not found (%v); install it with `apt-get install -y chromium`", err)
+	}
+	return bin
+}
+
+// runChromium runs headless Chromium on url with extra flags and returns its
+// output. Chromium and its helpers share one process group, killed on cleanup.
+func runChromium(t *testing.T, bin, url string, flags ...string) (stdout, stderr string) {
+	t.Helper()
+	home := t.TempDir()
+	args := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-extensions", "--disable-default-apps", "--disable-breakpad", "--no-pings",
+		"--disable-domain-reliability", "--disable-client-side-phishing-detection",
+		// Only the test server's loopback address resolves: nothing leaves the machine.
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		"--enable-logging=stderr", "--v=0", "--lang=en-US",
+		"--user-data-dir=" + filepath.Join(home, "profile"),
+		"--window-size=1200,900",
+	}
+	args = append(append(args, flags...), url)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home, "LANG=en_US.UTF-8", "TZ=UTC")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("chromium %s: %v\n%s", strings.Join(flags, " "), err, errOut.String())
+	}
+	checkConsole(t, errOut.String())
+	return out.String(), errOut.String()
+}
+
+// checkConsole fails on what the page's console reported as broken: script errors
+// and anything the Content-Security-Policy refused.
+func checkConsole(t *testing.T, stderr string) {
+	t.Helper()
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "CONSOLE") && (strings.Contains(line, "Uncaught") || strings.Contains(line, "Refused to") || strings.Contains(line, "Content Security Policy")) {
+			t.Errorf("page console: %s", line)
+		}
+	}
+}
+
+func TestBrowserRendersDashboard(t *testing.T) {
+	bin := chromiumPath(t)
+	src := browserSource()
+	srv := httptest.NewServer(Handler(src))
+	t.Cleanup(srv.Close)
+
+	shot := filepath.Join(t.TempDir(), "dashboard.png")
+	runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
+	raw, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if keep := os.Getenv("KMONITOR_SCREENSHOT"); keep != "" {
+		if err := os.WriteFile(keep, raw, 0o644); err != nil {
+			t.Errorf("keep screenshot: %v", err)
+		}
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("decode screenshot: %v", err)
+	}
+	checkScreenshot(t, img)
+
+	dom, _ := runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
+	for _, want := range []string{`>prod / orders-push</h2>`, `>prod / billing</h2>`, `>Last updated `, `id="error" class="error" role="alert" hidden=""`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %s", want)
+		}
+	}
+	for _, r := range src.rows {
+		row := rowHTML(t, dom, r)
+		for _, want := range []string{`>` + r.Status + `</span>`, `>` + r.Topic + `</td>`} {
+			if !strings.Contains(row, want) {
+				t.Errorf("row %s/%d: got %s, want it to contain %s", r.Module, r.Partition, row, want)
+			}
+		}
+		if got, want := strings.Contains(row, ">stale</span>"), r.Stale; got != want {
+			t.Errorf("row %s/%d: got stale marker %v, want %v", r.Module, r.Partition, got, want)
+		}
+		if got, want := strings.Contains(row, ">no commit yet</span>"), r.NoCommit; got != want {
+			t.Errorf("row %s/%d: got no-commit marker %v, want %v", r.Module, r.Partition, got, want)
+		}
+	}
+	// orders-push is one unbroken line; billing is two, split at its hole.
+	if got := strings.Count(dom, `class="line"`); got != 3 {
+		t.Errorf("got %d chart lines, want 3", got)
+	}
+}
+
+// TestBrowserKeepsDataWhenUnreachable serves the page once, then fails every API
+// call: the next refresh must show the error banner over the data already shown.
+func TestBrowserKeepsDataWhenUnreachable(t *testing.T) {
+	bin := chromiumPath(t)
+	h := Handler(browserSource())
+	var histories atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/history" && histories.Add(1) > 1 {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	// Virtual time runs past the first 5 s refresh.
+	dom, _ := runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=8000", "--dump-dom")
+	if got := histories.Load(); got < 2 {
+		t.Fatalf("got %d history requests, want a refresh after the first", got)
+	}
+	banner := regexp.MustCompile(`<div id="error" class="error" role="alert">([^<]*)</div>`).FindStringSubmatch(dom)
+	if banner == nil {
+		t.Fatalf("got no visible error banner in\n%s", dom)
+	}
+	for _, want := range []string{"Cannot reach kmonitor", "HTTP 503", "Showing data from"} {
+		if !strings.Contains(banner[1], want) {
+			t.Errorf("banner %q lacks %q", banner[1], want)
+		}
+	}
+	for _, want := range []string{`>prod / orders-push</h2>`, `>prod / billing</h2>`, `data-partition="prod/billing/invoices/1"`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("after the failed refresh the page lacks %s", want)
+		}
+	}
+}
+
+// rowHTML returns the table row of r in dom.
+func rowHTML(t *testing.T, dom string, r Row) string {
+	t.Helper()
+	key := fmt.Sprintf(`data-partition="%s/%s/%s/%d"`, r.Cluster, r.Module, r.Topic, r.Partition)
+	i := strings.Index(dom, key)
+	if i < 0 {
+		t.Errorf("rendered page lacks the row %s", key)
+		return ""
+	}
+	j := strings.Index(dom[i:], "</tr>")
+	if j < 0 {
+		return dom[i:]
+	}
+	return dom[i : i+j]
+}
+
+// checkScreenshot checks the page was drawn: the window's size, enough that is not
+// background, and the chart lines in their colour.
+func checkScreenshot(t *testing.T, img image.Image) {
+	t.Helper()
+	b := img.Bounds()
+	if b.Dx() != 1200 || b.Dy() != 900 {
+		t.Errorf("got a %dx%d screenshot, want 1200x900", b.Dx(), b.Dy())
+	}
+	counts := map[color.RGBA]int{}
+	line := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			counts[c]++
+			if near(c, lineColour, 12) {
+				line++
+			}
+		}
+	}
+	background := 0
+	for _, n := range counts {
+		background = max(background, n)
+	}
+	total := b.Dx() * b.Dy()
+	if drawn := total - background; drawn < total/20 {
+		t.Errorf("got %d of %d pixels off the background colour, want at least 5%%", drawn, total)
+	}
+	// Two charts of about 480 px each, drawn 2 px wide.
+	if line < 1000 {
+		t.Errorf("got %d pixels in the chart line's colour %v, want at least 1000", line, lineColour)
+	}
+}
+
+func near(a, b color.RGBA, tol int) bool {
+	d := func(x, y uint8) bool { return int(x)-int(y) <= tol && int(y)-int(x) <= tol }
+	return d(a.R, b.R) && d(a.G, b.G) && d(a.B, b.B)
+}

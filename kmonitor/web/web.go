@@ -1,0 +1,189 @@
+// Package web serves kmonitor's dashboard: one self-contained page (HTML, JavaScript
+// and CSS embedded in the binary, nothing loaded from elsewhere) with a lag chart per
+// module over the last hour and the status of each partition, refreshing itself from
+// two JSON endpoints.
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Point is one sample of a module's total lag.
+type Point struct {
+	Time    time.Time `json:"t"`
+	Lag     int64     `json:"lag"`
+	Seconds float64   `json:"seconds"`
+}
+
+// Row is the current state of one module partition, as the dashboard's table shows it.
+type Row struct {
+	Cluster        string  `json:"cluster"`
+	Module         string  `json:"module"`
+	Topic          string  `json:"topic"`
+	Partition      int32   `json:"partition"`
+	Lag            int64   `json:"lag"`
+	TimeLagSeconds float64 `json:"time_lag_seconds"`
+	Status         string  `json:"status"`
+	Stale          bool    `json:"stale"`
+	NoCommit       bool    `json:"no_commit"`
+	Owner          string  `json:"owner"`
+}
+
+// Source is what the dashboard reads. Its methods are called from concurrent HTTP
+// requests and must be safe for that.
+type Source interface {
+	// History returns, per "cluster/module", the module's total lag samples of the
+	// last d, oldest first.
+	History(d time.Duration) map[string][]Point
+	// Rows returns the current detail of every module partition.
+	Rows() []Row
+}
+
+// MaxMinutes is the longest history /api/history returns, and its default.
+const MaxMinutes = 60
+
+// ContentSecurityPolicy is sent with every response: the page may load only its own
+// script, style sheet and JSON, and nothing may frame it.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; " +
+	"form-action 'none'; frame-ancestors 'none'"
+
+var (
+	//go:embed assets/index.html
+	indexHTML []byte
+	//go:embed assets/app.js
+	appJS []byte
+	//go:embed assets/app.css
+	appCSS []byte
+)
+
+// Handler returns the dashboard, with its paths relative to where it is mounted:
+//
+//	GET /                     the page (app.js and app.css beside it)
+//	GET /api/history?minutes  JSON {"cluster/module":[{"t","lag","seconds"}...]}, minutes in 1..60, default 60
+//	GET /api/partitions       JSON [Row...], sorted by cluster, module, topic, partition
+//
+// Other paths answer 404, other methods 405. A bad minutes parameter answers 400
+// with JSON {"error": reason}. src must not be nil.
+func Handler(src Source) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", asset("index.html", "text/html; charset=utf-8", indexHTML))
+	mux.Handle("GET /app.js", asset("app.js", "text/javascript; charset=utf-8", appJS))
+	mux.Handle("GET /app.css", asset("app.css", "text/css; charset=utf-8", appCSS))
+	mux.HandleFunc("GET /api/history", func(w http.ResponseWriter, r *http.Request) {
+		minutes, err := parseMinutes(r.URL.RawQuery)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, history(src.History(time.Duration(minutes)*time.Minute)))
+	})
+	mux.HandleFunc("GET /api/partitions", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, rows(src.Rows()))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// asset serves one embedded file. Browsers revalidate it on every load (the binary
+// may have been replaced) and get 304 while its ETag still matches.
+func asset(name, contentType string, body []byte) http.Handler {
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+	})
+}
+
+// parseMinutes reads the minutes parameter of a raw query: absent means
+// MaxMinutes, anything but one integer in 1..MaxMinutes is an error.
+func parseMinutes(rawQuery string) (int, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, fmt.Errorf("query %q: %w", rawQuery, err)
+	}
+	vs, ok := q["minutes"]
+	switch {
+	case !ok:
+		return MaxMinutes, nil
+	case len(vs) != 1:
+		return 0, fmt.Errorf("minutes: given %d times, want once", len(vs))
+	}
+	m, err := strconv.Atoi(vs[0])
+	if err != nil || m < 1 || m > MaxMinutes {
+		return 0, fmt.Errorf("minutes: %q is not an integer in 1..%d", vs[0], MaxMinutes)
+	}
+	return m, nil
+}
+
+// history copies src for encoding: every module gets a list (never null) and
+// non-finite seconds become 0, which encoding/json would otherwise refuse,
+// failing the whole answer for one bad sample.
+func history(src map[string][]Point) map[string][]Point {
+	out := make(map[string][]Point, len(src))
+	for k, pts := range src {
+		c := make([]Point, len(pts))
+		for i, p := range pts {
+			p.Seconds = finite(p.Seconds)
+			c[i] = p
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// rows copies src sorted for display, with non-finite time lags as 0.
+func rows(src []Row) []Row {
+	out := make([]Row, len(src))
+	for i, r := range src {
+		r.TimeLagSeconds = finite(r.TimeLagSeconds)
+		out[i] = r
+	}
+	slices.SortFunc(out, func(a, b Row) int {
+		return cmp.Or(cmp.Compare(a.Cluster, b.Cluster), cmp.Compare(a.Module, b.Module),
+			cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out
+}
+
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("encode answer: %v", err), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
