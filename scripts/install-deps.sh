@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # install-deps.sh installs what the tests, benchmarks and the local system need and
-# a fresh Debian machine lacks: ZooKeeper (Debian's package, with Java), kcat and,
-# with --bench, wrk. It runs apt-get update once, and only when something is
-# missing; Go modules are downloaded with `go mod download`.
+# a fresh Debian machine lacks: ZooKeeper (Debian's package, with Java), kcat,
+# zabbix_sender (zabbix-agent) and, with --browser, Chromium. It runs apt-get
+# update once, and only when something is missing; Go modules are downloaded with
+# `go mod download`.
 set -euo pipefail
 
-want=(zookeeper kcat)
-if [[ ${1:-} == --bench ]]; then
-	want+=(wrk)
+want=(zookeeper kcat zabbix-agent)
+if [[ ${1:-} == --browser ]]; then
+	want+=(chromium)
 fi
 
 as_root() {
@@ -25,6 +26,7 @@ missing=()
 for pkg in "${want[@]}"; do
 	case $pkg in
 	zookeeper) [[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null || missing+=(zookeeper) ;;
+	zabbix-agent) command -v zabbix_sender >/dev/null || missing+=(zabbix-agent) ;;
 	*) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
 	esac
 done

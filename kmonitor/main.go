@@ -1,0 +1,40 @@
+// Command kmonitor is the lag monitor: it follows the modules' committed offsets
+// in ZooKeeper, polls the log offsets from Kafka and serves /delay (JSON or Zabbix),
+// /lag, /metrics, /healthz, /readyz and, at /, a dashboard page. Run it as `kmonitor -f kmonitor.yaml`;
+// `kmonitor -t -f kmonitor.yaml` checks the file.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+)
+
+type program struct{ cfg monitor.Config }
+
+func (p program) Logging() logging.Config        { return p.cfg.Base.Config }
+func (p program) ShutdownTimeout() time.Duration { return p.cfg.Base.Shutdown }
+
+func (p program) Run(ctx context.Context, log *slog.Logger) error {
+	m, err := monitor.New(p.cfg, log)
+	if err != nil {
+		return err
+	}
+	m.Handle("/", monitor.DashboardHandler(m))
+	return m.Run(ctx)
+}
+
+func main() {
+	os.Exit(daemon.Main("kmonitor", os.Args[1:], os.Stdout, os.Stderr, func(path string) (daemon.Program, error) {
+		cfg, err := monitor.LoadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		return program{cfg}, nil
+	}))
+}

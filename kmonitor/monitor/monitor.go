@@ -1,0 +1,173 @@
+// Package monitor is kmonitor's core: per cluster it follows the modules'
+// committed offsets in ZooKeeper through watches, polls the partitions' log-start
+// and log-end offsets from Kafka (one ListOffsets request per broker), reads the
+// timestamp of the first record not yet pushed for an exact time lag, judges each
+// module partition's status over a sliding window of samples, and serves the
+// original /delay (JSON and Zabbix), /lag, /metrics, /healthz and /readyz.
+//
+// ZooKeeper or Kafka being unreachable never stops it: the last values are served
+// marked stale, and both clients reconnect by themselves.
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
+)
+
+// Monitor is a running kmonitor. Create it with New and run it with Run or Serve.
+// Its methods are safe for concurrent use.
+type Monitor struct {
+	cfg      Config
+	log      *slog.Logger
+	clusters []*cluster // sorted by name
+	byName   map[string]*cluster
+	names    []string
+	reg      *prometheus.Registry
+	ready    *opshttp.Ready
+	mux      *http.ServeMux
+	metrics  *metrics
+	now      func() time.Time
+
+	closeOnce sync.Once
+}
+
+// New creates a Monitor from a checked configuration. It starts connecting to
+// every cluster's ZooKeeper in the background; nothing is read before Run or
+// Serve. extra options are added to every Kafka client (tests use them).
+func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
+	if len(cfg.Clusters) == 0 {
+		return nil, errors.New("no cluster configured (base.clusters)")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{
+		cfg:    cfg,
+		log:    log,
+		byName: map[string]*cluster{},
+		reg:    opshttp.NewRegistry(),
+		ready:  &opshttp.Ready{},
+		mux:    http.NewServeMux(),
+		now:    time.Now,
+	}
+	m.metrics = newMetrics(m.reg, m)
+	window := max(cfg.Base.StatusWindow, 2)
+	for _, cc := range cfg.Clusters {
+		c, err := newCluster(cc, cfg.PollInterval(cc), window, log, m.metrics, extra)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.clusters = append(m.clusters, c)
+		m.byName[cc.Name] = c
+		m.names = append(m.names, cc.Name)
+		m.ready.Add("cluster "+cc.Name, c.ready)
+	}
+	sort.Strings(m.names)
+	sort.Slice(m.clusters, func(i, j int) bool { return m.clusters[i].name < m.clusters[j].name })
+	opshttp.Mount(m.mux, m.ready, m.reg)
+	m.mount()
+	return m, nil
+}
+
+// Partitions returns every cluster's current rows, as /lag shows them, ordered by
+// cluster, module, topic and partition number.
+func (m *Monitor) Partitions() []PartitionLag {
+	now := m.now()
+	var rows []PartitionLag
+	for _, c := range m.clusters {
+		rows = append(rows, c.rows(now)...)
+	}
+	return rows
+}
+
+// History returns, per "cluster/module", the module's total lag samples (one per
+// poll, kept for one hour) of the last d, oldest first.
+func (m *Monitor) History(d time.Duration) map[string][]Point {
+	now := m.now()
+	out := map[string][]Point{}
+	for _, c := range m.clusters {
+		for k, v := range c.historySince(d, now) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Run listens on listen_address:port and serves until ctx ends (see Serve).
+func (m *Monitor) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.cfg.Addr())
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("listen on %s: %w", m.cfg.Addr(), err)
+	}
+	return m.Serve(ctx, ln)
+}
+
+// Serve runs the collectors and serves HTTP on ln until ctx ends; then it stops
+// accepting, lets requests in progress finish within shutdown_timeout, stops the
+// collectors and closes every client. It returns nil after a clean shutdown; a
+// ZooKeeper or Kafka failure is never an error.
+func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           m.mux,
+		ReadTimeout:       time.Duration(m.cfg.HTTP.ReadTimeoutMs) * time.Millisecond,
+		ReadHeaderTimeout: time.Duration(m.cfg.HTTP.ReadTimeoutMs) * time.Millisecond,
+		WriteTimeout:      time.Duration(m.cfg.HTTP.WriteTimeoutMs) * time.Millisecond,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	}
+	cctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range m.clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.run(cctx)
+		}()
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+		m.Close()
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	m.log.Info("serving", "addr", ln.Addr().String(), "clusters", m.names)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), m.cfg.Base.Shutdown)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("drain http requests: %w", err)
+	}
+	return nil
+}
+
+// Close closes the ZooKeeper and Kafka clients of a Monitor that is not serving.
+// Serve closes them itself. Close is safe to call twice.
+func (m *Monitor) Close() {
+	m.closeOnce.Do(func() {
+		for _, c := range m.clusters {
+			c.close()
+		}
+	})
+}

@@ -1,0 +1,112 @@
+package monitor
+
+import "encoding/json"
+
+// Status is a module partition's health, judged over the last status_window
+// samples as Burrow judges consumer partitions.
+type Status int
+
+// The statuses, in increasing severity; /metrics exports them as these numbers.
+const (
+	// StatusOK: lag reached 0 within the window, or it does not keep growing.
+	StatusOK Status = iota
+	// StatusWarn: the lag grew over the whole window although commits moved: the
+	// module is slower than its producers.
+	StatusWarn
+	// StatusStall: the committed offset did not move over the whole window while
+	// lag was above 0 and an owner holds the partition: it is stuck.
+	StatusStall
+	// StatusStop: no instance owned the partition, or it had no committed offset,
+	// for the whole window: nobody is pushing it.
+	StatusStop
+	// StatusRewind: the committed offset went backwards within the window.
+	StatusRewind
+)
+
+var statusNames = [...]string{"OK", "WARN", "STALL", "STOP", "REWIND"}
+
+// String returns the status's name: OK, WARN, STALL, STOP or REWIND.
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusNames) {
+		return "UNKNOWN"
+	}
+	return statusNames[s]
+}
+
+// MarshalJSON writes the status as its name.
+func (s Status) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// UnmarshalJSON reads a status name.
+func (s *Status) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return err
+	}
+	for i, n := range statusNames {
+		if n == name {
+			*s = Status(i)
+			return nil
+		}
+	}
+	*s = StatusOK
+	return nil
+}
+
+// sample is one poll's view of a module partition.
+type sample struct {
+	committed int64 // valid when hasCommit
+	hasCommit bool
+	hasOwner  bool
+	lag       int64
+}
+
+// evaluate judges samples, oldest first, against a window of window samples.
+// Rules in order of precedence:
+//   - REWIND: some committed offset is below the one before it.
+//   - STOP (full window only): no sample has an owner, or none has a commit.
+//   - STALL (full window only): every sample has lag > 0 and the same committed
+//     offset.
+//   - WARN (full window only): the committed offset moved, every sample has lag
+//     > 0, lag never fell from one sample to the next and ended above where it
+//     started.
+//   - OK otherwise (lag reached 0, or fell, or the window is not full yet).
+func evaluate(samples []sample, window int) Status {
+	if len(samples) > window {
+		samples = samples[len(samples)-window:]
+	}
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		if a.hasCommit && b.hasCommit && b.committed < a.committed {
+			return StatusRewind
+		}
+	}
+	if len(samples) < window || window < 2 {
+		return StatusOK
+	}
+	owned, committed := false, false
+	for _, s := range samples {
+		owned = owned || s.hasOwner
+		committed = committed || s.hasCommit
+	}
+	if !owned || !committed {
+		return StatusStop
+	}
+	first, last := samples[0], samples[len(samples)-1]
+	for _, s := range samples {
+		if !s.hasCommit || s.lag == 0 {
+			return StatusOK
+		}
+	}
+	if first.committed == last.committed {
+		return StatusStall
+	}
+	for i := 1; i < len(samples); i++ {
+		if samples[i].lag < samples[i-1].lag {
+			return StatusOK
+		}
+	}
+	if last.lag > first.lag {
+		return StatusWarn
+	}
+	return StatusOK
+}

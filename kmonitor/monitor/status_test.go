@@ -1,0 +1,86 @@
+package monitor
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// seq builds samples with an owner from committed offsets and lags; a committed
+// offset of -1 means no commit.
+func seq(committed []int64, lags []int64) []sample {
+	out := make([]sample, len(committed))
+	for i := range committed {
+		out[i] = sample{committed: committed[i], hasCommit: committed[i] >= 0, hasOwner: true, lag: lags[i]}
+		if committed[i] < 0 {
+			out[i].committed = 0
+		}
+	}
+	return out
+}
+
+func TestEvaluate(t *testing.T) {
+	noOwner := seq([]int64{5, 5, 5, 5}, []int64{0, 0, 0, 0})
+	for i := range noOwner {
+		noOwner[i].hasOwner = false
+	}
+	partlyOwned := seq([]int64{5, 5, 5, 5}, []int64{3, 3, 3, 3})
+	for i := range partlyOwned[:3] {
+		partlyOwned[i].hasOwner = false
+	}
+	tests := []struct {
+		name    string
+		samples []sample
+		want    Status
+	}{
+		{"caught up", seq([]int64{1, 2, 3, 4}, []int64{0, 0, 0, 0}), StatusOK},
+		{"lag falls", seq([]int64{1, 3, 5, 7}, []int64{9, 7, 5, 3}), StatusOK},
+		{"lag reached zero once", seq([]int64{1, 3, 5, 7}, []int64{5, 0, 6, 8}), StatusOK},
+		{"lag steady while moving", seq([]int64{1, 3, 5, 7}, []int64{4, 4, 4, 4}), StatusOK},
+		{"lag grows while commits move", seq([]int64{1, 2, 3, 4}, []int64{2, 3, 3, 9}), StatusWarn},
+		{"lag grows, one dip", seq([]int64{1, 2, 3, 4}, []int64{2, 5, 4, 9}), StatusOK},
+		{"commits stuck with lag", seq([]int64{7, 7, 7, 7}, []int64{1, 2, 3, 4}), StatusStall},
+		{"commits stuck without lag", seq([]int64{7, 7, 7, 7}, []int64{0, 0, 0, 0}), StatusOK},
+		{"no owner all window", noOwner, StatusStop},
+		{"owner came back", partlyOwned, StatusStall},
+		{"no commit all window", seq([]int64{-1, -1, -1, -1}, []int64{0, 0, 0, 0}), StatusStop},
+		{"first commit arrived", seq([]int64{-1, -1, -1, 4}, []int64{0, 0, 0, 2}), StatusOK},
+		{"rewind", seq([]int64{10, 12, 3, 4}, []int64{0, 0, 9, 8}), StatusRewind},
+		{"rewind in a short window", seq([]int64{10, 3}, []int64{0, 7}), StatusRewind},
+		{"rewind beats stop", func() []sample {
+			s := seq([]int64{10, 12, 3, 4}, []int64{1, 1, 1, 1})
+			for i := range s {
+				s[i].hasOwner = false
+			}
+			return s
+		}(), StatusRewind},
+		{"window not full", seq([]int64{7, 7}, []int64{3, 4}), StatusOK},
+		{"rewind left the window", seq([]int64{9, 1, 2, 3, 4, 5}, []int64{0, 0, 0, 0, 0, 0}), StatusOK},
+		{"only the last window counts", seq([]int64{1, 2, 2, 2, 2}, []int64{0, 5, 5, 5, 5}), StatusStall},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := evaluate(tt.samples, 4); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	for s := StatusOK; s <= StatusRewind; s++ {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Status
+		if err := json.Unmarshal(b, &back); err != nil || back != s {
+			t.Errorf("%s: round trip got %v (%v), want %v", b, back, err, s)
+		}
+	}
+	if got := Status(99).String(); got != "UNKNOWN" {
+		t.Errorf("got %q, want UNKNOWN", got)
+	}
+	if b, _ := json.Marshal(StatusStall); string(b) != `"STALL"` {
+		t.Errorf("got %s, want \"STALL\"", b)
+	}
+}
