@@ -3,6 +3,7 @@
 #   make run     start the whole local system and show a record going through
 #   make stop    stop everything make run started
 #   make test    every test CI runs (with -race); installs what it needs
+#   make browser-test  headless Chromium screenshot of kmonitor's dashboard
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
 
@@ -11,13 +12,13 @@ BIN       := bin
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build deps test bench fuzz run stop clean
+.PHONY: all build deps test browser-test bench fuzz run stop clean
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./kproxy ./ktransfer ./scripts/devbroker ./scripts/demobackend
+	$(GO) build -o $(BIN)/ ./kproxy ./ktransfer ./kmonitor ./scripts/devbroker ./scripts/demobackend
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +26,11 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
+
+# Headless Chromium renders kmonitor's dashboard; SCREENSHOT=file.png keeps it.
+browser-test:
+	@scripts/install-deps.sh --browser
+	KMONITOR_BROWSER_TEST=1 KMONITOR_SCREENSHOT=$(SCREENSHOT) $(GO) test -race -count=1 -run Browser -v ./kmonitor/web/
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
@@ -38,7 +44,8 @@ FUZZ_TARGETS := \
 	./kproxy/proxy:FuzzCommitQuery \
 	./kproxy/proxy:FuzzValidTopic \
 	./ktransfer/push:FuzzReadHead \
-	./ktransfer/push:FuzzQueryEscape
+	./ktransfer/push:FuzzQueryEscape \
+	./kmonitor/web:FuzzMinutes
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

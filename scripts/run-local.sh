@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # run-local.sh brings the local system up on loopback — the dev Kafka broker (data
 # kept in .run/kafka), a real ZooKeeper, kproxy, two ktransfer processes sharing a
-# demo module, and a demo HTTP backend — sends a few records through kproxy, reads
-# them back with kcat and shows ktransfer pushing them to the backend.
+# demo module, a demo HTTP backend and kmonitor — sends a few records through
+# kproxy, reads them back with kcat, shows ktransfer pushing them to the backend and
+# kmonitor's lag returning to 0.
 # `run-local.sh stop` stops everything it started, by the PIDs it recorded.
 # Ports: KAFKA_PORT (9092), ZK_PORT (2181), KPROXY_PORT (5030), BACKEND_PORT (8080),
-# ktransfer operations 5041 and 5042.
+# ktransfer operations 5041 and 5042, KMONITOR_PORT (55325).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ readonly KAFKA_PORT=${KAFKA_PORT:-9092}
 readonly ZK_PORT=${ZK_PORT:-2181}
 readonly KPROXY_PORT=${KPROXY_PORT:-5030}
 readonly BACKEND_PORT=${BACKEND_PORT:-8080}
+readonly KMONITOR_PORT=${KMONITOR_PORT:-55325}
 readonly TOPIC=demo
 
 die() {
@@ -70,7 +72,7 @@ stop_daemon() {
 
 start() {
 	mkdir -p "$RUN/log"
-	[[ -x bin/kproxy && -x bin/ktransfer && -x bin/devbroker && -x bin/demobackend ]] || die "build first: make build"
+	[[ -x bin/kproxy && -x bin/ktransfer && -x bin/devbroker && -x bin/demobackend && -x bin/kmonitor ]] || die "build first: make build"
 
 	scripts/zookeeper.sh start -p "$ZK_PORT" -d "$RUN/zookeeper"
 
@@ -134,6 +136,28 @@ YAML
 		echo "ktransfer$n running (pid $(<"$RUN/ktransfer$n.pid"), operations http://127.0.0.1:504$n/status, log $RUN/log/ktransfer$n/ktransfer.log)"
 	done
 
+	cat >"$RUN/kmonitor.yaml" <<YAML
+# Written by scripts/run-local.sh; see conf/kmonitor.yaml for every key.
+base:
+ log_dir: $RUN/log
+ log_level: 4
+ clusters:
+  - local
+ poll_interval_ms: 1000
+http_server:
+ port: $KMONITOR_PORT
+ listen_address: 127.0.0.1
+local:
+ chroot: /demo
+ zk_hosts:
+  - 127.0.0.1:$ZK_PORT
+ broker_hosts:
+  - 127.0.0.1:$KAFKA_PORT
+YAML
+	start_daemon kmonitor bin/kmonitor -f "$RUN/kmonitor.yaml"
+	wait_for curl -fsS "http://127.0.0.1:$KMONITOR_PORT/healthz" || die "kmonitor did not start: $(tail -n 20 "$RUN/log/kmonitor.log" "$RUN/kmonitor.out" 2>/dev/null)"
+	echo "kmonitor listening on 127.0.0.1:$KMONITOR_PORT (pid $(<"$RUN/kmonitor.pid"), log $RUN/log/kmonitor.log)"
+
 	echo
 	echo "== committing three msgpack records through kproxy"
 	local i
@@ -157,6 +181,18 @@ YAML
 		curl -fsS "http://127.0.0.1:504$n/status" | tr -d ' \n' | grep -o '"partition":[0-9]*' | cut -d: -f2 | tr '\n' ' '
 		echo
 	done
+	echo
+	echo "== kmonitor: lag per module partition (records not yet pushed), once it is 0"
+	local delay=""
+	for ((n = 0; n < 100; n++)); do
+		delay=$(curl -fsS "http://127.0.0.1:$KMONITOR_PORT/delay") || true
+		if [[ $delay == *'"demo":{'* && $delay != *':'[1-9]* ]]; then
+			break
+		fi
+		sleep 0.2
+	done
+	echo "$delay"
+	curl -fsS "http://127.0.0.1:$KMONITOR_PORT/delay?format=zabbix" | head -n 3
 	cat <<TXT
 
 The local system runs in the background:
@@ -165,12 +201,14 @@ The local system runs in the background:
   kproxy              http://127.0.0.1:$KPROXY_PORT/commit   (/healthz /readyz /metrics)
   ktransfer 1 and 2   http://127.0.0.1:5041/status, http://127.0.0.1:5042/status   (/metrics)
   demo backend        http://127.0.0.1:$BACKEND_PORT   (requests logged in $RUN/demobackend.out)
+  kmonitor            http://127.0.0.1:$KMONITOR_PORT/   (dashboard; /delay /lag /metrics)
 Try:  printf '\x81\xa6method\xa2hi' | curl -sS --data-binary @- 'http://127.0.0.1:$KPROXY_PORT/commit?topic=$TOPIC&key=k1'
 Stop: make stop
 TXT
 }
 
 stop() {
+	stop_daemon kmonitor
 	stop_daemon ktransfer1
 	stop_daemon ktransfer2
 	stop_daemon kproxy
