@@ -333,7 +333,9 @@ func TestFencedProcessStopsPushing(t *testing.T) {
 		}
 		e.produce(t, recs...)
 	}
-	produce(400)
+	// Enough records that fetching pauses on the backlog: the partitions taken
+	// back after the fence must fetch again.
+	produce(1500)
 	eventually(t, 10*time.Second, "pushing", func() bool { return len(e.be.deliveries()) > 20 })
 	px.cut()
 	eventually(t, 10*time.Second, "fenced", func() bool {
@@ -349,7 +351,7 @@ func TestFencedProcessStopsPushing(t *testing.T) {
 	if now := []int64{e.committed(t, m.Name, 0), e.committed(t, m.Name, 1)}; fmt.Sprint(now) != fmt.Sprint(offsets) {
 		t.Errorf("offsets moved while fenced: %v -> %v", offsets, now)
 	}
-	if pushedAtFence >= 400 {
+	if pushedAtFence >= 1500 {
 		t.Fatalf("everything was pushed before the cut; the test proves nothing")
 	}
 	px.heal()

@@ -74,6 +74,9 @@ func (pr *partRunner) run() {
 	pr.committed.Store(start)
 	pr.pushCtx, pr.cancelPush = context.WithCancelCause(context.Background())
 	pr.mr.setPart(pr.p, pr)
+	// A partition this process paused before it last lost it stays paused in the
+	// client ("paused partitions persist until resumed"): resume before adding.
+	pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 	pr.mr.consumer.AddConsumePartitions(map[string]map[int32]kgo.Offset{pr.mr.m.Topic: {pr.p: kgo.NewOffset().At(start)}})
 	pr.log.Info("partition owned", "offset", start)
 
@@ -320,6 +323,7 @@ func (pr *partRunner) finish(started bool) {
 	cause := context.Cause(pr.lease.Context())
 	if started {
 		pr.mr.consumer.RemoveConsumePartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
+		pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 		pr.tracker.Close()
 		fenced := errors.Is(cause, fleet.ErrFenced)
 		if !fenced {
