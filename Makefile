@@ -35,6 +35,7 @@ browser-test:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
+	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
 FUZZ_TARGETS := \
