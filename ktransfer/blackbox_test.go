@@ -5,11 +5,9 @@ package main
 // a share of requests while one process is killed with SIGKILL and restarted.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,51 +26,11 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "ktransfer-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "ktransfer")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func TestMain(m *testing.M) { os.Exit(testproc.Main(m)) }
 
 // rewrite replaces the values of top-level keys (and their list items) in an
 // original file, keeping every other line as it is.
@@ -112,42 +70,19 @@ func rewrite(t *testing.T, src string, values map[string][]string) string {
 }
 
 type proc struct {
+	*testproc.Proc
 	name   string
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	exited chan struct{}
 	logDir string
 }
 
 func startProc(t *testing.T, name, cfg, logDir string) *proc {
 	t.Helper()
-	p := &proc{name: name, exited: make(chan struct{}), logDir: logDir}
-	p.cmd = exec.Command(binary(t), "-f", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.exited:
-	default:
-		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	}
+	return &proc{Proc: testproc.Start(t, testproc.Build(t, "."), "-f", cfg), name: name, logDir: logDir}
 }
 
 func (p *proc) logs() string {
 	b, _ := os.ReadFile(filepath.Join(p.logDir, "ktransfer.log"))
-	return p.out.String() + string(b)
+	return p.Output() + string(b)
 }
 
 // sink is the backend: it fails a share of requests and records the successful
@@ -229,13 +164,13 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 			"module_conf_dir": {modDir},
 			"module_enabled":  {"- " + module},
 			"broker_hosts":    {"[" + strings.Join(brokers, ",") + "]"},
-			"ops_listen":      {fmt.Sprintf("127.0.0.1:%d", freePort(t))},
+			"ops_listen":      {fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))},
 		})
 		path := filepath.Join(dir, name+".yaml")
 		os.WriteFile(path, []byte(cfg), 0o644)
 		cfgs[name] = path
 	}
-	out, err := exec.Command(binary(t), "-t", "-f", cfgs["a"]).CombinedOutput()
+	out, err := exec.Command(testproc.Build(t, "."), "-t", "-f", cfgs["a"]).CombinedOutput()
 	if err != nil {
 		t.Fatalf("-t: %v %s", err, out)
 	}
@@ -273,7 +208,7 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	waitFor(keys * perKey / 5)
-	a.kill() // SIGKILL
+	a.Kill() // SIGKILL
 	atKill := len(be.snapshot())
 	produce(2*perKey/3, perKey)
 	time.Sleep(time.Second)
@@ -355,13 +290,12 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 
 	// A clean shutdown exits 0.
 	for _, p := range []*proc{a, b} {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(40 * time.Second):
+		p.Signal(syscall.SIGTERM)
+		code := p.Wait(40 * time.Second)
+		if code == -1 {
 			t.Fatalf("%s did not exit after SIGTERM", p.name)
 		}
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		if code != 0 {
 			t.Errorf("%s: exit code %d after SIGTERM\n%s", p.name, code, p.logs())
 		}
 	}
