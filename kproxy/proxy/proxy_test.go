@@ -399,6 +399,26 @@ func TestKafkaErrors(t *testing.T) {
 	}
 }
 
+// holdProduces makes the broker hold every produce request until release is called
+// (also at the end of the test); held receives a value per held request.
+func holdProduces(t *testing.T, c *kfake.Cluster) (held <-chan struct{}, release func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	ch := make(chan struct{}, 64)
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+		c.SleepControl(func() { <-gate })
+		return nil, nil, false
+	})
+	return ch, release
+}
+
 func TestProduceTimeoutGives504(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
@@ -408,17 +428,11 @@ func TestProduceTimeoutGives504(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	_, release := holdProduces(t, c)
 	began := time.Now()
 	a := post(t, r.url, "topic="+testTopic, body(t, "m", 1))
 	took := time.Since(began)
-	once.Do(func() { close(release) })
+	release()
 	if a.status != 504 || a.Code != "kafka_timeout" {
 		t.Fatalf("got %d %q (%s), want 504 kafka_timeout", a.status, a.Code, a.Error)
 	}
@@ -435,15 +449,7 @@ func TestBufferFullGives503(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	held := make(chan struct{}, 1)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		held <- struct{}{}
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	held, release := holdProduces(t, c)
 	first := make(chan answer, 1)
 	go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 	<-held // the first record now fills the buffer
@@ -454,7 +460,7 @@ func TestBufferFullGives503(t *testing.T) {
 	if a.header.Get("Retry-After") != "1" {
 		t.Errorf("got Retry-After %q, want 1", a.header.Get("Retry-After"))
 	}
-	once.Do(func() { close(release) })
+	release()
 	if f := <-first; f.status != 200 {
 		t.Errorf("first request: got %d (%s), want 200 once Kafka answered", f.status, f.Error)
 	}
@@ -468,22 +474,14 @@ func TestReqPoolSizeBoundsInflight(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	held := make(chan struct{}, 1)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		held <- struct{}{}
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	held, release := holdProduces(t, c)
 	first := make(chan answer, 1)
 	go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 	<-held
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 503 || a.Code != "backpressure" {
 		t.Errorf("got %d %q, want 503 backpressure", a.status, a.Code)
 	}
-	once.Do(func() { close(release) })
+	release()
 	if f := <-first; f.status != 200 {
 		t.Errorf("first request: got %d, want 200", f.status)
 	}
@@ -569,13 +567,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	release := make(chan struct{})
-	held := make(chan struct{}, 8)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		held <- struct{}{}
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	held, release := holdProduces(t, c)
 	const n = 5
 	answers := make(chan answer, n)
 	for i := 0; i < n; i++ {
@@ -593,7 +585,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 		}
 		return err != nil
 	})
-	close(release)
+	release()
 	for i := 0; i < n; i++ {
 		if a := <-answers; a.status != 200 {
 			t.Errorf("in-flight request %d: got %d (%s), want 200", i, a.status, a.Error)
