@@ -30,7 +30,7 @@ test: deps
 # Headless Chromium renders kmonitor's dashboard; SCREENSHOT=file.png keeps it.
 browser-test:
 	@scripts/install-deps.sh --browser
-	KMONITOR_BROWSER_TEST=1 KMONITOR_SCREENSHOT=$(SCREENSHOT) $(GO) test -race -count=1 -run Browser -v ./kmonitor/web/
+	BROWSER_TEST=1 DASHBOARD_SCREENSHOT=$(SCREENSHOT) $(GO) test -race -count=1 -run 'Browser|Dashboard' -v ./kmonitor/web/ ./kmonitor/
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/

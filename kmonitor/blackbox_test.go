@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -99,7 +100,11 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestOriginalConfigDelayAndZabbixSender(t *testing.T) {
+// startOriginal runs kmonitor from the original kmonitor.yaml against a real
+// ZooKeeper and kfake in the state of the original README's example: on
+// test_cluster, test_module_1 is 12 records behind and test_module_2 is done.
+func startOriginal(t *testing.T) (base string, p *testproc.Proc) {
+	t.Helper()
 	kafka := testcluster.Kafka(t, kfake.SeedTopics(1, "test_topic"))
 	broker := testcluster.Brokers(kafka)[0]
 	bhost, bport, _ := net.SplitHostPort(broker)
@@ -130,9 +135,14 @@ func TestOriginalConfigDelayAndZabbixSender(t *testing.T) {
 	if out, err := exec.Command(bin, "-t", "-f", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("-t: %v %s", err, out)
 	}
-	p := testproc.Start(t, bin, "-f", cfg)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p = testproc.Start(t, bin, "-f", cfg)
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 
+	return base, p
+}
+
+func TestOriginalConfigDelayAndZabbixSender(t *testing.T) {
+	base, p := startOriginal(t)
 	const wantJSON = `{"test_cluster":{"test_module_1":{"0":12},"test_module_2":{"0":0}}}`
 	const wantZabbix = "- test_cluster.test_module_1.0.delay 12\n- test_cluster.test_module_2.0.delay 0\n"
 	deadline := time.Now().Add(20 * time.Second)
@@ -291,4 +301,63 @@ func (tr *trapper) handle(c net.Conn) error {
 	binary.LittleEndian.PutUint32(out[5:9], uint32(len(resp)))
 	_, err := c.Write(append(out, resp...))
 	return err
+}
+
+// TestDashboardOfRunningKmonitor loads / from the running binary in headless
+// Chromium (opt-in: make browser-test) and checks the chart and the rows.
+func TestDashboardOfRunningKmonitor(t *testing.T) {
+	chromium := testproc.Chromium(t, "BROWSER_TEST")
+	base, p := startOriginal(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, body := get(t, base+"/api/history?minutes=60")
+		if strings.Count(body, `"lag":12`) >= 5 {
+			break // a few samples to draw
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no history: %s\n%s", body, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dom, _ := testproc.RunChromium(t, chromium, base+"/", "--virtual-time-budget=5000", "--dump-dom")
+	for _, want := range []string{"test_cluster / test_module_1", "test_cluster / test_module_2", "test_topic"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+	shot := filepath.Join(t.TempDir(), "dashboard.png")
+	if keep := os.Getenv("DASHBOARD_SCREENSHOT"); keep != "" {
+		shot = keep
+	}
+	testproc.RunChromium(t, chromium, base+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			// The chart line's colour, #1f6fd1 (--line in app.css).
+			if abs(int(r>>8)-0x1f) < 24 && abs(int(g>>8)-0x6f) < 24 && abs(int(bl>>8)-0xd1) < 24 {
+				line++
+			}
+		}
+	}
+	if line < 50 { // a fresh kmonitor has seconds of an hour-wide axis: a short stroke at "now"
+		t.Errorf("screenshot %s: %d pixels of the chart line, want a drawn chart", shot, line)
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -4,7 +4,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -13,18 +12,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
 // The browser tests load the dashboard in headless Chromium. They need the browser,
-// so they run only with KMONITOR_BROWSER_TEST=1; KMONITOR_SCREENSHOT=FILE keeps the
+// so they run only with BROWSER_TEST=1; DASHBOARD_SCREENSHOT=FILE keeps the
 // screenshot.
 
 // lineColour is the chart line's colour in the light theme (--line in app.css).
@@ -59,80 +58,19 @@ func browserSource() *fakeSource {
 	}}
 }
 
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("KMONITOR_BROWSER_TEST") != "1" {
-		t.Skip("browser test: set KMONITOR_BROWSER_TEST=1 to run it (needs chromium)")
-	}
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("browser test: chromium not found (%v); install it with `apt-get install -y chromium`", err)
-	}
-	return bin
-}
-
-// runChromium runs headless Chromium on url with extra flags and returns its
-// output. Chromium and its helpers share one process group, killed on cleanup.
-func runChromium(t *testing.T, bin, url string, flags ...string) (stdout, stderr string) {
-	t.Helper()
-	home := t.TempDir()
-	args := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-extensions", "--disable-default-apps", "--disable-breakpad", "--no-pings",
-		"--disable-domain-reliability", "--disable-client-side-phishing-detection",
-		// Only the test server's loopback address resolves: nothing leaves the machine.
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-		"--enable-logging=stderr", "--v=0", "--lang=en-US",
-		"--user-data-dir=" + filepath.Join(home, "profile"),
-		"--window-size=1200,900",
-	}
-	args = append(append(args, flags...), url)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home, "LANG=en_US.UTF-8", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("chromium %s: %v\n%s", strings.Join(flags, " "), err, errOut.String())
-	}
-	checkConsole(t, errOut.String())
-	return out.String(), errOut.String()
-}
-
-// checkConsole fails on what the page's console reported as broken: script errors
-// and anything the Content-Security-Policy refused.
-func checkConsole(t *testing.T, stderr string) {
-	t.Helper()
-	for _, line := range strings.Split(stderr, "\n") {
-		if strings.Contains(line, "CONSOLE") && (strings.Contains(line, "Uncaught") || strings.Contains(line, "Refused to") || strings.Contains(line, "Content Security Policy")) {
-			t.Errorf("page console: %s", line)
-		}
-	}
-}
-
 func TestBrowserRendersDashboard(t *testing.T) {
-	bin := chromiumPath(t)
+	bin := testproc.Chromium(t, "BROWSER_TEST")
 	src := browserSource()
 	srv := httptest.NewServer(Handler(src))
 	t.Cleanup(srv.Close)
 
 	shot := filepath.Join(t.TempDir(), "dashboard.png")
-	runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
+	testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
 	raw, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	if keep := os.Getenv("KMONITOR_SCREENSHOT"); keep != "" {
+	if keep := os.Getenv("DASHBOARD_SCREENSHOT"); keep != "" {
 		if err := os.WriteFile(keep, raw, 0o644); err != nil {
 			t.Errorf("keep screenshot: %v", err)
 		}
@@ -143,7 +81,7 @@ func TestBrowserRendersDashboard(t *testing.T) {
 	}
 	checkScreenshot(t, img)
 
-	dom, _ := runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
+	dom, _ := testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
 	for _, want := range []string{`>prod / orders-push</h2>`, `>prod / billing</h2>`, `>Last updated `, `id="error" class="error" role="alert" hidden=""`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %s", want)
@@ -172,7 +110,7 @@ func TestBrowserRendersDashboard(t *testing.T) {
 // TestBrowserKeepsDataWhenUnreachable serves the page once, then fails every API
 // call: the next refresh must show the error banner over the data already shown.
 func TestBrowserKeepsDataWhenUnreachable(t *testing.T) {
-	bin := chromiumPath(t)
+	bin := testproc.Chromium(t, "BROWSER_TEST")
 	h := Handler(browserSource())
 	var histories atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +123,7 @@ func TestBrowserKeepsDataWhenUnreachable(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	// Virtual time runs past the first 5 s refresh.
-	dom, _ := runChromium(t, bin, srv.URL+"/", "--virtual-time-budget=8000", "--dump-dom")
+	dom, _ := testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=8000", "--dump-dom")
 	if got := histories.Load(); got < 2 {
 		t.Fatalf("got %d history requests, want a refresh after the first", got)
 	}

@@ -197,8 +197,18 @@
     }
   }
 
+  // spanMinutes is the chart's time span: the last hour, or less while kmonitor has
+  // not been running that long, so a fresh start does not draw a sliver at "now".
+  function spanMinutes(pts, end) {
+    const first = pts.length ? pts[0].t : end - MINUTES * 60000;
+    const have = (end - first) / 60000;
+    for (const m of [1, 4, 12, 20]) if (have <= m) return m;
+    return MINUTES;
+  }
+
   function drawChart(s, key, pts, unit, end) {
-    const start = end - MINUTES * 60000;
+    const span = spanMinutes(pts, end);
+    const start = end - span * 60000;
     const val = (p) => (unit === "seconds" ? p.seconds : p.lag);
     const vis = pts.filter((p) => p.t >= start && p.t <= end);
     const vals = vis.map(val);
@@ -213,10 +223,12 @@
       c.appendChild(svg("line", { class: v ? "grid" : "axis", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }));
       c.appendChild(svg("text", { class: "end", x: M.l - 6, y: y(v) + 4 }, fmtAxis(v, unit)));
     }
-    for (let m = MINUTES; m >= 0; m -= 15) {
-      const tx = x(end - m * 60000);
+    for (let i = 4; i >= 0; i--) {
+      const secs = (i * span * 60) / 4;
+      const tx = x(end - secs * 1000);
+      const text = !secs ? "now" : secs < 60 ? "−" + secs + " s" : "−" + secs / 60 + " min";
       c.appendChild(svg("line", { class: "axis", x1: tx, x2: tx, y1: H - M.b, y2: H - M.b + 4 }));
-      c.appendChild(svg("text", { class: "mid", x: tx, y: H - 8 }, m ? "−" + m + " min" : "now"));
+      c.appendChild(svg("text", { class: "mid", x: tx, y: H - 8 }, text));
     }
     c.appendChild(svg("text", { class: "mid", transform: `translate(12 ${(H - M.b + M.t) / 2}) rotate(-90)` }, unit));
 
@@ -247,7 +259,8 @@
       s.caption.textContent = `${label}: no samples in the last hour`;
     } else {
       const now = fmtValue(vals[vals.length - 1], unit);
-      s.caption.textContent = `${label} (${unit}) over the last hour: now ${now} · min ${fmtValue(min, unit)} · max ${fmtValue(max, unit)}`;
+      const over = span === MINUTES ? "the last hour" : `the last ${span} min`;
+      s.caption.textContent = `${label} (${unit}) over ${over}: now ${now} · min ${fmtValue(min, unit)} · max ${fmtValue(max, unit)}`;
     }
     c.setAttribute("aria-label", `${title(key)}: ${s.caption.textContent}`);
   }

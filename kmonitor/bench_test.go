@@ -1,0 +1,1040 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+// The scale BenchmarkScale sets up: every module reads a topic of its own.
+const (
+	scaleCluster    = "bench"
+	scaleModules    = 200
+	scalePartitions = 50
+	scaleRecords    = 10 // records per partition before kmonitor starts
+	scaleValueSize  = 64
+	scalePoll       = 5 * time.Second
+)
+
+// The measurements of BenchmarkScale.
+const (
+	scaleConns         = 4               // connections of the /delay load
+	scaleLoadTime      = 5 * time.Second // each /delay load run, after scaleWarmup
+	scaleWarmup        = 500 * time.Millisecond
+	scaleWatchSamples  = 20
+	scaleLogEndSamples = 10
+	scaleCPUPolls      = 6 // poll intervals of the idle CPU window
+)
+
+// The targets of the issue; a miss is reported, not failed.
+const (
+	scaleTargetRSS      = 150_000_000 // bytes (150 MB)
+	scaleTargetDelayP99 = 50 * time.Millisecond
+	scaleTargetWatch    = time.Second
+	scaleTargetLogEnd   = scalePoll + scaleLogEndSlack
+)
+
+// scaleLogEndSlack is what the log-end latency may exceed one poll interval
+// by: a record produced just after a poll read the log-end offsets shows at
+// the next poll's read, a full interval plus that read's own time, and the
+// benchmark sees it with its next /delay request.
+const scaleLogEndSlack = 250 * time.Millisecond
+
+// Timeouts of the benchmark's own waits; running into one is a failure.
+const (
+	scaleStartTimeout = 3 * time.Minute  // kmonitor's first complete /delay
+	scaleSeenTimeout  = 6 * scalePoll    // a change showing in /delay
+	scaleHTTPTimeout  = 30 * time.Second // one request of the benchmark's own
+	scaleZKBatch      = 1000             // create operations per ZooKeeper multi
+)
+
+// scaleAnnounce starts the line devbroker prints once it accepts connections.
+const scaleAnnounce = "devbroker listening on "
+
+// BenchmarkScale is the kmonitor scale benchmark of `make bench`:
+//
+//	go test -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
+//
+// It starts a real ZooKeeper and scripts/devbroker (kfake in a process of its
+// own) on loopback, creates 200 topics of 50 partitions with 10 records
+// each, and for 200 modules (one topic each) 10,000 offset nodes at varied
+// committed offsets plus the 10,000 ephemeral owner nodes ktransfer would
+// hold. Then it runs the kmonitor binary polling every 5 s and measures:
+//
+//   - the time until /delay first shows every module partition correctly;
+//   - /delay and /delay?format=zabbix latency under 4 keep-alive connections
+//     (pkg/loadgen) for 5 s each, and kmonitor's CPU time per request;
+//   - watch latency: from an offset node's write until /delay shows the new
+//     lag (20 writes to random partitions);
+//   - log-end latency: from producing a record until /delay shows the new
+//     lag (10 records produced at random moments over two poll intervals);
+//   - kmonitor's peak RSS (VmHWM);
+//   - kmonitor's CPU time per poll while idle (utime+stime over 6 poll
+//     intervals, divided by the polls kmonitor_poll_duration_seconds counted),
+//     and the cost of one /metrics scrape, taken after the peak RSS above
+//     because the scrape exports about 80,000 series.
+//
+// It prints the figures and a PASS/MISS line per target on standard output:
+// peak RSS below 150 MB, /delay p99 (both formats) below 50 ms, watch latency
+// below 1 s, log-end latency within one poll interval (plus
+// scaleLogEndSlack). Misses do not fail the benchmark; /delay showing a wrong lag, missing a
+// module partition or not showing a change within six poll intervals does,
+// and so do HTTP errors. The benchmark runs once whatever b.N is.
+func BenchmarkScale(b *testing.B) {
+	r := startScaleRig(b)
+	scaleReport("BenchmarkScale: %d modules x %d partitions = %d offset nodes (+%d owner nodes) in ZooKeeper, "+
+		"%d topics in devbroker, %d records per partition, poll every %s\n",
+		scaleModules, scalePartitions, scaleModules*scalePartitions, scaleModules*scalePartitions,
+		scaleModules, scaleRecords, scalePoll)
+	scaleReport("setup: ZooKeeper nodes created in %s, %d records produced in %s\n",
+		r.zkCreate.Round(time.Millisecond), scaleModules*scalePartitions*scaleRecords, r.produce.Round(time.Millisecond))
+
+	startup := r.startKmonitor(b)
+	jsonSize, zabbixSize := r.checkBoth(b, "after the start")
+	scaleReport("startup: first complete and correct /delay %s after kmonitor started; /delay %d bytes, zabbix %d bytes\n",
+		startup.Round(time.Millisecond), jsonSize, zabbixSize)
+
+	delayJSON, cpuJSON := r.loadDelay(b, "/delay")
+	delayZabbix, cpuZabbix := r.loadDelay(b, "/delay?format=zabbix")
+	watch := r.watchLatency(b)
+	logEnd := r.logEndLatency(b)
+	peak := r.peakRSS(b)
+
+	scrape := r.scrapeMetrics(b)
+	cpu0 := r.cpu(b)
+	if !scaleSleep(b.Context(), scaleCPUPolls*scalePoll) {
+		b.Fatal("cancelled")
+	}
+	cpu1 := r.cpu(b)
+	after := r.scrapeMetrics(b)
+	polls := after.polls - scrape.polls
+	if polls <= 0 {
+		b.Fatalf("kmonitor_poll_duration_seconds_count went from %d to %d over %s, want it to grow", scrape.polls, after.polls, scaleCPUPolls*scalePoll)
+	}
+	perPoll := (cpu1 - cpu0) / time.Duration(polls)
+	pollWall := time.Duration((after.pollSeconds - scrape.pollSeconds) / float64(polls) * float64(time.Second))
+
+	r.checkBoth(b, "at the end")
+	final := r.peakRSS(b)
+	current, err := loadgen.CurrentRSS(r.km.PID())
+	if err != nil {
+		b.Fatalf("kmonitor RSS: %v", err)
+	}
+
+	scaleReport("\n%s(RSS: kmonitor's peak, VmHWM, before any /metrics scrape)\n", loadgen.Table([]loadgen.Row{
+		{Name: fmt.Sprintf("GET /delay (%d conns)", scaleConns), Result: delayJSON, RSS: peak},
+		{Name: fmt.Sprintf("GET /delay?format=zabbix (%d conns)", scaleConns), Result: delayZabbix, RSS: peak},
+	}))
+	scaleReport("\n%s", scaleTable([][2]string{
+		{"startup to a complete /delay", scaleDur(startup)},
+		{"kmonitor CPU per /delay request", scaleDur(cpuJSON)},
+		{"kmonitor CPU per zabbix request", scaleDur(cpuZabbix)},
+		{fmt.Sprintf("watch latency p50 / max (%d writes)", len(watch)), scaleDur(scaleQuantile(watch, 0.5)) + " / " + scaleDur(slices.Max(watch))},
+		{fmt.Sprintf("log-end latency p50 / max (%d records)", len(logEnd)), scaleDur(scaleQuantile(logEnd, 0.5)) + " / " + scaleDur(slices.Max(logEnd))},
+		{fmt.Sprintf("kmonitor CPU per poll (idle, %d polls)", polls), fmt.Sprintf("%s (%.1f%% of one core)", scaleDur(perPoll), 100*perPoll.Seconds()/scalePoll.Seconds())},
+		{"poll duration, mean (kmonitor_poll_duration_seconds)", scaleDur(pollWall)},
+		{"one /metrics scrape (size, kmonitor CPU)", fmt.Sprintf("%.1f MB, %s", float64(scrape.size)/1e6, scaleDur(scrape.cpu))},
+		{"kmonitor peak RSS before /metrics", fmt.Sprintf("%.1f MB", float64(peak)/1e6)},
+		{"kmonitor peak RSS at the end / RSS now", fmt.Sprintf("%.1f MB / %.1f MB", float64(final)/1e6, float64(current)/1e6)},
+	}))
+	scaleReport("\ntargets (reported, not enforced):\n%s\n", scaleTable([][2]string{
+		scaleVerdict("kmonitor peak RSS", fmt.Sprintf("< %d MB", scaleTargetRSS/1_000_000),
+			fmt.Sprintf("%.1f MB", float64(peak)/1e6), peak < scaleTargetRSS),
+		scaleVerdict("/delay p99", "< "+scaleTargetDelayP99.String(),
+			scaleDur(delayJSON.Quantile(0.99)), delayJSON.Quantile(0.99) < scaleTargetDelayP99),
+		scaleVerdict("/delay?format=zabbix p99", "< "+scaleTargetDelayP99.String(),
+			scaleDur(delayZabbix.Quantile(0.99)), delayZabbix.Quantile(0.99) < scaleTargetDelayP99),
+		scaleVerdict("watch latency max", "< "+scaleTargetWatch.String(),
+			scaleDur(slices.Max(watch)), slices.Max(watch) < scaleTargetWatch),
+		scaleVerdict("log-end latency max", fmt.Sprintf("< %s (one poll + %s)", scaleTargetLogEnd, scaleLogEndSlack),
+			scaleDur(slices.Max(logEnd)), slices.Max(logEnd) < scaleTargetLogEnd),
+	}))
+
+	b.ReportMetric(float64(peak)/1e6, "peak-RSS-MB")
+	b.ReportMetric(scaleMs(delayJSON.Quantile(0.99)), "delay-p99-ms")
+	b.ReportMetric(scaleMs(delayZabbix.Quantile(0.99)), "zabbix-p99-ms")
+	b.ReportMetric(scaleMs(scaleQuantile(watch, 0.5)), "watch-p50-ms")
+	b.ReportMetric(scaleMs(slices.Max(watch)), "watch-max-ms")
+	b.ReportMetric(scaleMs(slices.Max(logEnd)), "logend-max-ms")
+	b.ReportMetric(scaleMs(perPoll), "cpu-ms/poll")
+}
+
+// scaleReport prints to standard output: go test cuts a benchmark's log after
+// a few lines, and the figures must be seen whole.
+func scaleReport(format string, args ...any) {
+	fmt.Printf(format, args...)
+}
+
+// scaleRig is the running setup of BenchmarkScale.
+type scaleRig struct {
+	zk     *testcluster.ZooKeeper
+	conn   *zk.Conn
+	layout zkconsumers.Layout
+	broker string
+	client *kgo.Client
+	model  *scaleModel
+	rng    *rand.Rand
+	web    *http.Client
+
+	km  *testproc.Proc // kmonitor, once started
+	url string         // http://127.0.0.1:port of kmonitor
+
+	zkCreate, produce time.Duration // how long the setup took
+}
+
+// startScaleRig starts ZooKeeper and devbroker, fills the topics and creates
+// the consumer nodes.
+func startScaleRig(b *testing.B) *scaleRig {
+	b.Helper()
+	r := &scaleRig{
+		layout: zkconsumers.New("/"),
+		model:  newScaleModel(scaleModules, scalePartitions, scaleRecords),
+		rng:    rand.New(rand.NewPCG(1, 2)),
+		web:    &http.Client{Timeout: scaleHTTPTimeout},
+	}
+	b.Cleanup(r.web.CloseIdleConnections)
+
+	topics := make([]string, scaleModules)
+	for m := range topics {
+		topics[m] = scaleTopic(m)
+	}
+	broker := testproc.Start(b, testproc.Build(b, "../scripts/devbroker"),
+		"-listen", "127.0.0.1:0", "-partitions", strconv.Itoa(scalePartitions),
+		"-topics", strings.Join(topics, ","), "-auto-create=false", "-log-level", "warn")
+	// The broker starts while ZooKeeper's JVM does.
+	r.zk = testcluster.StartZooKeeper(b)
+	r.broker = scaleAnnounced(b, broker, scaleAnnounce)
+	r.conn = r.zk.Conn(b)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.broker), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatalf("create the Kafka client: %v", err)
+	}
+	b.Cleanup(cl.Close)
+	r.client = cl
+
+	start := time.Now()
+	if err := r.fillTopics(b.Context(), topics); err != nil {
+		b.Fatal(err)
+	}
+	r.produce = time.Since(start)
+	start = time.Now()
+	if err := r.createNodes(); err != nil {
+		b.Fatal(err)
+	}
+	r.zkCreate = time.Since(start)
+	return r
+}
+
+// scaleAnnounced waits for the line of p starting with prefix and returns the
+// rest of it.
+func scaleAnnounced(b *testing.B, p *testproc.Proc, prefix string) string {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for line := range strings.Lines(p.Output()) {
+			if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(rest, "\n") {
+				return strings.TrimSpace(rest)
+			}
+		}
+		select {
+		case <-p.Exited():
+			b.Fatalf("exited before printing %q:\n%s", prefix+"...", p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no line %q within a minute:\n%s", prefix+"...", p.Output())
+		}
+	}
+}
+
+// fillTopics produces scaleRecords records to every partition and checks
+// every partition's log-end offset is then scaleRecords.
+func (r *scaleRig) fillTopics(ctx context.Context, topics []string) error {
+	value := bytes.Repeat([]byte("v"), scaleValueSize)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, topic := range topics {
+		for p := range scalePartitions {
+			for range scaleRecords {
+				wg.Add(1)
+				r.client.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: value}, func(_ *kgo.Record, err error) {
+					defer wg.Done()
+					if err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("produce the initial records: %w", firstErr)
+	}
+	ends, err := kadm.NewClient(r.client).ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list end offsets: %w", err)
+	}
+	n := 0
+	var bad []string
+	ends.Each(func(o kadm.ListedOffset) {
+		n++
+		if o.Offset != scaleRecords {
+			bad = append(bad, fmt.Sprintf("%s/%d at %d", o.Topic, o.Partition, o.Offset))
+		}
+	})
+	if n != scaleModules*scalePartitions || len(bad) > 0 {
+		return fmt.Errorf("after producing: got %d partitions, want %d, each with log-end offset %d; wrong: %v",
+			n, scaleModules*scalePartitions, scaleRecords, bad[:min(len(bad), 5)])
+	}
+	return nil
+}
+
+// createNodes creates the consumer tree: per module its offsets (persistent,
+// at the model's committed offsets) and owners (ephemeral, in the rig's
+// session), in ZooKeeper multi batches.
+func (r *scaleRig) createNodes() error {
+	acl := zk.WorldACL(zk.PermAll)
+	ops := []any{&zk.CreateRequest{Path: r.layout.Consumers(), Acl: acl}}
+	for m := range scaleModules {
+		group, topic := scaleModule(m), scaleTopic(m)
+		ops = append(ops,
+			&zk.CreateRequest{Path: r.layout.Group(group), Acl: acl},
+			&zk.CreateRequest{Path: r.layout.OffsetsRoot(group), Acl: acl},
+			&zk.CreateRequest{Path: r.layout.OffsetsTopic(group, topic), Acl: acl})
+		for p := range scalePartitions {
+			ops = append(ops, &zk.CreateRequest{Path: r.layout.Offset(group, topic, int32(p)),
+				Data: zkconsumers.EncodeOffset(r.model.committed[m][p]), Acl: acl})
+		}
+		owners := r.layout.OwnersTopic(group, topic)
+		ops = append(ops,
+			&zk.CreateRequest{Path: path.Dir(owners), Acl: acl},
+			&zk.CreateRequest{Path: owners, Acl: acl})
+		for p := range scalePartitions {
+			ops = append(ops, &zk.CreateRequest{Path: r.layout.Owner(group, topic, int32(p)),
+				Data: []byte(fmt.Sprintf("bench-%d", p%4)), Acl: acl, Flags: zk.FlagEphemeral})
+		}
+	}
+	for batch := range slices.Chunk(ops, scaleZKBatch) {
+		if _, err := r.conn.Multi(batch...); err != nil {
+			return fmt.Errorf("create %d consumer nodes from %s: %w", len(batch), batch[0].(*zk.CreateRequest).Path, err)
+		}
+	}
+	return nil
+}
+
+// startKmonitor builds and starts kmonitor and waits until /delay shows the
+// model; it returns how long that took from the start.
+func (r *scaleRig) startKmonitor(b *testing.B) time.Duration {
+	b.Helper()
+	bin := testproc.Build(b, ".")
+	port := testproc.FreePort(b)
+	cfg := filepath.Join(b.TempDir(), "kmonitor.yaml")
+	if err := writeScaleConfig(cfg, port, r.zk.Addr, r.broker); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	r.km = testproc.Start(b, bin, "-f", cfg)
+	r.url = "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := start.Add(scaleStartTimeout)
+	var last error
+	for {
+		body, err := r.get(b, "/delay")
+		if err == nil {
+			var got map[string]map[string]int64
+			if got, err = parseScaleDelay(body); err == nil {
+				if err = r.model.check(got); err == nil {
+					return time.Since(start)
+				}
+			}
+		}
+		last = err
+		if time.Now().After(deadline) {
+			b.Fatalf("kmonitor: no correct /delay within %s: %v\n%s", scaleStartTimeout, last, r.km.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeScaleConfig writes the kmonitor.yaml of BenchmarkScale to path.
+func writeScaleConfig(path string, port int, zkAddr, broker string) error {
+	yaml := fmt.Sprintf(`# kmonitor.yaml of BenchmarkScale
+base:
+ log_dir: "-"
+ log_level: 2
+ clusters:
+  - %s
+ poll_interval_ms: %d
+http_server:
+ port: %d
+ listen_address: 127.0.0.1
+ read_timeout_ms: 5000
+ write_timeout_ms: 5000
+%s:
+ chroot: /
+ zk_connect_timeout_ms: 1000
+ zk_session_timeout_ms: 6000
+ zk_hosts:
+  - %q
+ broker_hosts:
+  - %q
+`, scaleCluster, scalePoll.Milliseconds(), port, scaleCluster, zkAddr, broker)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		return fmt.Errorf("write kmonitor.yaml: %w", err)
+	}
+	return nil
+}
+
+// get GETs path from kmonitor and returns the body of a 200 answer. It fails
+// the benchmark when kmonitor has exited.
+func (r *scaleRig) get(b *testing.B, path string) ([]byte, error) {
+	b.Helper()
+	select {
+	case <-r.km.Exited():
+		b.Fatalf("kmonitor exited during the benchmark:\n%s", r.km.Output())
+	default:
+	}
+	resp, err := r.web.Get(r.url + path)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read the answer: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: got status %d (%.200s), want 200", path, resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// checkBoth fails the benchmark unless /delay and /delay?format=zabbix both
+// show the model; it returns the sizes of the two answers.
+func (r *scaleRig) checkBoth(b *testing.B, when string) (jsonSize, zabbixSize int) {
+	b.Helper()
+	for _, c := range []struct {
+		path  string
+		parse func([]byte) (map[string]map[string]int64, error)
+		size  *int
+	}{
+		{"/delay", parseScaleDelay, &jsonSize},
+		{"/delay?format=zabbix", parseScaleZabbix, &zabbixSize},
+	} {
+		body, err := r.get(b, c.path)
+		if err != nil {
+			b.Fatalf("%s: %v", when, err)
+		}
+		got, err := c.parse(body)
+		if err == nil {
+			err = r.model.check(got)
+		}
+		if err != nil {
+			b.Fatalf("%s: GET %s: %v", when, c.path, err)
+		}
+		*c.size = len(body)
+	}
+	return jsonSize, zabbixSize
+}
+
+// loadDelay drives GET path with scaleConns connections for scaleLoadTime
+// and returns the result and kmonitor's CPU time per successful request.
+func (r *scaleRig) loadDelay(b *testing.B, path string) (loadgen.Result, time.Duration) {
+	b.Helper()
+	target := loadgen.HTTPTarget{URL: r.url + path}
+	if _, err := loadgen.RunHTTP(b.Context(), target, scaleConns, scaleWarmup); err != nil {
+		b.Fatalf("GET %s warm-up: %v", path, err)
+	}
+	cpu0 := r.cpu(b)
+	res, err := loadgen.RunHTTP(b.Context(), target, scaleConns, scaleLoadTime)
+	cpu1 := r.cpu(b)
+	if err != nil {
+		b.Fatalf("GET %s: %v", path, err)
+	}
+	scaleReport("GET %s: %s\n", path, res)
+	if res.OK == 0 {
+		b.Fatalf("GET %s: no request succeeded: %s", path, res)
+	}
+	if res.OK != res.Requests {
+		b.Errorf("GET %s: got %d of %d requests without a 200 answer (%v), want none", path, res.Requests-res.OK, res.Requests, res.FirstError)
+	}
+	return res, (cpu1 - cpu0) / time.Duration(res.OK)
+}
+
+// watchLatency writes scaleWatchSamples offset nodes of random partitions and
+// returns, for each, the time from the write until /delay showed the new lag.
+func (r *scaleRig) watchLatency(b *testing.B) []time.Duration {
+	b.Helper()
+	var out []time.Duration
+	for range scaleWatchSamples {
+		m, p := r.rng.IntN(scaleModules), r.rng.IntN(scalePartitions)
+		end, old := r.model.ends[m][p], r.model.committed[m][p]
+		// Any other offset in 0..end changes the lag.
+		next := (old + 1 + r.rng.Int64N(end)) % (end + 1)
+		path := r.layout.Offset(scaleModule(m), scaleTopic(m), int32(p))
+		start := time.Now()
+		if _, err := r.conn.Set(path, zkconsumers.EncodeOffset(next), -1); err != nil {
+			b.Fatalf("write %s: %v", path, err)
+		}
+		r.model.committed[m][p] = next
+		seen, err := r.awaitLine(b, start, scaleZabbixLine(m, p, r.model.lag(m, p)), 2*time.Millisecond)
+		if err != nil {
+			b.Fatalf("offset %d written to %s: %v", next, path, err)
+		}
+		out = append(out, seen)
+		time.Sleep(time.Duration(r.rng.Int64N(int64(50 * time.Millisecond))))
+	}
+	return out
+}
+
+// awaitLine polls /delay?format=zabbix every interval until it holds line,
+// and returns the time from start until the answer holding it was read.
+func (r *scaleRig) awaitLine(b *testing.B, start time.Time, line string, every time.Duration) (time.Duration, error) {
+	b.Helper()
+	want := []byte("\n" + line + "\n")
+	for {
+		body, err := r.get(b, "/delay?format=zabbix")
+		if err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		if bytes.Contains(append([]byte("\n"), body...), want) {
+			return took, nil
+		}
+		if took > scaleSeenTimeout {
+			return 0, fmt.Errorf("/delay?format=zabbix lacks %q after %s", line, scaleSeenTimeout)
+		}
+		time.Sleep(every)
+	}
+}
+
+// logEndLatency produces one record to each of scaleLogEndSamples random
+// partitions, at random moments over two poll intervals, and returns for each
+// the time from producing it until /delay showed the new lag.
+func (r *scaleRig) logEndLatency(b *testing.B) []time.Duration {
+	b.Helper()
+	type sample struct {
+		m, p     int
+		at       time.Duration // from the begin of the phase
+		start    time.Time     // when it was produced; zero before
+		line     string
+		took     time.Duration
+		produced bool
+		seen     bool
+	}
+	samples := make([]*sample, 0, scaleLogEndSamples)
+	used := map[[2]int]bool{}
+	for len(samples) < scaleLogEndSamples {
+		m, p := r.rng.IntN(scaleModules), r.rng.IntN(scalePartitions)
+		if used[[2]int{m, p}] {
+			continue
+		}
+		used[[2]int{m, p}] = true
+		samples = append(samples, &sample{m: m, p: p, at: time.Duration(r.rng.Int64N(int64(2 * scalePoll)))})
+	}
+	value := bytes.Repeat([]byte("w"), scaleValueSize)
+	begin := time.Now()
+	for left := len(samples); left > 0; {
+		for _, s := range samples {
+			if s.produced || time.Since(begin) < s.at {
+				continue
+			}
+			s.start = time.Now()
+			rec := &kgo.Record{Topic: scaleTopic(s.m), Partition: int32(s.p), Value: value}
+			if err := r.client.ProduceSync(b.Context(), rec).FirstErr(); err != nil {
+				b.Fatalf("produce to %s/%d: %v", rec.Topic, rec.Partition, err)
+			}
+			r.model.ends[s.m][s.p]++
+			s.line, s.produced = scaleZabbixLine(s.m, s.p, r.model.lag(s.m, s.p)), true
+		}
+		body, err := r.get(b, "/delay?format=zabbix")
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		body = append([]byte("\n"), body...)
+		for _, s := range samples {
+			if !s.produced || s.seen {
+				continue
+			}
+			if bytes.Contains(body, []byte("\n"+s.line+"\n")) {
+				s.took, s.seen = now.Sub(s.start), true
+				left--
+			} else if now.Sub(s.start) > scaleSeenTimeout {
+				b.Fatalf("record produced to %s/%d: /delay?format=zabbix lacks %q after %s",
+					scaleTopic(s.m), s.p, s.line, scaleSeenTimeout)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		out[i] = s.took
+	}
+	return out
+}
+
+// peakRSS returns kmonitor's peak RSS.
+func (r *scaleRig) peakRSS(b *testing.B) int64 {
+	b.Helper()
+	rss, err := loadgen.PeakRSS(r.km.PID())
+	if err != nil {
+		b.Fatalf("kmonitor peak RSS: %v", err)
+	}
+	return rss
+}
+
+// cpu returns kmonitor's CPU time so far.
+func (r *scaleRig) cpu(b *testing.B) time.Duration {
+	b.Helper()
+	used, err := scaleCPUTime(r.km.PID())
+	if err != nil {
+		b.Fatalf("kmonitor: %v", err)
+	}
+	return used
+}
+
+// scaleScrape is what one GET /metrics told and cost.
+type scaleScrape struct {
+	polls       int64   // kmonitor_poll_duration_seconds_count of the cluster
+	pollSeconds float64 // kmonitor_poll_duration_seconds_sum of the cluster
+	size        int     // bytes of the answer
+	cpu         time.Duration
+}
+
+// scrapeMetrics GETs /metrics and reads the poll histogram's count and sum.
+func (r *scaleRig) scrapeMetrics(b *testing.B) scaleScrape {
+	b.Helper()
+	cpu0 := r.cpu(b)
+	body, err := r.get(b, "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := scaleScrape{size: len(body), cpu: r.cpu(b) - cpu0}
+	if s.polls, s.pollSeconds, err = parseScalePolls(body); err != nil {
+		b.Fatalf("GET /metrics: %v", err)
+	}
+	return s
+}
+
+// parseScalePolls returns the count and sum of the cluster's
+// kmonitor_poll_duration_seconds from a /metrics answer.
+func parseScalePolls(body []byte) (count int64, sum float64, err error) {
+	labels := `{cluster="` + scaleCluster + `"} `
+	var haveCount, haveSum bool
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "kmonitor_poll_duration_seconds_count"+labels); ok {
+			count, err = strconv.ParseInt(v, 10, 64)
+			haveCount = err == nil
+		} else if v, ok := strings.CutPrefix(line, "kmonitor_poll_duration_seconds_sum"+labels); ok {
+			sum, err = strconv.ParseFloat(v, 64)
+			haveSum = err == nil
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("line %q: %w", line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read metrics: %w", err)
+	}
+	if !haveCount || !haveSum {
+		return 0, 0, fmt.Errorf("no kmonitor_poll_duration_seconds_count and _sum with labels %s", labels)
+	}
+	return count, sum, nil
+}
+
+// scaleCPUTime returns the user and system CPU time of all threads of process
+// pid, from /proc/PID/stat. The kernel counts it in USER_HZ ticks, 1/100 s on
+// every Linux architecture Go supports.
+func scaleCPUTime(pid int) (time.Duration, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("CPU time: %w", err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// state (field 3) follows the last ')', utime and stime are fields 14
+	// and 15.
+	var f []string
+	if i := bytes.LastIndexByte(data, ')'); i >= 0 {
+		f = strings.Fields(string(data[i+1:]))
+	}
+	if len(f) < 13 {
+		return 0, fmt.Errorf("CPU time: %s: got %d fields after the command name, want at least 13", path, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("CPU time: %s: %w", path, err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// scaleModel is what /delay must show: per module (index m) and partition
+// the log-end offset and the committed offset. Its topics start at log
+// offset 0, so the lag is end minus committed.
+type scaleModel struct {
+	ends, committed [][]int64 // [module][partition]
+}
+
+// newScaleModel returns modules x partitions partitions with records records
+// each and committed offsets spread over 0..records, so that lags run from 0
+// to the whole log.
+func newScaleModel(modules, partitions, records int) *scaleModel {
+	s := &scaleModel{ends: make([][]int64, modules), committed: make([][]int64, modules)}
+	for m := range modules {
+		s.ends[m] = make([]int64, partitions)
+		s.committed[m] = make([]int64, partitions)
+		for p := range partitions {
+			s.ends[m][p] = int64(records)
+			s.committed[m][p] = int64(records - (7*m+3*p)%(records+1))
+		}
+	}
+	return s
+}
+
+// lag returns the lag /delay must show for module m, partition p.
+func (s *scaleModel) lag(m, p int) int64 { return max(0, s.ends[m][p]-s.committed[m][p]) }
+
+// check compares got (module -> partition -> lag) with the model: every
+// module partition and nothing else, each with its lag. It reports up to five
+// differences.
+func (s *scaleModel) check(got map[string]map[string]int64) error {
+	var diffs []string
+	wrong := 0
+	diff := func(format string, args ...any) {
+		wrong++
+		if len(diffs) < 5 {
+			diffs = append(diffs, fmt.Sprintf(format, args...))
+		}
+	}
+	known := map[string]bool{}
+	for m := range s.ends {
+		name := scaleModule(m)
+		known[name] = true
+		parts, ok := got[name]
+		if !ok {
+			diff("module %s missing", name)
+			continue
+		}
+		for p := range s.ends[m] {
+			v, ok := parts[strconv.Itoa(p)]
+			switch {
+			case !ok:
+				diff("%s partition %d missing", name, p)
+			case v != s.lag(m, p):
+				diff("%s partition %d: got lag %d, want %d", name, p, v, s.lag(m, p))
+			}
+		}
+		if len(parts) > len(s.ends[m]) {
+			diff("module %s: got %d partitions, want %d", name, len(parts), len(s.ends[m]))
+		}
+	}
+	for name := range got {
+		if !known[name] {
+			diff("unexpected module %q", name)
+		}
+	}
+	if wrong > 0 {
+		return fmt.Errorf("%d differences from the expected lags: %s", wrong, strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+// parseScaleDelay parses a /delay JSON answer, which must hold exactly the
+// benchmark's cluster, into module -> partition -> lag.
+func parseScaleDelay(body []byte) (map[string]map[string]int64, error) {
+	var all map[string]map[string]map[string]int64
+	if err := json.Unmarshal(body, &all); err != nil {
+		return nil, fmt.Errorf("decode /delay %.100q: %w", body, err)
+	}
+	mods, ok := all[scaleCluster]
+	if !ok || len(all) != 1 {
+		names := make([]string, 0, len(all))
+		for n := range all {
+			names = append(names, n)
+		}
+		return nil, fmt.Errorf("/delay: got clusters %q, want only %q", names, scaleCluster)
+	}
+	return mods, nil
+}
+
+// parseScaleZabbix parses a /delay?format=zabbix answer, whose lines must all
+// be "- CLUSTER.MODULE.PARTITION.delay LAG" of the benchmark's cluster, into
+// module -> partition -> lag.
+func parseScaleZabbix(body []byte) (map[string]map[string]int64, error) {
+	out := map[string]map[string]int64{}
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimSuffix(line, "\n")
+		f := strings.Split(line, " ")
+		key, ok := "", len(f) == 3 && f[0] == "-"
+		if ok {
+			key, ok = strings.CutPrefix(f[1], scaleCluster+".")
+		}
+		if ok {
+			key, ok = strings.CutSuffix(key, ".delay")
+		}
+		i := strings.LastIndexByte(key, '.')
+		lag, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if !ok || i < 0 || err != nil {
+			return nil, fmt.Errorf("zabbix line %q: want \"- %s.MODULE.PARTITION.delay LAG\"", line, scaleCluster)
+		}
+		mod, part := key[:i], key[i+1:]
+		if out[mod] == nil {
+			out[mod] = map[string]int64{}
+		}
+		if _, dup := out[mod][part]; dup {
+			return nil, fmt.Errorf("zabbix line %q: partition listed twice", line)
+		}
+		out[mod][part] = lag
+	}
+	return out, nil
+}
+
+// scaleZabbixLine is the zabbix line of module m, partition p at lag.
+func scaleZabbixLine(m, p int, lag int64) string {
+	return fmt.Sprintf("- %s.%s.%d.delay %d", scaleCluster, scaleModule(m), p, lag)
+}
+
+func scaleModule(m int) string { return fmt.Sprintf("m%03d", m) }
+func scaleTopic(m int) string  { return fmt.Sprintf("t%03d", m) }
+
+// scaleQuantile returns the nearest-rank q-quantile of ds (not empty).
+func scaleQuantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// scaleVerdict is one line of the targets: name, target, measured, PASS/MISS.
+func scaleVerdict(name, want, got string, met bool) [2]string {
+	verdict := "MISS"
+	if met {
+		verdict = "PASS"
+	}
+	return [2]string{name, want + "\t" + got + "\t" + verdict}
+}
+
+// scaleTable renders name/value lines aligned; values may hold more
+// tab-separated columns.
+func scaleTable(lines [][2]string) string {
+	var sb strings.Builder
+	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s\t%s\n", l[0], l[1])
+	}
+	w.Flush()
+	return sb.String()
+}
+
+// scaleDur prints d rounded to three significant digits or to 10 µs.
+func scaleDur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+func scaleMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// scaleSleep waits d or until ctx ends; it reports whether ctx is still live.
+func scaleSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func TestScaleConfigLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kmonitor.yaml")
+	if err := writeScaleConfig(path, 15325, "127.0.0.1:12181", "127.0.0.1:19092"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := monitor.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if got, want := len(cfg.Clusters), 1; got != want {
+		t.Fatalf("got %d clusters, want %d", got, want)
+	}
+	cc := cfg.Clusters[0]
+	for _, c := range []struct{ name, got, want string }{
+		{"cluster", cc.Name, scaleCluster},
+		{"address", cfg.Addr(), "127.0.0.1:15325"},
+		{"poll interval", cfg.PollInterval(cc).String(), scalePoll.String()},
+		{"zk_hosts", strings.Join(cc.ZKHosts, ","), "127.0.0.1:12181"},
+		{"broker_hosts", strings.Join(cc.BrokerHosts, ","), "127.0.0.1:19092"},
+		{"log_dir", cfg.Base.Dir, "-"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestScaleCheck(t *testing.T) {
+	model := newScaleModel(2, 3, 4)
+	good := scaleModelAnswer(model)
+	tests := []struct {
+		name    string
+		edit    func(map[string]map[string]int64)
+		wantErr string
+	}{
+		{"as expected", func(map[string]map[string]int64) {}, ""},
+		{"module missing", func(g map[string]map[string]int64) { delete(g, "m001") }, "module m001 missing"},
+		{"partition missing", func(g map[string]map[string]int64) { delete(g["m000"], "2") }, "m000 partition 2 missing"},
+		{"wrong lag", func(g map[string]map[string]int64) { g["m001"]["0"]++ }, "m001 partition 0: got lag"},
+		{"extra partition", func(g map[string]map[string]int64) { g["m000"]["3"] = 0 }, "module m000: got 4 partitions, want 3"},
+		{"extra module", func(g map[string]map[string]int64) { g["x"] = map[string]int64{} }, `unexpected module "x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := scaleModelAnswer(model)
+			tt.edit(got)
+			err := model.check(got)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("got error %v, want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("got error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+
+	// Both answer formats of the same lags parse to the same table.
+	var js, zb strings.Builder
+	js.WriteString(`{"` + scaleCluster + `":{`)
+	for m := range model.ends {
+		if m > 0 {
+			js.WriteByte(',')
+		}
+		fmt.Fprintf(&js, "%q:{", scaleModule(m))
+		for p := range model.ends[m] {
+			if p > 0 {
+				js.WriteByte(',')
+			}
+			fmt.Fprintf(&js, `"%d":%d`, p, model.lag(m, p))
+			zb.WriteString(scaleZabbixLine(m, p, model.lag(m, p)) + "\n")
+		}
+		js.WriteByte('}')
+	}
+	js.WriteString("}}")
+	for _, c := range []struct {
+		name  string
+		parse func([]byte) (map[string]map[string]int64, error)
+		body  string
+	}{{"json", parseScaleDelay, js.String()}, {"zabbix", parseScaleZabbix, zb.String()}} {
+		got, err := c.parse([]byte(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(good) {
+			t.Errorf("%s: got %v, want %v", c.name, got, good)
+		}
+	}
+	for _, body := range []string{"- other.m000.0.delay 1\n", "- bench.m000.0.delay x\n", "- bench.m000.0.delay 1\n- bench.m000.0.delay 1\n"} {
+		if _, err := parseScaleZabbix([]byte(body)); err == nil {
+			t.Errorf("parseScaleZabbix(%q): got no error, want one", body)
+		}
+	}
+	if _, err := parseScaleDelay([]byte(`{"other":{}}`)); err == nil {
+		t.Error(`parseScaleDelay({"other":{}}): got no error, want one`)
+	}
+}
+
+// scaleModelAnswer returns the answer model.check accepts.
+func scaleModelAnswer(model *scaleModel) map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for m := range model.ends {
+		out[scaleModule(m)] = map[string]int64{}
+		for p := range model.ends[m] {
+			out[scaleModule(m)][strconv.Itoa(p)] = model.lag(m, p)
+		}
+	}
+	return out
+}
+
+func TestScaleCPUTime(t *testing.T) {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	got, err := scaleCPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got < 100*time.Millisecond {
+		t.Errorf("got %s of CPU time after spinning 200 ms, want at least 100ms", got)
+	}
+	if _, err := scaleCPUTime(-1); err == nil {
+		t.Error("scaleCPUTime(-1): got no error, want one")
+	}
+}
+
+func TestParseScalePolls(t *testing.T) {
+	body := "# HELP x\nkmonitor_poll_duration_seconds_bucket{cluster=\"bench\",le=\"1\"} 3\n" +
+		"kmonitor_poll_duration_seconds_sum{cluster=\"bench\"} 0.75\n" +
+		"kmonitor_poll_duration_seconds_count{cluster=\"bench\"} 3\n" +
+		"kmonitor_poll_duration_seconds_count{cluster=\"other\"} 9\n"
+	count, sum, err := parseScalePolls([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != 3 || sum != 0.75 {
+		t.Errorf("got count %d sum %v, want 3 and 0.75", count, sum)
+	}
+	if _, _, err := parseScalePolls([]byte("kmonitor_poll_duration_seconds_count{cluster=\"other\"} 9\n")); err == nil {
+		t.Error("got no error without the cluster's lines, want one")
+	}
+}
