@@ -36,6 +36,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
+	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
 FUZZ_TARGETS := \

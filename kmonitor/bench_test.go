@@ -98,16 +98,17 @@ const scaleAnnounce = "devbroker listening on "
 //     lag (10 records produced at random moments over two poll intervals);
 //   - kmonitor's peak RSS (VmHWM);
 //   - kmonitor's CPU time per poll while idle (utime+stime over 6 poll
-//     intervals, divided by the polls kmonitor_poll_duration_seconds counted),
-//     and the cost of one /metrics scrape, taken after the peak RSS above
-//     because the scrape exports about 80,000 series.
+//     intervals, divided by 6; kmonitor_poll_duration_seconds tells the mean
+//     poll duration), and the cost of one /metrics scrape, taken after the
+//     peak RSS above because the scrape exports about 80,000 series.
 //
 // It prints the figures and a PASS/MISS line per target on standard output:
 // peak RSS below 150 MB, /delay p99 (both formats) below 50 ms, watch latency
 // below 1 s, log-end latency within one poll interval (plus
-// scaleLogEndSlack). Misses do not fail the benchmark; /delay showing a wrong lag, missing a
-// module partition or not showing a change within six poll intervals does,
-// and so do HTTP errors. The benchmark runs once whatever b.N is.
+// scaleLogEndSlack). Misses do not fail the benchmark; /delay showing a wrong
+// lag, missing a module partition or not showing a change within six poll
+// intervals does, and so do HTTP errors and polls off the poll interval. The
+// benchmark runs once whatever b.N is.
 func BenchmarkScale(b *testing.B) {
 	r := startScaleRig(b)
 	scaleReport("BenchmarkScale: %d modules x %d partitions = %d offset nodes (+%d owner nodes) in ZooKeeper, "+
@@ -135,12 +136,15 @@ func BenchmarkScale(b *testing.B) {
 	}
 	cpu1 := r.cpu(b)
 	after := r.scrapeMetrics(b)
+	// The ticker fires exactly scaleCPUPolls times in the window; the count
+	// between the scrapes, which span the window and a bit more, tells
+	// whether kmonitor polled on a tick only.
 	polls := after.polls - scrape.polls
-	if polls <= 0 {
-		b.Fatalf("kmonitor_poll_duration_seconds_count went from %d to %d over %s, want it to grow", scrape.polls, after.polls, scaleCPUPolls*scalePoll)
+	if polls < scaleCPUPolls-1 || polls > scaleCPUPolls+1 {
+		b.Errorf("kmonitor polled %d times in about %s, want %d (one every poll_interval_ms)", polls, scaleCPUPolls*scalePoll, scaleCPUPolls)
 	}
-	perPoll := (cpu1 - cpu0) / time.Duration(polls)
-	pollWall := time.Duration((after.pollSeconds - scrape.pollSeconds) / float64(polls) * float64(time.Second))
+	perPoll := (cpu1 - cpu0) / scaleCPUPolls
+	pollWall := time.Duration((after.pollSeconds - scrape.pollSeconds) / float64(max(polls, 1)) * float64(time.Second))
 
 	r.checkBoth(b, "at the end")
 	final := r.peakRSS(b)
@@ -159,7 +163,7 @@ func BenchmarkScale(b *testing.B) {
 		{"kmonitor CPU per zabbix request", scaleDur(cpuZabbix)},
 		{fmt.Sprintf("watch latency p50 / max (%d writes)", len(watch)), scaleDur(scaleQuantile(watch, 0.5)) + " / " + scaleDur(slices.Max(watch))},
 		{fmt.Sprintf("log-end latency p50 / max (%d records)", len(logEnd)), scaleDur(scaleQuantile(logEnd, 0.5)) + " / " + scaleDur(slices.Max(logEnd))},
-		{fmt.Sprintf("kmonitor CPU per poll (idle, %d polls)", polls), fmt.Sprintf("%s (%.1f%% of one core)", scaleDur(perPoll), 100*perPoll.Seconds()/scalePoll.Seconds())},
+		{fmt.Sprintf("kmonitor CPU per poll (idle, %d polls)", scaleCPUPolls), fmt.Sprintf("%s (%.1f%% of one core)", scaleDur(perPoll), 100*perPoll.Seconds()/scalePoll.Seconds())},
 		{"poll duration, mean (kmonitor_poll_duration_seconds)", scaleDur(pollWall)},
 		{"one /metrics scrape (size, kmonitor CPU)", fmt.Sprintf("%.1f MB, %s", float64(scrape.size)/1e6, scaleDur(scrape.cpu))},
 		{"kmonitor peak RSS before /metrics", fmt.Sprintf("%.1f MB", float64(peak)/1e6)},
