@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -71,11 +73,21 @@ type cluster struct {
 	history  map[string]*ring  // per module
 	kafkaErr error
 	polled   bool // a poll finished
+
+	// gen counts finished polls, so answers rendered from them can be reused
+	// until the next one.
+	gen atomic.Uint64
+}
+
+// token identifies the state rows are computed from: it changes with every
+// ZooKeeper change, every poll and every session change.
+func (c *cluster) token() string {
+	return strconv.FormatUint(c.zk.Version(), 10) + "." + strconv.FormatUint(c.gen.Load(), 10) + "." + strconv.FormatBool(c.zkConnected())
 }
 
 func newCluster(cc ClusterConfig, poll time.Duration, window int, log *slog.Logger, m *metrics, extra []kgo.Opt) (*cluster, error) {
 	log = log.With("cluster", cc.Name)
-	conn, err := dialZK(cc.ZKHosts, time.Duration(cc.ZKSessionTimeoutMs)*time.Millisecond,
+	conn, events, err := dialZK(cc.ZKHosts, time.Duration(cc.ZKSessionTimeoutMs)*time.Millisecond,
 		time.Duration(cc.ZKConnectTimeoutMs)*time.Millisecond, log)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: connect to ZooKeeper %v: %w", cc.Name, cc.ZKHosts, err)
@@ -100,7 +112,7 @@ func newCluster(cc ClusterConfig, poll time.Duration, window int, log *slog.Logg
 		history: map[string]*ring{},
 	}
 	retry := min(poll, time.Second)
-	c.watcher = &zkWatcher{conn: conn, layout: zkconsumers.New(cc.Chroot), state: c.zk, log: log, retry: retry}
+	c.watcher = &zkWatcher{conn: conn, q: events, layout: zkconsumers.New(cc.Chroot), state: c.zk, log: log, retry: retry}
 	return c, nil
 }
 
@@ -198,6 +210,7 @@ func (c *cluster) ensureReader() error {
 // pollOnce reads the log offsets and the timestamps lag needs, then takes one
 // status sample and one history point per module.
 func (c *cluster) pollOnce(parent context.Context) {
+	defer c.gen.Add(1)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, max(c.poll, 3*time.Second))
 	defer cancel()

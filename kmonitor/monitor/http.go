@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 )
 
 // Handler returns kmonitor's HTTP handler: /delay, /lag, /healthz, /readyz,
@@ -79,12 +82,71 @@ func (m *Monitor) serveDelay(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, err)
 		return
 	}
+	ctype, body := m.delayCache.get(q, m.tokens(q.clusters), m.now(), func() (string, []byte) { return m.renderDelay(q) })
+	writeBody(w, ctype, body)
+}
+
+// tokens identifies the state of the selected clusters.
+func (m *Monitor) tokens(clusters []string) string {
+	var sb strings.Builder
+	for _, n := range clusters {
+		sb.WriteString(m.byName[n].token())
+		sb.WriteByte(';')
+	}
+	return sb.String()
+}
+
+// delayCache keeps rendered /delay answers until the state they were rendered
+// from changes (a ZooKeeper change, a poll, a session change): rendering 10,000
+// partitions costs tens of milliseconds, and dashboards and Zabbix ask far more
+// often than the state changes. Time lags change with the clock, so answers in
+// seconds are kept for at most secondsMaxAge. The keys are bounded: formats ×
+// units × (configured clusters + 1).
+type delayCache struct {
+	mu      sync.Mutex
+	entries map[string]*delayEntry
+}
+
+type delayEntry struct {
+	mu    sync.Mutex // held while rendering, so concurrent requests render once
+	token string
+	at    time.Time
+	ctype string
+	body  []byte
+}
+
+// secondsMaxAge bounds the age of a cached answer in seconds.
+const secondsMaxAge = 250 * time.Millisecond
+
+func (c *delayCache) get(q delayQuery, token string, now time.Time, render func() (string, []byte)) (string, []byte) {
+	key := q.format + "|" + strconv.FormatBool(q.seconds) + "|" + strings.Join(q.clusters, ",")
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]*delayEntry{}
+	}
+	e := c.entries[key]
+	if e == nil {
+		e = &delayEntry{}
+		c.entries[key] = e
+	}
+	c.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.body == nil || e.token != token || (q.seconds && now.Sub(e.at) > secondsMaxAge) {
+		e.ctype, e.body = render()
+		e.token, e.at = token, now
+	}
+	return e.ctype, e.body
+}
+
+// renderDelay renders /delay for q.
+func (m *Monitor) renderDelay(q delayQuery) (string, []byte) {
 	rows := m.rowsOf(q.clusters)
 	var buf bytes.Buffer
 	switch q.format {
 	case "zabbix_discovery":
 		writeDiscovery(&buf, rows)
-		writeBody(w, "application/json", buf.Bytes())
+		return "application/json", buf.Bytes()
 	case "zabbix":
 		suffix := ".delay"
 		if q.seconds {
@@ -97,7 +159,7 @@ func (m *Monitor) serveDelay(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		writeBody(w, "text/plain; charset=utf-8", buf.Bytes())
+		return "text/plain; charset=utf-8", buf.Bytes()
 	default:
 		buf.WriteByte('{')
 		for i, c := range delayTable(q.clusters, rows, q.seconds) {
@@ -123,7 +185,7 @@ func (m *Monitor) serveDelay(w http.ResponseWriter, r *http.Request) {
 			buf.WriteByte('}')
 		}
 		buf.WriteByte('}')
-		writeBody(w, "application/json", buf.Bytes())
+		return "application/json", buf.Bytes()
 	}
 }
 

@@ -40,7 +40,8 @@ type Monitor struct {
 	metrics  *metrics
 	now      func() time.Time
 
-	closeOnce sync.Once
+	delayCache delayCache
+	closeOnce  sync.Once
 }
 
 // New creates a Monitor from a checked configuration. It starts connecting to
