@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 )
 
@@ -67,19 +65,13 @@ func TestExampleFileShowsEveryKeyWithItsDefault(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("example differs from the defaults:\ngot  %+v\nwant %+v", c, want)
 	}
-	v := viper.New()
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range config.Keys(Config{}) {
-		if !v.IsSet(k) {
-			t.Errorf("%s does not show key %s", path, k)
-		}
-	}
-	for _, k := range config.Keys(ClusterConfig{}) {
-		if k := c.Clusters[0].Name + "." + k; !v.IsSet(k) {
-			t.Errorf("%s does not show key %s", path, k)
+	for _, tc := range []struct {
+		section string
+		dst     any
+	}{{"", Config{}}, {c.Clusters[0].Name, ClusterConfig{}}} {
+		unset, err := config.Unset(path, tc.section, tc.dst)
+		if err != nil || len(unset) > 0 {
+			t.Errorf("%s does not show keys %v (%v)", path, unset, err)
 		}
 	}
 }

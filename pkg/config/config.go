@@ -423,3 +423,21 @@ func Keys(dst any) []string {
 	walk("", reflect.TypeOf(dst))
 	return out
 }
+
+// Unset returns the keys of dst (as Keys lists them, under section) that the file
+// at path does not set. Tests use it to keep the commented example files complete.
+func Unset(path, section string, dst any) ([]string, error) {
+	v := viper.New()
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	var out []string
+	for _, k := range Keys(dst) {
+		if k = join(section, k); !v.IsSet(k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

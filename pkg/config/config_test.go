@@ -218,3 +218,22 @@ func FuzzDecode(f *testing.F) {
 		_ = file.Err()
 	})
 }
+
+func TestUnset(t *testing.T) {
+	p := writeFile(t, "u.yaml", "port: 1\ninner: {name: x}\nsec: {port: 2}\n")
+	got, err := Unset(p, "", sample{})
+	want := []string{"log_dir", "ratio", "hosts", "codes", "inner.enabled", "headers", "wait"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v %v, want %v", got, err, want)
+	}
+	got, _ = Unset(p, "sec", struct {
+		Port int `key:"port"`
+		Host int `key:"host"`
+	}{})
+	if !reflect.DeepEqual(got, []string{"sec.host"}) {
+		t.Errorf("section: got %v, want [sec.host]", got)
+	}
+	if _, err := Unset(filepath.Join(t.TempDir(), "none.yaml"), "", sample{}); err == nil {
+		t.Error("missing file: got no error")
+	}
+}
