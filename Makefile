@@ -2,7 +2,7 @@
 #
 #   make run     start the whole local system and show a record going through
 #   make stop    stop everything make run started
-#   make test    every test CI runs (with -race); installs what it needs
+#   make test    every test CI runs (with -race, browser tests included); installs what it needs
 #   make browser-test  headless Chromium screenshot of kmonitor's dashboard
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
@@ -25,11 +25,11 @@ deps:
 
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
+	BROWSER_TEST=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
 
-# Headless Chromium renders kmonitor's dashboard; SCREENSHOT=file.png keeps it.
-browser-test:
-	@scripts/install-deps.sh --browser
+# Only the browser tests (also part of make test); SCREENSHOT=file.png keeps the
+# screenshot of the running kmonitor's dashboard.
+browser-test: deps
 	BROWSER_TEST=1 DASHBOARD_SCREENSHOT=$(SCREENSHOT) $(GO) test -race -count=1 -run 'Browser|Dashboard' -v ./kmonitor/web/ ./kmonitor/
 
 bench: deps

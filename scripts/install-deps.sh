@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
 # install-deps.sh installs what the tests, benchmarks and the local system need and
 # a fresh Debian machine lacks: ZooKeeper (Debian's package, with Java), kcat,
-# zabbix_sender (zabbix-agent) and, with --browser, Chromium. It runs apt-get
-# update once, and only when something is missing; Go modules are downloaded with
-# `go mod download`.
+# zabbix_sender (zabbix-agent) and Chromium (kmonitor's dashboard test). It runs
+# apt-get update once, and only when something is missing; Go modules are
+# downloaded with `go mod download`.
 set -euo pipefail
 
-want=(zookeeper kcat zabbix-agent)
-if [[ ${1:-} == --browser ]]; then
-	want+=(chromium)
-fi
+want=(zookeeper kcat zabbix-agent chromium)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
