@@ -186,10 +186,11 @@ func TestFailedRecords(t *testing.T) {
 		dlq         bool
 		attempts    int
 		deadLetters int
+		skipReason  string // the ktransfer_skipped_total reason counted once, if any
 	}{
-		{"retries exhausted to dead letter", 500, nil, true, 3, 1},
-		{"retries exhausted skipped", 503, nil, false, 3, 0},
-		{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0},
+		{"retries exhausted to dead letter", 500, nil, true, 3, 1, ""},
+		{"retries exhausted skipped", 503, nil, false, 3, 0, "retries_exhausted"},
+		{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0, "permanent_failure"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, 1)
@@ -206,8 +207,20 @@ func TestFailedRecords(t *testing.T) {
 			if tc.dlq {
 				m.DeadLetterTopic = "dlq"
 			}
-			startTransfer(t, e.config("a", m))
+			rt := startTransfer(t, e.config("a", m))
 			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
+			for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
+				want := 0.0
+				if reason == tc.skipReason {
+					want = 1
+				}
+				if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, reason)); got != want {
+					t.Errorf("skipped{reason=%q}: got %v, want %v", reason, got, want)
+				}
+			}
+			if got := testutil.ToFloat64(rt.tr.met.deadLettered.WithLabelValues(m.Name)); got != float64(tc.deadLetters) {
+				t.Errorf("dead_lettered: got %v, want %d", got, tc.deadLetters)
+			}
 			bad := 0
 			for _, d := range e.be.deliveries() {
 				if d.key == "bad" {

@@ -58,3 +58,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets)
 	return m
 }
+
+// moduleMetrics are one module's series, resolved once so that pushing a record
+// does not hash label values.
+type moduleMetrics struct {
+	pushed, failed, retried, deadLettered, offsetResets prometheus.Counter
+	filtered, malformed, exhausted, permanent           prometheus.Counter
+	latency                                             prometheus.Observer
+	owned                                               prometheus.Gauge
+}
+
+func (m *metrics) module(name string) *moduleMetrics {
+	return &moduleMetrics{
+		pushed:       m.pushed.WithLabelValues(name),
+		failed:       m.failed.WithLabelValues(name),
+		retried:      m.retried.WithLabelValues(name),
+		deadLettered: m.deadLettered.WithLabelValues(name),
+		offsetResets: m.offsetResets.WithLabelValues(name),
+		filtered:     m.skipped.WithLabelValues(name, "filtered"),
+		malformed:    m.skipped.WithLabelValues(name, "malformed"),
+		exhausted:    m.skipped.WithLabelValues(name, "retries_exhausted"),
+		permanent:    m.skipped.WithLabelValues(name, "permanent_failure"),
+		latency:      m.latency.WithLabelValues(name),
+		owned:        m.owned.WithLabelValues(name),
+	}
+}

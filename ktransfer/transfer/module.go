@@ -25,6 +25,7 @@ type moduleRunner struct {
 	m              Module
 	log            *slog.Logger
 	met            *metrics
+	mm             *moduleMetrics // met's series of this module
 	consumer       *kgo.Client
 	adm            *kadm.Client
 	dlq            *kgo.Client // nil without dead_letter_topic
@@ -185,7 +186,7 @@ func (mr *moduleRunner) setPart(p int32, pr *partRunner) {
 	} else {
 		mr.parts[p] = pr
 	}
-	mr.met.owned.WithLabelValues(mr.m.Name).Set(float64(len(mr.parts)))
+	mr.mm.owned.Set(float64(len(mr.parts)))
 }
 
 // ModuleStatus is one module's entry in /status.

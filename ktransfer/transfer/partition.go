@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
@@ -38,6 +39,9 @@ type partRunner struct {
 	next    int64         // next offset expected from the fetcher
 	paused  bool
 	wake    chan struct{}
+
+	fill    prometheus.Gauge // ktransfer_window_fill of this partition
+	offsetG prometheus.Gauge // ktransfer_committed_offset of this partition
 
 	committed atomic.Int64 // last offset written to ZooKeeper
 	lastErr   atomic.Value // string
@@ -70,6 +74,8 @@ func (pr *partRunner) run() {
 		return
 	}
 	pr.tracker = window.New(start, pr.mr.m.WindowSize)
+	pr.fill = pr.mr.met.windowFill.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr)
+	pr.offsetG = pr.mr.met.committed.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr)
 	pr.next = start
 	pr.committed.Store(start)
 	pr.pushCtx, pr.cancelPush = context.WithCancelCause(context.Background())
@@ -123,7 +129,7 @@ func (pr *partRunner) startOffset(ctx context.Context) (int64, error) {
 		pr.log.Info("no committed offset: starting from the "+pr.mr.m.InitialOffset+" record", "offset", off)
 	} else if off < so.Offset {
 		pr.log.Warn("committed offset is below the log start (deleted by retention): continuing from the oldest record", "committed", off, "log_start", so.Offset)
-		pr.mr.met.offsetResets.WithLabelValues(pr.mr.m.Name).Inc()
+		pr.mr.mm.offsetResets.Inc()
 		off = so.Offset
 	}
 	// The offset node exists from the first moment the module owns the partition.
@@ -196,15 +202,15 @@ func (pr *partRunner) feed(ctx context.Context) {
 			return
 		}
 		pr.tracker.Add(rec.Offset)
-		mr.met.windowFill.WithLabelValues(mr.m.Name, mr.m.Topic, pr.pstr).Set(float64(pr.tracker.InFlight()))
+		pr.fill.Set(float64(pr.tracker.InFlight()))
 		act, method := mr.classify(rec.Value)
 		switch act {
 		case actFiltered:
-			mr.met.skipped.WithLabelValues(mr.m.Name, "filtered").Inc()
+			mr.mm.filtered.Inc()
 			pr.tracker.Done(rec.Offset)
 			continue
 		case actMalformedSkip:
-			mr.met.skipped.WithLabelValues(mr.m.Name, "malformed").Inc()
+			mr.mm.malformed.Inc()
 			pr.log.Warn("record value is not a msgpack map with a string method: skipped", "offset", rec.Offset)
 			pr.tracker.Done(rec.Offset)
 			continue
@@ -239,8 +245,8 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 			if pr.log.Enabled(ctx, slog.LevelDebug) {
 				pr.log.Debug("pushed", "offset", rec.Offset, "key", string(rec.Key), "server", res.Server, "status", res.Status, "attempts", res.Attempts)
 			}
-			mr.met.pushed.WithLabelValues(mr.m.Name).Inc()
-			mr.met.latency.WithLabelValues(mr.m.Name).Observe(time.Since(began).Seconds())
+			mr.mm.pushed.Inc()
+			mr.mm.latency.Observe(time.Since(began).Seconds())
 			pr.done(rec.Offset)
 			return
 		}
@@ -250,11 +256,11 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 		cause = res.Err.Error()
 		pr.setErr(res.Err)
 		if mr.dlq == nil {
-			reason := "retries_exhausted"
 			if res.Permanent {
-				reason = "permanent_failure"
+				mr.mm.permanent.Inc()
+			} else {
+				mr.mm.exhausted.Inc()
 			}
-			mr.met.skipped.WithLabelValues(mr.m.Name, reason).Inc()
 			pr.log.Warn("record not delivered: skipped", "offset", rec.Offset, "key", string(rec.Key), "attempts", res.Attempts, "status", res.Status, "server", res.Server, "err", res.Err)
 			pr.done(rec.Offset)
 			return
@@ -263,14 +269,14 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 	if err := mr.deadLetter(ctx, rec, cause); err != nil {
 		return // abandoned while writing the dead letter
 	}
-	mr.met.deadLettered.WithLabelValues(mr.m.Name).Inc()
+	mr.mm.deadLettered.Inc()
 	pr.log.Warn("record sent to the dead-letter topic", "offset", rec.Offset, "dead_letter_topic", mr.m.DeadLetterTopic, "err", cause)
 	pr.done(rec.Offset)
 }
 
 func (pr *partRunner) done(offset int64) {
 	pr.tracker.Done(offset)
-	pr.mr.met.windowFill.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr).Set(float64(pr.tracker.InFlight()))
+	pr.fill.Set(float64(pr.tracker.InFlight()))
 }
 
 // commitLoop writes the committed offset when it changed, every commit interval.
@@ -300,7 +306,7 @@ func (pr *partRunner) commit() error {
 	}
 	pr.committed.Store(off)
 	pr.lastAt.Store(time.Now().UnixMilli())
-	pr.mr.met.committed.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr).Set(float64(off))
+	pr.offsetG.Set(float64(off))
 	return nil
 }
 

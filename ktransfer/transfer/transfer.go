@@ -94,7 +94,7 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 	if err != nil {
 		return nil, err
 	}
-	met := t.met
+	mm := t.met.module(m.Name)
 	pusher, err := push.New(push.Config{
 		Servers:       m.BackendServers,
 		URI:           m.Protocol.URI,
@@ -112,10 +112,10 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 	}, log, push.Events{
 		Attempt: func(_ string, status int, err error, _ time.Duration) {
 			if err != nil || status < 200 || status > 299 {
-				met.failed.WithLabelValues(m.Name).Inc()
+				mm.failed.Inc()
 			}
 		},
-		Retry: func(int, time.Duration) { met.retried.WithLabelValues(m.Name).Inc() },
+		Retry: func(int, time.Duration) { mm.retried.Inc() },
 	})
 	if err != nil {
 		return nil, err
@@ -130,7 +130,8 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 	mr := &moduleRunner{
 		m:              m,
 		log:            log,
-		met:            met,
+		met:            t.met,
+		mm:             mm,
 		consumer:       consumer,
 		adm:            kadm.NewClient(t.admin),
 		pusher:         pusher,
