@@ -441,49 +441,41 @@ func TestProduceTimeoutGives504(t *testing.T) {
 	}
 }
 
-func TestBufferFullGives503(t *testing.T) {
-	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
-	cfg := testConfig(testcluster.Brokers(c))
-	cfg.MaxBufferedRecords = 1
-	r := start(t, cfg)
-	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
-		t.Fatalf("warm-up: got %d", a.status)
-	}
-	held, release := holdProduces(t, c)
-	first := make(chan answer, 1)
-	go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
-	<-held // the first record now fills the buffer
-	a := post(t, r.url, "topic="+testTopic, body(t, "m", 1))
-	if a.status != 503 || a.Code != "backpressure" {
-		t.Fatalf("second request: got %d %q (%s), want 503 backpressure", a.status, a.Code, a.Error)
-	}
-	if a.header.Get("Retry-After") != "1" {
-		t.Errorf("got Retry-After %q, want 1", a.header.Get("Retry-After"))
-	}
-	release()
-	if f := <-first; f.status != 200 {
-		t.Errorf("first request: got %d (%s), want 200 once Kafka answered", f.status, f.Error)
-	}
-}
-
-func TestReqPoolSizeBoundsInflight(t *testing.T) {
-	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
-	cfg := testConfig(testcluster.Brokers(c))
-	cfg.ReqPoolSize = 1
-	r := start(t, cfg)
-	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
-		t.Fatalf("warm-up: got %d", a.status)
-	}
-	held, release := holdProduces(t, c)
-	first := make(chan answer, 1)
-	go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
-	<-held
-	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 503 || a.Code != "backpressure" {
-		t.Errorf("got %d %q, want 503 backpressure", a.status, a.Code)
-	}
-	release()
-	if f := <-first; f.status != 200 {
-		t.Errorf("first request: got %d, want 200", f.status)
+// TestBackpressureGives503: with Kafka holding the first record, a second request
+// finds the buffer (max_buffered_records) or the request pool (req_pool_size) full
+// and gets 503 with Retry-After; the first still gets its 200.
+func TestBackpressureGives503(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit func(*Config)
+	}{
+		{"max_buffered_records", func(c *Config) { c.MaxBufferedRecords = 1 }},
+		{"req_pool_size", func(c *Config) { c.ReqPoolSize = 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
+			cfg := testConfig(testcluster.Brokers(c))
+			tc.limit(&cfg)
+			r := start(t, cfg)
+			if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
+				t.Fatalf("warm-up: got %d", a.status)
+			}
+			held, release := holdProduces(t, c)
+			first := make(chan answer, 1)
+			go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
+			<-held // the first record now fills the limit
+			a := post(t, r.url, "topic="+testTopic, body(t, "m", 1))
+			if a.status != 503 || a.Code != "backpressure" {
+				t.Fatalf("second request: got %d %q (%s), want 503 backpressure", a.status, a.Code, a.Error)
+			}
+			if a.header.Get("Retry-After") != "1" {
+				t.Errorf("got Retry-After %q, want 1", a.header.Get("Retry-After"))
+			}
+			release()
+			if f := <-first; f.status != 200 {
+				t.Errorf("first request: got %d (%s), want 200 once Kafka answered", f.status, f.Error)
+			}
+		})
 	}
 }
 
