@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -630,7 +629,7 @@ func (r *scaleRig) peakRSS(b *testing.B) int64 {
 // cpu returns kmonitor's CPU time so far.
 func (r *scaleRig) cpu(b *testing.B) time.Duration {
 	b.Helper()
-	used, err := scaleCPUTime(r.km.PID())
+	used, err := loadgen.CPUTime(r.km.PID())
 	if err != nil {
 		b.Fatalf("kmonitor: %v", err)
 	}
@@ -687,33 +686,6 @@ func parseScalePolls(body []byte) (count int64, sum float64, err error) {
 		return 0, 0, fmt.Errorf("no kmonitor_poll_duration_seconds_count and _sum with labels %s", labels)
 	}
 	return count, sum, nil
-}
-
-// scaleCPUTime returns the user and system CPU time of all threads of process
-// pid, from /proc/PID/stat. The kernel counts it in USER_HZ ticks, 1/100 s on
-// every Linux architecture Go supports.
-func scaleCPUTime(pid int) (time.Duration, error) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("CPU time: %w", err)
-	}
-	// The command name, field 2, is in parentheses and may hold spaces;
-	// state (field 3) follows the last ')', utime and stime are fields 14
-	// and 15.
-	var f []string
-	if i := bytes.LastIndexByte(data, ')'); i >= 0 {
-		f = strings.Fields(string(data[i+1:]))
-	}
-	if len(f) < 13 {
-		return 0, fmt.Errorf("CPU time: %s: got %d fields after the command name, want at least 13", path, len(f))
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("CPU time: %s: %w", path, err)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // scaleModel is what /delay must show: per module (index m) and partition
@@ -1008,22 +980,6 @@ func scaleModelAnswer(model *scaleModel) map[string]map[string]int64 {
 		}
 	}
 	return out
-}
-
-func TestScaleCPUTime(t *testing.T) {
-	deadline := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(deadline) {
-	}
-	got, err := scaleCPUTime(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got < 100*time.Millisecond {
-		t.Errorf("got %s of CPU time after spinning 200 ms, want at least 100ms", got)
-	}
-	if _, err := scaleCPUTime(-1); err == nil {
-		t.Error("scaleCPUTime(-1): got no error, want one")
-	}
 }
 
 func TestParseScalePolls(t *testing.T) {

@@ -289,13 +289,13 @@ type processCPU struct {
 func (r *benchRig) cpuTimes(b *testing.B) []processCPU {
 	b.Helper()
 	out := make([]processCPU, 0, 1+len(r.children))
-	self, err := cpuTime(os.Getpid())
+	self, err := loadgen.CPUTime(os.Getpid())
 	if err != nil {
 		b.Fatal(err)
 	}
 	out = append(out, processCPU{"benchmark", self})
 	for _, p := range r.children {
-		used, err := cpuTime(p.cmd.Process.Pid)
+		used, err := loadgen.CPUTime(p.cmd.Process.Pid)
 		if err != nil {
 			// Most likely the process is gone: say so, with its output.
 			select {
@@ -308,37 +308,6 @@ func (r *benchRig) cpuTimes(b *testing.B) []processCPU {
 		out = append(out, processCPU{p.name, used})
 	}
 	return out
-}
-
-// cpuTime returns the user and system CPU time of all threads of process
-// pid, from /proc/PID/stat. The kernel reports it in USER_HZ ticks, which
-// are 1/100 s on every Linux architecture Go supports.
-func cpuTime(pid int) (time.Duration, error) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("CPU time: %w", err)
-	}
-	// The command name, field 2, is in parentheses and may hold spaces;
-	// state (field 3) follows the last ')', utime and stime are fields 14
-	// and 15.
-	i := bytes.LastIndexByte(data, ')')
-	var f []string
-	if i >= 0 {
-		f = strings.Fields(string(data[i+1:]))
-	}
-	if len(f) < 13 {
-		return 0, fmt.Errorf("CPU time: %s: unexpected format %q", path, data)
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("CPU time: %s: %w", path, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
 }
 
 // benchRig is what the benchmark runs against: the broker, kproxy and the

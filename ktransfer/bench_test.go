@@ -763,30 +763,15 @@ func (p *benchProc) output() string {
 	return sb.String()
 }
 
-// benchCPU returns the user and system CPU time of all threads of process
-// pid, from /proc/PID/stat, failing the benchmark when it cannot be read.
-// The kernel counts in USER_HZ ticks, 1/100 s on every Linux architecture Go
-// supports.
+// benchCPU returns the CPU time of process pid, failing the benchmark when it
+// cannot be read.
 func benchCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	data, err := os.ReadFile(path)
+	d, err := loadgen.CPUTime(pid)
 	if err != nil {
-		b.Fatalf("CPU time: %v", err)
+		b.Fatal(err)
 	}
-	// The command name, field 2, is in parentheses and may hold spaces;
-	// state (field 3) follows the last ')', utime and stime are fields 14
-	// and 15.
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	if len(f) < 13 {
-		b.Fatalf("CPU time: %s: unexpected format %q", path, data)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		b.Fatalf("CPU time: %s: %v", path, err)
-	}
-	return time.Duration(utime+stime) * (time.Second / 100)
+	return d
 }
 
 // benchMachine is the CPU time of the whole machine so far by kind, from

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestRSS(t *testing.T) {
@@ -84,5 +85,23 @@ func TestParseStatusField(t *testing.T) {
 	}
 	if _, err := PeakRSS(1 << 30); err == nil {
 		t.Errorf("PeakRSS of a process that does not exist: got no error, want one")
+	}
+}
+
+func TestCPUTime(t *testing.T) {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	for _, pid := range []int{0, os.Getpid()} {
+		got, err := CPUTime(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got < 100*time.Millisecond {
+			t.Errorf("pid %d: got %s of CPU time after spinning 200 ms, want at least 100ms", pid, got)
+		}
+	}
+	if _, err := CPUTime(1 << 30); err == nil {
+		t.Error("CPUTime of no process: got no error, want one")
 	}
 }
