@@ -2,7 +2,8 @@
 #
 #   make run     start the whole local system and show a record going through
 #   make stop    stop everything make run started
-#   make test    every test CI runs (with -race, browser tests included); installs what it needs
+#   make test    every test CI runs (with -race, browser tests and the short chaos run included); installs what it needs
+#   make soak    the chaos run for DURATION (default 30m), with its summary
 #   make browser-test  headless Chromium screenshot of kmonitor's dashboard
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
@@ -10,9 +11,10 @@
 GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
+DURATION  ?= 30m
 TESTFLAGS ?=
 
-.PHONY: all build deps test browser-test bench fuzz run stop clean
+.PHONY: all build deps test soak browser-test bench fuzz run stop clean
 
 all: build
 
@@ -23,9 +25,15 @@ build:
 deps:
 	@scripts/install-deps.sh
 
+# The chaos run goes last and on its own, with -v so its summary is printed.
 test: deps
 	$(GO) vet ./...
-	BROWSER_TEST=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...
+	BROWSER_TEST=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v /scripts/chaos)
+	$(GO) test -race -count=1 -timeout 10m -v $(TESTFLAGS) -run TestChaos ./scripts/chaos/
+
+# The long chaos run: faults in rounds for DURATION, then the same proof and summary.
+soak: deps
+	$(GO) test -race -count=1 -timeout 0 -v -run TestChaos ./scripts/chaos/ -args -duration=$(DURATION)
 
 # Only the browser tests (also part of make test); SCREENSHOT=file.png keeps the
 # screenshot of the running kmonitor's dashboard.

@@ -1,0 +1,493 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+var duration = flag.Duration("duration", 0, "length of the load phase of TestChaos; 0 runs the short variant (one round of faults, about 75 s of load)")
+
+const (
+	chaosTopic  = "chaos"
+	chaosModule = "chaos"
+	chroot      = "/chaos"
+	partitions  = 8
+	windowSize  = 100
+	transfers   = 3
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(testproc.Main(m))
+}
+
+// TestChaos runs the whole pipeline under a schedule of faults and proves that
+// nothing acknowledged was lost (see the package comment).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the chaos run takes minutes")
+	}
+	s := startSystem(t)
+
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	ld := newLoad(s.kproxyURL, 8, 32, 200)
+	loadDone := make(chan struct{})
+	loadStart := time.Now()
+	go func() {
+		defer close(loadDone)
+		ld.run(ctx)
+	}()
+
+	faults := s.runSchedule(t, loadStart, *duration, loadDone)
+	stopLoad()
+	<-loadDone
+	loadEnd := time.Now()
+
+	r := s.drain(t, ld)
+	r.start = loadStart
+	r.loadTime = loadEnd.Sub(loadStart)
+	r.faults = faults
+	r.report(os.Stdout)
+	r.check(t)
+}
+
+// system is every process of the pipeline plus the backend, with what it takes
+// to stop and start each again.
+type system struct {
+	dir string
+
+	zk *testcluster.ZooKeeper
+
+	brokerBin, brokerAddr, brokerData string
+	broker                            *testproc.Proc
+
+	kproxyURL string
+	kproxy    *testproc.Proc
+
+	transferBin string
+	transferCfg [transfers]string
+	transferOps [transfers]string
+	transfer    [transfers]*testproc.Proc
+
+	kmonitorURL string
+	kmonitor    *testproc.Proc
+
+	be *backend
+}
+
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	s := &system{dir: t.TempDir()}
+	bins := map[string]string{}
+	for _, pkg := range []string{"kproxy", "ktransfer", "kmonitor", "scripts/devbroker"} {
+		bins[pkg] = testproc.Build(t, "../../"+pkg)
+	}
+	s.zk = testcluster.StartZooKeeper(t)
+
+	s.brokerBin = bins["scripts/devbroker"]
+	s.brokerAddr = fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))
+	s.brokerData = filepath.Join(s.dir, "kafka")
+	s.startBroker(t)
+
+	var err error
+	s.be, err = newBackend(backendFaults{
+		fail: 0.05, drop: 0.02, stall: 0.01, slow: 0.02,
+		stallFor: 1500 * time.Millisecond, slowFor: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.be.close)
+
+	kproxyPort := testproc.FreePort(t)
+	s.kproxyURL = fmt.Sprintf("http://127.0.0.1:%d", kproxyPort)
+	cfg := s.write(t, "kproxy.yaml", fmt.Sprintf(`log_dir: %s
+log_level: 4
+port: %d
+listen_address: 127.0.0.1
+broker_hosts:
+  - %s
+produce_timeout_ms: 5000
+`, s.logDir("kproxy"), kproxyPort, s.brokerAddr))
+	s.kproxy = testproc.Start(t, bins["kproxy"], "-f", cfg)
+	s.waitReady(t, "kproxy", s.kproxy, s.kproxyURL+"/readyz")
+
+	modDir := filepath.Join(s.dir, "modules")
+	if err := os.MkdirAll(modDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.write(t, "modules/"+chaosModule+".yaml", fmt.Sprintf(`topic: %s
+protocol:
+  name: http
+  uri: /chaos?key={#KEY}&p={#PARTITION}&o={#TRANSID}
+  read_timeout_ms: 1000
+  write_timeout_ms: 1000
+  conn_timeout_ms: 500
+worker_num: 16
+window_size: %d
+max_retry_times: -1
+fail_retry_interval_ms: 100
+fail_retry_backoff_max_ms: 1000
+backend_servers:
+  - %s
+commit_interval_ms: 500
+server_cooldown_ms: 1000
+`, chaosTopic, windowSize, s.be.addr))
+	s.transferBin = bins["ktransfer"]
+	for i := range transfers {
+		s.transferOps[i] = fmt.Sprintf("http://127.0.0.1:%d", testproc.FreePort(t))
+		s.transferCfg[i] = s.write(t, fmt.Sprintf("ktransfer%d.yaml", i), fmt.Sprintf(`log_dir: %s
+log_level: 4
+zk_chroot: %s
+zk_timeout_ms: 4000
+zk_fail_retry_interval_ms: 200
+zk_hosts:
+  - %s
+module_conf_dir: %s
+module_enabled:
+  - %s
+broker_hosts:
+  - %s
+ops_listen: %s
+instance_id: ktransfer%d
+shutdown_timeout: 10s
+`, s.logDir(fmt.Sprintf("ktransfer%d", i)), chroot, s.zk.Addr, modDir, chaosModule, s.brokerAddr,
+			strings.TrimPrefix(s.transferOps[i], "http://"), i))
+		s.startTransfer(t, i)
+	}
+
+	kmonPort := testproc.FreePort(t)
+	s.kmonitorURL = fmt.Sprintf("http://127.0.0.1:%d", kmonPort)
+	cfg = s.write(t, "kmonitor.yaml", fmt.Sprintf(`base:
+  log_dir: %s
+  log_level: 4
+  clusters:
+    - chaos
+  poll_interval_ms: 1000
+http_server:
+  port: %d
+  listen_address: 127.0.0.1
+chaos:
+  chroot: %s
+  zk_session_timeout_ms: 4000
+  zk_hosts:
+    - %s
+  broker_hosts:
+    - %s
+`, s.logDir("kmonitor"), kmonPort, chroot, s.zk.Addr, s.brokerAddr))
+	s.kmonitor = testproc.Start(t, bins["kmonitor"], "-f", cfg)
+	s.waitReady(t, "kmonitor", s.kmonitor, s.kmonitorURL+"/readyz")
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dumpLogs(t)
+		}
+	})
+	return s
+}
+
+func (s *system) write(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(s.dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (s *system) logDir(name string) string { return filepath.Join(s.dir, "log", name) }
+
+func (s *system) startBroker(t *testing.T) {
+	t.Helper()
+	s.broker = testproc.Start(t, s.brokerBin, "-listen", s.brokerAddr, "-data-dir", s.brokerData,
+		"-topics", chaosTopic, "-partitions", fmt.Sprint(partitions))
+	if !s.broker.WaitOutput("devbroker listening on", 30*time.Second) {
+		t.Fatalf("dev broker did not start:\n%s", s.broker.Output())
+	}
+}
+
+func (s *system) startTransfer(t *testing.T, i int) {
+	t.Helper()
+	s.transfer[i] = testproc.Start(t, s.transferBin, "-f", s.transferCfg[i])
+	s.waitReady(t, fmt.Sprintf("ktransfer%d", i), s.transfer[i], s.transferOps[i]+"/healthz")
+}
+
+// waitReady polls url until it answers 200, for at most 30 s.
+func (s *system) waitReady(t *testing.T, name string, p *testproc.Proc, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := get(url); code == http.StatusOK {
+			return
+		}
+		select {
+		case <-p.Exited():
+			t.Fatalf("%s exited:\n%s", name, p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not 200 within 30 s\n%s", name, url, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func get(url string) (int, []byte) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// dumpLogs prints the end of every daemon's log, for a failed run.
+func (s *system) dumpLogs(t *testing.T) {
+	logs := map[string]string{"kproxy": "kproxy.log", "kmonitor": "kmonitor.log"}
+	for i := range transfers {
+		logs[fmt.Sprintf("ktransfer%d", i)] = "ktransfer.log"
+	}
+	for name, file := range logs {
+		b, _ := os.ReadFile(filepath.Join(s.logDir(name), file))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("---- %s (last %d lines)\n%s", name, min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+	t.Logf("---- devbroker\n%s", tail(s.broker.Output(), 20))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// faultRecord is one injected fault: when it began and when the system was
+// whole again (for a SIGKILL that is the kill itself: the fleet must recover
+// without the process).
+type faultRecord struct {
+	name     string
+	injected time.Time
+	repaired time.Time
+	// outage is true for a fault during which nothing can be delivered.
+	// monitorLag is the module's total lag in kmonitor's /delay just before
+	// the repair (-1: unreadable).
+	outage     bool
+	monitorLag int64
+}
+
+// runSchedule injects faults in rounds until the load phase of length d has
+// passed (d = 0: one round, then 10 s of load). It runs on the test goroutine
+// because starting processes may fail the test.
+func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loadDone <-chan struct{}) []faultRecord {
+	t.Helper()
+	const gap = 10 * time.Second // between faults, so each recovery is seen on its own
+	var out []faultRecord
+	pause := func(p time.Duration) { time.Sleep(p) }
+	for round := 0; ; round++ {
+		steps := []func() faultRecord{
+			func() faultRecord {
+				i := round % transfers
+				f := faultRecord{name: fmt.Sprintf("SIGKILL ktransfer%d", i), injected: time.Now()}
+				s.transfer[i].Kill()
+				f.repaired = f.injected
+				pause(5 * time.Second)
+				f.monitorLag = s.monitorLag()
+				s.startTransfer(t, i)
+				return f
+			},
+			func() faultRecord {
+				if err := s.broker.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				if code := s.broker.Wait(30 * time.Second); code != 0 {
+					t.Fatalf("dev broker: exit code %d after SIGTERM\n%s", code, s.broker.Output())
+				}
+				f := faultRecord{name: "dev broker restart", injected: time.Now()}
+				pause(2 * time.Second)
+				f.monitorLag = s.monitorLag()
+				s.startBroker(t)
+				f.repaired = time.Now()
+				return f
+			},
+			func() faultRecord {
+				f := faultRecord{name: "ZooKeeper restart", injected: time.Now()}
+				s.zk.Stop()
+				pause(3 * time.Second)
+				f.monitorLag = s.monitorLag()
+				s.zk.Start(t)
+				f.repaired = time.Now()
+				return f
+			},
+			func() faultRecord {
+				f := faultRecord{name: "backend outage 5 s", injected: time.Now(), outage: true}
+				s.be.down()
+				pause(5 * time.Second)
+				f.monitorLag = s.monitorLag()
+				if err := s.be.up(); err != nil {
+					t.Fatal(err)
+				}
+				f.repaired = time.Now()
+				return f
+			},
+		}
+		for _, step := range steps {
+			if d > 0 && time.Since(start)+gap+20*time.Second > d {
+				pause(max(0, d-time.Since(start)))
+				return out
+			}
+			pause(gap)
+			select {
+			case <-loadDone:
+				t.Fatal("the load generator stopped early")
+			default:
+			}
+			f := step()
+			t.Logf("%6.1fs %s (down %.1fs)", f.injected.Sub(start).Seconds(), f.name, f.repaired.Sub(f.injected).Seconds())
+			out = append(out, f)
+		}
+		if d == 0 {
+			pause(gap)
+			return out
+		}
+	}
+}
+
+// monitorLag returns the module's total lag in kmonitor's /delay, -1 when it
+// cannot be read.
+func (s *system) monitorLag() int64 {
+	code, body := get(s.kmonitorURL + "/delay?cluster=chaos")
+	var delay map[string]map[string]map[string]int64
+	if code != http.StatusOK || json.Unmarshal(body, &delay) != nil {
+		return -1
+	}
+	var sum int64
+	for _, lag := range delay["chaos"][chaosModule] {
+		sum += lag
+	}
+	return sum
+}
+
+// drain waits until the pipeline has caught up — every acknowledged record
+// delivered, committed offsets at the log end, kmonitor at lag 0 and OK — or a
+// deadline passes, and returns what it saw.
+func (s *system) drain(t *testing.T, ld *load) *result {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokerAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	conn := s.zk.Conn(t)
+	layout := zkconsumers.New(chroot)
+
+	r := &result{}
+	r.acks, r.attempts, r.failures = ld.snapshot()
+	deadline := time.Now().Add(2 * time.Minute)
+	drainStart := time.Now()
+	for {
+		r.deliveries, r.bad = s.be.snapshot()
+		r.backend = backendCounts{s.be.requests.Load(), s.be.failed.Load(), s.be.dropped.Load(), s.be.stalled.Load(), s.be.slow.Load()}
+		r.analyse()
+		r.waiting = nil
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		starts, serr := adm.ListStartOffsets(ctx, chaosTopic)
+		ends, eerr := adm.ListEndOffsets(ctx, chaosTopic)
+		cancel()
+		r.logStart, r.logEnd, r.committed = map[int32]int64{}, map[int32]int64{}, map[int32]int64{}
+		if serr != nil || eerr != nil {
+			r.waiting = append(r.waiting, fmt.Sprintf("list offsets: %v %v", serr, eerr))
+		}
+		for p := int32(0); p < partitions; p++ {
+			if o, ok := starts.Lookup(chaosTopic, p); ok {
+				r.logStart[p] = o.Offset
+			}
+			if o, ok := ends.Lookup(chaosTopic, p); ok {
+				r.logEnd[p] = o.Offset
+			}
+			data, _, err := conn.Get(layout.Offset(chaosModule, chaosTopic, p))
+			if err != nil {
+				r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node: %v", p, err))
+				continue
+			}
+			if r.committed[p], err = zkconsumers.DecodeOffset(data); err != nil {
+				r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node %q: %v", p, data, err))
+			}
+		}
+		r.readMonitor(s.kmonitorURL)
+		r.waiting = append(r.waiting, r.pending()...)
+		if len(r.waiting) == 0 {
+			r.drainTime = time.Since(drainStart)
+			return r
+		}
+		if time.Now().After(deadline) {
+			r.drainTime = time.Since(drainStart)
+			t.Errorf("the pipeline did not catch up within 2 minutes of the load's end:\n  %s", strings.Join(r.waiting[:min(len(r.waiting), 20)], "\n  "))
+			return r
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// readMonitor reads kmonitor's /lag and /delay rows of the chaos module.
+func (r *result) readMonitor(base string) {
+	r.monitor, r.delay = nil, nil
+	code, body := get(base + "/lag")
+	if code != http.StatusOK {
+		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /lag: status %d", code))
+		return
+	}
+	var rows []struct {
+		Module    string `json:"module"`
+		Partition int32  `json:"partition"`
+		Lag       int64  `json:"lag"`
+		Committed *int64 `json:"committed"`
+		Stale     bool   `json:"stale"`
+		Status    string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &rows); err != nil {
+		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /lag: %v", err))
+		return
+	}
+	r.monitor = map[int32]string{}
+	for _, row := range rows {
+		if row.Module != chaosModule {
+			continue
+		}
+		committed := "none"
+		if row.Committed != nil {
+			committed = fmt.Sprint(*row.Committed)
+		}
+		r.monitor[row.Partition] = fmt.Sprintf("lag %d committed %s status %s stale %t", row.Lag, committed, row.Status, row.Stale)
+	}
+	code, body = get(base + "/delay?cluster=chaos")
+	if code != http.StatusOK {
+		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /delay: status %d", code))
+		return
+	}
+	var delay map[string]map[string]map[string]int64
+	if err := json.Unmarshal(body, &delay); err != nil {
+		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /delay %s: %v", body, err))
+		return
+	}
+	r.delay = delay["chaos"][chaosModule]
+}

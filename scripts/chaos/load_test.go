@@ -1,0 +1,147 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ack is one record kproxy answered 200 for.
+type ack struct {
+	key       string
+	seq       int
+	partition int32
+	offset    int64
+	acks      string
+	at        time.Time
+}
+
+// load commits records through kproxy. Each worker owns its own keys and sends
+// them in turn; a key's sequence number moves on only once kproxy answered 200
+// for it, so every key's acknowledged records carry 0, 1, 2, ... in the order
+// they were acknowledged. A request that fails is retried with the same key and
+// sequence number after a pause, so the topic may hold a sequence number twice
+// (a timeout whose record was written after all) but never skips one.
+type load struct {
+	url     string
+	workers int
+	keys    int           // per worker
+	every   time.Duration // per worker, between requests
+	client  *http.Client
+
+	mu       sync.Mutex
+	acks     []ack
+	statuses map[string]int // non-200 outcomes by status or error
+	attempts int
+}
+
+func newLoad(kproxy string, workers, keysPerWorker int, rate float64) *load {
+	return &load{
+		url:      kproxy + "/commit",
+		workers:  workers,
+		keys:     keysPerWorker,
+		every:    time.Duration(float64(workers) / rate * float64(time.Second)),
+		client:   &http.Client{Timeout: 30 * time.Second},
+		statuses: map[string]int{},
+	}
+}
+
+// run sends until ctx ends and returns when every worker has stopped.
+func (l *load) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for w := range l.workers {
+		wg.Go(func() { l.worker(ctx, w) })
+	}
+	wg.Wait()
+}
+
+func (l *load) worker(ctx context.Context, w int) {
+	rng := rand.New(rand.NewPCG(uint64(w), 7))
+	next := make([]int, l.keys)
+	tick := time.NewTicker(l.every)
+	defer tick.Stop()
+	for i := 0; ; i = (i + 1) % l.keys {
+		key := fmt.Sprintf("k%03d-%03d", w, i)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			acks := []string{"1", "-1"}[rng.IntN(2)]
+			a, outcome := l.commit(ctx, key, next[i], acks)
+			l.mu.Lock()
+			switch {
+			case outcome == "":
+				l.attempts++
+				l.acks = append(l.acks, a)
+			case ctx.Err() == nil: // not the request cut short at the end
+				l.attempts++
+				l.statuses[outcome]++
+			}
+			l.mu.Unlock()
+			if outcome == "" {
+				next[i]++
+				break
+			}
+			// Back off a little so an outage is not a storm of requests.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(50+rng.IntN(150)) * time.Millisecond):
+			}
+		}
+	}
+}
+
+// commit sends one record; outcome is "" after a 200, else the status or error.
+func (l *load) commit(ctx context.Context, key string, seq int, acks string) (ack, string) {
+	body, err := msgpack.Marshal(map[string]any{"method": "chaos", "key": key, "seq": seq, "pad": "0123456789abcdef0123456789abcdef"})
+	if err != nil {
+		return ack{}, err.Error()
+	}
+	u := l.url + "?topic=" + chaosTopic + "&key=" + url.QueryEscape(key) + "&acks=" + acks
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return ack{}, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/x-msgpack")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return ack{}, "transport error"
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return ack{}, fmt.Sprint(resp.StatusCode)
+	}
+	var ok struct {
+		Partition int32 `json:"partition"`
+		Offset    int64 `json:"offset"`
+	}
+	if err := json.Unmarshal(raw, &ok); err != nil {
+		return ack{}, "bad 200 body"
+	}
+	return ack{key: key, seq: seq, partition: ok.Partition, offset: ok.Offset, acks: acks, at: time.Now()}, ""
+}
+
+// snapshot returns the acknowledged records, in acknowledgement order, the
+// number of attempts and the failed attempts by outcome.
+func (l *load) snapshot() ([]ack, int, map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := make(map[string]int, len(l.statuses))
+	for k, v := range l.statuses {
+		st[k] = v
+	}
+	return append([]ack(nil), l.acks...), l.attempts, st
+}
