@@ -27,3 +27,9 @@ var ErrNotOwner = errors.New("fleet: not the owner of the partition")
 // connection is down but the lease is not fenced yet, and by Session.Err while
 // there is no usable session. It is transient: try again later.
 var ErrNoSession = errors.New("fleet: no ZooKeeper session")
+
+// ErrForeignACL is returned (wrapped, with zk.ErrNoAuth) by SecureGroup and by a
+// Member with credentials when a node of its module carries an ACL its
+// credentials may not change (or not even read): another tenant's module of the
+// same name, or one protected with other credentials. The error names the node.
+var ErrForeignACL = errors.New("fleet: module node protected by other ZooKeeper credentials")

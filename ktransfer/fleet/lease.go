@@ -138,7 +138,7 @@ func (l *Lease) Commit(off int64) error {
 	data := zkconsumers.EncodeOffset(off)
 	ops := []any{&zk.CheckVersionRequest{Path: l.ownerPath, Version: l.ownerVersion}}
 	if l.offsetVersion < 0 {
-		ops = append(ops, &zk.CreateRequest{Path: l.offsetPath, Data: data, Acl: zk.WorldACL(zk.PermAll), Flags: zk.FlagPersistent})
+		ops = append(ops, &zk.CreateRequest{Path: l.offsetPath, Data: data, Acl: l.m.acl, Flags: zk.FlagPersistent})
 	} else {
 		ops = append(ops, &zk.SetDataRequest{Path: l.offsetPath, Data: data, Version: l.offsetVersion})
 	}

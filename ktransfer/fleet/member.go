@@ -40,6 +40,17 @@ func WithCloseTimeout(d time.Duration) Option {
 	}
 }
 
+// WithAuth protects the module's nodes with a ZooKeeper digest credential: the
+// member authenticates the session with a before it creates anything, gives
+// every node it creates from {chroot}/consumers/{group} downward the ACL
+// a.ACL() (digest ALL, world READ), leaves the shared parents {chroot} and
+// {chroot}/consumers open so other modules can be created beside it, and once,
+// before it registers, brings the ACL of the group's existing nodes in line
+// (see SecureGroup). Default: no credential, every node open.
+func WithAuth(a Auth) Option {
+	return func(m *Member) { m.auth = a }
+}
+
 // Member is one instance's membership in one module (consumer group) for one
 // topic. It registers the instance, computes the partitions the instance should
 // own, takes them, and hands them to the engine as leases on Leases. It runs
@@ -62,6 +73,8 @@ type Member struct {
 	id        string
 	log       *slog.Logger
 	closeWait time.Duration
+	auth      Auth
+	acl       []zk.ACL // of every node from the group's node downward
 
 	cancel context.CancelFunc
 	out    chan *Lease
@@ -88,6 +101,7 @@ type Member struct {
 	desired  map[int32]bool
 	waiting  map[int32]string // desired partitions held by another instance, and by whom
 	lastErr  error
+	secured  bool // SecureGroup succeeded
 
 	smu  sync.Mutex
 	snap Snapshot
@@ -127,6 +141,9 @@ type Snapshot struct {
 	Waiting map[int32]string `json:"waiting,omitempty"`
 	// LastError is the last ZooKeeper failure, cleared by the next success.
 	LastError string `json:"last_error,omitempty"`
+	// AuthUser is the ZooKeeper digest user whose ACL protects the module's
+	// nodes; empty when they are open.
+	AuthUser string `json:"zk_auth_user,omitempty"`
 }
 
 // Join starts the membership of instanceID in group for topic, through sess,
@@ -164,6 +181,7 @@ func Join(ctx context.Context, sess *Session, layout zkconsumers.Layout, group, 
 	for _, o := range opts {
 		o(m)
 	}
+	m.acl = m.auth.ACL()
 	m.publish()
 	ctx, m.cancel = context.WithCancel(ctx)
 	go m.run(ctx)
@@ -313,6 +331,9 @@ func (m *Member) reconcile() error {
 			}
 		}
 	}
+	if err := m.authenticate(); err != nil {
+		return err
+	}
 	fresh, err := m.register(ep)
 	if err != nil || m.regID != ep.id {
 		return err
@@ -358,6 +379,26 @@ func (m *Member) reconcile() error {
 			}
 		}
 	}
+	return nil
+}
+
+// authenticate adds the member's credential to the session, and the first time
+// it succeeds brings the ACL of the group's existing nodes in line.
+func (m *Member) authenticate() error {
+	if !m.auth.Enabled() {
+		return nil
+	}
+	if err := m.sess.Authenticate(m.auth); err != nil {
+		return err
+	}
+	if m.secured {
+		return nil
+	}
+	if err := SecureGroup(m.sess, m.layout, m.group, m.auth, m.log); err != nil {
+		return fmt.Errorf("protect the module's nodes: %w", err)
+	}
+	m.secured = true
+	m.log.Info("module nodes protected by a ZooKeeper ACL", "zk_auth", m.auth, "acl", formatACL(m.acl))
 	return nil
 }
 
@@ -681,14 +722,25 @@ func (m *Member) shutdown() {
 
 // create creates a node, and its missing parents as persistent nodes.
 func (m *Member) create(p string, data []byte, flags int32) error {
-	_, err := m.sess.conn.Create(p, data, flags, zk.WorldACL(zk.PermAll))
+	_, err := m.sess.conn.Create(p, data, flags, m.aclFor(p))
 	if errors.Is(err, zk.ErrNoNode) {
 		if err := m.ensurePath(path.Dir(p)); err != nil {
 			return err
 		}
-		_, err = m.sess.conn.Create(p, data, flags, zk.WorldACL(zk.PermAll))
+		_, err = m.sess.conn.Create(p, data, flags, m.aclFor(p))
 	}
 	return err
+}
+
+// aclFor returns the ACL of a new node: the module's from the group's node
+// downward, open above it ({chroot}, {chroot}/consumers are shared by every
+// module and must let others create theirs).
+func (m *Member) aclFor(p string) []zk.ACL {
+	g := m.layout.Group(m.group)
+	if p == g || strings.HasPrefix(p, g+"/") {
+		return m.acl
+	}
+	return openACL
 }
 
 // ensurePath creates dir and its parents as empty persistent nodes where missing.
@@ -699,7 +751,7 @@ func (m *Member) ensurePath(dir string) error {
 			continue
 		}
 		cur += "/" + part
-		_, err := m.sess.conn.Create(cur, nil, zk.FlagPersistent, zk.WorldACL(zk.PermAll))
+		_, err := m.sess.conn.Create(cur, nil, zk.FlagPersistent, m.aclFor(cur))
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", cur, err)
 		}
@@ -754,6 +806,9 @@ func (m *Member) publish() {
 		Instances:  slices.Clone(m.ids),
 		Desired:    sortedKeys(m.desired),
 		Owned:      sortedKeys(m.leases),
+	}
+	if m.auth.Enabled() {
+		s.AuthUser = m.auth.User
 	}
 	for _, p := range s.Owned {
 		if m.leases[p].ctx.Err() != nil {

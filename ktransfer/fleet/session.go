@@ -21,6 +21,12 @@
 // partition bumps both (the "claim"), so a previous owner's late write fails.
 // Nothing is written for a partition until the process has registered again
 // and owns it anew.
+//
+// Access control (optional): a member joined WithAuth authenticates the session
+// with a ZooKeeper digest credential and protects its module's nodes with it
+// (digest ALL, world READ), so tenants sharing one ZooKeeper cannot change each
+// other's offsets while monitors still read them. One session may hold several
+// credentials, one per module; see [Auth].
 package fleet
 
 import (
@@ -78,6 +84,10 @@ type Session struct {
 	ep        *epoch // the current session's trust period, possibly ended
 	changedCh chan struct{}
 	closed    bool
+
+	// authMu serialises Authenticate; it is never held together with mu.
+	authMu sync.Mutex
+	auths  map[Auth]bool // credentials added to the connection
 
 	kick      chan struct{}
 	quit      chan struct{}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
@@ -45,6 +46,10 @@ type Config struct {
 	InstanceID string `key:"instance_id"`
 	// Shutdown bounds the drain after SIGTERM.
 	Shutdown time.Duration `key:"shutdown_timeout"`
+	// ZKAuth is a ZooKeeper digest credential protecting every module's nodes
+	// ({zk_chroot}/consumers/{module} and below: digest ALL, world READ); a
+	// module file's zk_auth overrides it. Default: none, open nodes.
+	ZKAuth fleet.Auth `key:"zk_auth"`
 
 	// Modules are the loaded module files, by name, in module_enabled order.
 	Modules []Module `key:"-"`
@@ -106,6 +111,9 @@ type Module struct {
 	// rotation for ServerCooldownMs, after which one probe request is let through.
 	ServerFailThreshold int `key:"server_fail_threshold"`
 	ServerCooldownMs    int `key:"server_cooldown_ms"`
+	// ZKAuth, when set, replaces the main file's zk_auth for this module, so
+	// tenants sharing one ZooKeeper each protect their own module.
+	ZKAuth fleet.Auth `key:"zk_auth"`
 }
 
 // Protocol is a module's protocol section.
@@ -154,6 +162,15 @@ func ModuleDefaults() Module {
 		ServerFailThreshold:      5,
 		ServerCooldownMs:         5000,
 	}
+}
+
+// ZKAuthFor returns the ZooKeeper credential protecting module m's nodes: the
+// module file's zk_auth when set, else the main file's (possibly none).
+func (c Config) ZKAuthFor(m Module) fleet.Auth {
+	if m.ZKAuth.Enabled() {
+		return m.ZKAuth
+	}
+	return c.ZKAuth
 }
 
 // CommitInterval is commit_interval_ms, else zk_offset_update_interval_sec, else 1 s.
@@ -254,6 +271,20 @@ func (c *Config) check(f *config.File) {
 	if c.Shutdown <= 0 {
 		f.Problem("shutdown_timeout", c.Shutdown.String(), "must be positive")
 	}
+	checkZKAuth(f, c.ZKAuth)
+}
+
+// checkZKAuth checks a zk_auth section; no message shows the password.
+func checkZKAuth(f *config.File, a fleet.Auth) {
+	switch {
+	case a.User == "" && a.Password != "":
+		f.Problemf("zk_auth.user", "is required when zk_auth.password is set")
+	case a.User != "" && a.Password == "":
+		f.Problemf("zk_auth.password", "is required when zk_auth.user is set")
+	}
+	if strings.Contains(a.User, ":") {
+		f.Problem("zk_auth.user", a.User, "must not contain ':' (the digest scheme splits USER:PASSWORD at the first ':')")
+	}
 }
 
 // LoadModule reads and checks one module file; the module's name is the file's
@@ -313,6 +344,7 @@ func (m *Module) check(f *config.File) {
 	f.Range("release_timeout_ms", int64(m.ReleaseTimeoutMs), 0, 600000)
 	f.Range("server_fail_threshold", int64(m.ServerFailThreshold), 1, 1000000)
 	f.Range("server_cooldown_ms", int64(m.ServerCooldownMs), 0, 3600000)
+	checkZKAuth(f, m.ZKAuth)
 }
 
 func defaultInstanceID() string {

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 )
@@ -169,5 +171,164 @@ func TestExampleFilesShowEveryKey(t *testing.T) {
 	d := ModuleDefaults()
 	if m.WorkerNum != d.WorkerNum || m.WindowSize != d.WindowSize || m.OnMalformed != d.OnMalformed || m.ReleaseTimeoutMs != d.ReleaseTimeoutMs {
 		t.Errorf("example module differs from the defaults: %+v", m)
+	}
+}
+
+// zkAuthTree writes a main file and one module file "m" in a temporary
+// directory: the given zk_auth lines (YAML, may be empty) are appended to each.
+func zkAuthTree(t *testing.T, mainAuth, moduleAuth string) string {
+	t.Helper()
+	dir := t.TempDir()
+	main := "zk_hosts: [127.0.0.1:2181]\nmodule_conf_dir: " + dir + "\nmodule_enabled: [m]\n" + mainAuth
+	mod := "topic: events\nbackend_servers: [127.0.0.1:8080]\n" + moduleAuth
+	if err := os.WriteFile(filepath.Join(dir, "ktransfer.yaml"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m.yaml"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "ktransfer.yaml")
+}
+
+func TestZKAuthConfig(t *testing.T) {
+	const secret = "hunter2-not-shown"
+	tests := []struct {
+		name       string
+		mainAuth   string
+		moduleAuth string
+		env        map[string]string
+		wantMain   fleet.Auth
+		wantModule fleet.Auth
+		wantErrs   []string // each must appear; none means valid
+	}{
+		{name: "off by default"},
+		{name: "empty strings are off", mainAuth: "zk_auth: {user: \"\", password: \"\"}\n"},
+		{
+			name:     "main credential",
+			mainAuth: "zk_auth: {user: alice, password: " + secret + "}\n",
+			wantMain: fleet.Auth{User: "alice", Password: secret},
+		},
+		{
+			name:       "module credential",
+			moduleAuth: "zk_auth:\n  user: bob\n  password: \"" + secret + "\"\n",
+			wantModule: fleet.Auth{User: "bob", Password: secret},
+		},
+		{
+			name:     "password from the environment",
+			mainAuth: "zk_auth: {user: alice}\n",
+			env:      map[string]string{"KTRANSFER_ZK_AUTH_PASSWORD": secret},
+			wantMain: fleet.Auth{User: "alice", Password: secret},
+		},
+		{
+			name:     "main user without password",
+			mainAuth: "zk_auth: {user: alice}\n",
+			wantErrs: []string{"ktransfer.yaml: zk_auth.password: is required when zk_auth.user is set"},
+		},
+		{
+			name:     "main password without user",
+			mainAuth: "zk_auth: {password: " + secret + "}\n",
+			wantErrs: []string{"ktransfer.yaml: zk_auth.user: is required when zk_auth.password is set"},
+		},
+		{
+			name:     "colon in the main user",
+			mainAuth: "zk_auth: {user: \"al:ice\", password: " + secret + "}\n",
+			wantErrs: []string{`ktransfer.yaml: zk_auth.user: "al:ice" must not contain ':'`},
+		},
+		{
+			name:       "module user without password, colon",
+			moduleAuth: "zk_auth: {user: \"b:ob\"}\n",
+			wantErrs: []string{
+				"m.yaml: zk_auth.password: is required when zk_auth.user is set",
+				`m.yaml: zk_auth.user: "b:ob" must not contain ':'`,
+			},
+		},
+		{
+			name:       "module password without user",
+			moduleAuth: "zk_auth: {password: " + secret + "}\n",
+			wantErrs:   []string{"m.yaml: zk_auth.user: is required when zk_auth.password is set"},
+		},
+		{
+			name:       "misspelt keys",
+			mainAuth:   "zk_auth: {usr: alice, password: " + secret + "}\n",
+			moduleAuth: "zk_auth: {user: bob, passwd: " + secret + "}\n",
+			wantErrs: []string{
+				"ktransfer.yaml: zk_auth.usr: unknown key",
+				"ktransfer.yaml: zk_auth.user: is required when zk_auth.password is set",
+				"m.yaml: zk_auth.passwd: unknown key",
+				"m.yaml: zk_auth.password: is required when zk_auth.user is set",
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := LoadConfig(zkAuthTree(t, tc.mainAuth, tc.moduleAuth))
+			if len(tc.wantErrs) == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				if c.ZKAuth != tc.wantMain {
+					t.Errorf("zk_auth: got user %q, password set %v; want user %q, password set %v", c.ZKAuth.User, c.ZKAuth.Password != "", tc.wantMain.User, tc.wantMain.Password != "")
+				}
+				if len(c.Modules) != 1 || c.Modules[0].ZKAuth != tc.wantModule {
+					t.Errorf("module zk_auth: got %v, want %v", c.Modules, tc.wantModule)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want %q", tc.wantErrs)
+			}
+			for _, want := range tc.wantErrs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q; got:\n%v", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the password:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestZKAuthFor(t *testing.T) {
+	mainAuth := fleet.Auth{User: "alice", Password: "a"}
+	modAuth := fleet.Auth{User: "bob", Password: "b"}
+	tests := []struct {
+		name      string
+		main, mod fleet.Auth
+		want      fleet.Auth
+	}{
+		{"neither", fleet.Auth{}, fleet.Auth{}, fleet.Auth{}},
+		{"main only", mainAuth, fleet.Auth{}, mainAuth},
+		{"module only", fleet.Auth{}, modAuth, modAuth},
+		{"module overrides main", mainAuth, modAuth, modAuth},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{ZKAuth: tc.main}
+			if got := c.ZKAuthFor(Module{ZKAuth: tc.mod}); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfigDumpHidesZKPassword: printing the loaded configuration, as a failed
+// test or a debugging session may, does not show the ZooKeeper password.
+func TestConfigDumpHidesZKPassword(t *testing.T) {
+	const secret = "s3cret-zk-password"
+	c, err := LoadConfig(zkAuthTree(t, "zk_auth: {user: alice, password: "+secret+"}\n", "zk_auth: {user: bob, password: "+secret+"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("got %s, which shows the password", out)
+		}
+		if !strings.Contains(out, "alice") || !strings.Contains(out, "bob") {
+			t.Errorf("got %s, want the users alice and bob named", out)
+		}
 	}
 }

@@ -57,6 +57,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", cfg.ZKHosts, err)
 	}
 	layout := zkconsumers.New(cfg.ZKChroot)
+	for _, m := range cfg.Modules {
+		// Before any module runs: a module whose nodes another tenant protected
+		// stops the start with an error naming the node.
+		if err := fleet.SecureGroup(sess, layout, m.Name, cfg.ZKAuthFor(m), log.With("module", m.Name)); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("module %s: zk_auth: %w", m.Name, err)
+		}
+	}
 	brokers := cfg.BrokerHosts
 	if len(brokers) == 0 {
 		brokers, err = kafkaconn.ReadBrokers(sess.Conn(), cfg.ZKChroot)
@@ -150,7 +158,7 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 			return nil, err
 		}
 	}
-	mr.member = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log)
+	mr.member = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)))
 	return mr, nil
 }
 
