@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy/testpki"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
@@ -84,11 +86,18 @@ type bbProc struct {
 // test ends if it is still running.
 func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
 	t.Helper()
-	p := &bbProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), logDir: logDir}
+	return bbStartWith(t, cfg, fmt.Sprintf("http://127.0.0.1:%d", port), logDir, http.DefaultClient)
+}
+
+// bbStartWith is bbStart for a kproxy at base (http:// or https://) that client
+// can reach.
+func bbStartWith(t *testing.T, cfg, base, logDir string, client *http.Client) *bbProc {
+	t.Helper()
+	p := &bbProc{url: base, logDir: logDir}
 	p.Proc = testproc.Start(t, testproc.Build(t, "."), "-f", cfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
+		resp, err := client.Get(p.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -299,5 +308,103 @@ func TestCheckFlag(t *testing.T) {
 	cmd.Run()
 	if cmd.ProcessState.ExitCode() != 2 {
 		t.Errorf("no arguments: got exit %d, want 2", cmd.ProcessState.ExitCode())
+	}
+}
+
+// TestHTTPSWithClientCertificates runs the binary with the tls section: a client
+// with a certificate of the client CA writes a record (read back with kcat), one
+// without is refused, plain HTTP gets nowhere, and SIGHUP serves a renewed
+// certificate without a restart.
+func TestHTTPSWithClientCertificates(t *testing.T) {
+	const topic = "bb-tls"
+	ca := testpki.NewCA(t, "bb")
+	server := ca.Server(t, "kproxy")
+	clientCA := testpki.NewCA(t, "bb-clients")
+	client := clientCA.Client(t, "service")
+	c := testcluster.Kafka(t, kfake.SeedTopics(1, topic))
+	brokers := testcluster.Brokers(c)
+	cfg, port, logDir := bbOriginalConfig(t, brokers, fmt.Sprintf(
+		"tls:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\n  min_version: \"1.2\"\n",
+		server.CertFile, server.KeyFile, clientCA.CertFile))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	httpsClient := func(certs ...tls.Certificate) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: certs}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	withCert := httpsClient(client.TLS)
+	p := bbStartWith(t, cfg, "https://"+addr, logDir, withCert)
+
+	val, err := msgpack.Marshal(map[string]any{"method": "TestReply", "data": "over mutual TLS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitURL := p.url + "/commit?topic=" + topic + "&key=k1"
+	resp, err := withCert.Post(commitURL, "application/x-msgpack", bytes.NewReader(val))
+	if err != nil {
+		t.Fatalf("POST with a client certificate: %v\n%s", err, p.logs())
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST with a client certificate: got %d %s, want 200", resp.StatusCode, answer)
+	}
+
+	if resp, err := httpsClient().Post(commitURL, "application/x-msgpack", bytes.NewReader(val)); err == nil {
+		resp.Body.Close()
+		t.Errorf("POST without a client certificate: got %d, want the handshake refused", resp.StatusCode)
+	}
+	if resp, err := http.Post("http://"+addr+"/commit?topic="+topic, "application/x-msgpack", bytes.NewReader(val)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain HTTP to the HTTPS port: got %d, want 400 or a failed request", resp.StatusCode)
+		}
+	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		cmd := exec.Command(curl, "-sS", "--fail-with-body", "--cacert", ca.CertFile,
+			"--cert", client.CertFile, "--key", client.KeyFile,
+			"-H", "Content-Type: application/x-msgpack", "--data-binary", "@-", commitURL)
+		cmd.Stdin = bytes.NewReader(val)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"topic":"bb-tls"`) {
+			t.Errorf("curl with a client certificate: got %v %s, want 200 with the topic", err, out)
+		}
+	}
+
+	recs := kcatRead(t, brokers[0], topic, 1)
+	if len(recs) < 1 || !bytes.Equal(recs[0].value, val) || recs[0].key != "k1" {
+		t.Fatalf("kcat: got %+v, want the record posted over TLS", recs)
+	}
+
+	// Renew the certificate in place and signal: new connections get it.
+	renewed := ca.Server(t, "kproxy")
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	served := func() *tls.Conn {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{client.TLS}})
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		return conn
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn := served()
+		serial := conn.ConnectionState().PeerCertificates[0].SerialNumber
+		conn.Close()
+		if serial.Cmp(renewed.Serial) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: still served serial %v, want the renewed %v\n%s", serial, renewed.Serial, p.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs(), "TLS files reloaded") {
+		t.Errorf("log lacks the reload line:\n%s", p.logs())
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
 	}
 }

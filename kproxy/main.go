@@ -1,12 +1,17 @@
 // Command kproxy is the HTTP commit proxy: POST /commit?topic=T&key=K&acks=A writes
 // the request body as one Kafka record and the status code tells whether Kafka has
 // it. Run it as `kproxy -f kproxy.yaml`; `kproxy -t -f kproxy.yaml` checks the file.
+// SIGHUP reopens the log file and, when kproxy serves HTTPS, reads the TLS files
+// again.
 package main
 
 import (
 	"context"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
@@ -24,7 +29,37 @@ func (p program) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if p.cfg.TLS.Enabled() {
+		defer reloadTLSOnSIGHUP(px)()
+	}
 	return px.Run(ctx)
+}
+
+// reloadTLSOnSIGHUP reads the TLS files again on every SIGHUP (pkg/daemon reopens
+// the log file on the same signal) until the returned stop is called. A failed
+// reload is logged by ReloadTLS and keeps the previous certificate.
+func reloadTLSOnSIGHUP(px *proxy.Proxy) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				_ = px.ReloadTLS()
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }
 
 func main() {

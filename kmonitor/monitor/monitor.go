@@ -122,14 +122,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 // collectors and closes every client. It returns nil after a clean shutdown; a
 // ZooKeeper or Kafka failure is never an error.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           m.mux,
-		ReadTimeout:       time.Duration(m.cfg.HTTP.ReadTimeoutMs) * time.Millisecond,
-		ReadHeaderTimeout: time.Duration(m.cfg.HTTP.ReadTimeoutMs) * time.Millisecond,
-		WriteTimeout:      time.Duration(m.cfg.HTTP.WriteTimeoutMs) * time.Millisecond,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
-	}
+	// read_timeout_ms and write_timeout_ms are the original keys (0 = no limit);
+	// headers, idle connections and header size keep the bounds of every listener.
+	lim := opshttp.DefaultLimits()
+	lim.ReadTimeout = time.Duration(m.cfg.HTTP.ReadTimeoutMs) * time.Millisecond
+	lim.WriteTimeout = time.Duration(m.cfg.HTTP.WriteTimeoutMs) * time.Millisecond
+	srv := opshttp.NewServer(ln.Addr().String(), m.mux, lim)
+	srv.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)
 	cctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, c := range m.clusters {

@@ -41,8 +41,11 @@ type Config struct {
 	ReadHeaderTimeoutMs int `key:"read_header_timeout_ms"`
 	// IdleTimeoutMs closes keep-alive connections idle for longer.
 	IdleTimeoutMs int `key:"idle_timeout_ms"`
-	// MaxHeaderBytes bounds the request line plus headers.
+	// MaxHeaderBytes bounds the request line plus headers; larger requests get 431.
 	MaxHeaderBytes int `key:"max_header_bytes"`
+	// TLS serves port over HTTPS when tls.cert_file and tls.key_file are set, and
+	// requires client certificates when tls.client_ca_file is set.
+	TLS TLSConfig `key:"tls"`
 	// ZKHosts, ZKChroot and ZKTimeoutMs locate brokers in ZooKeeper when BrokerHosts
 	// is empty ({zk_chroot}/brokers/ids).
 	ZKHosts     []string `key:"zk_hosts"`
@@ -109,6 +112,7 @@ func Defaults() Config {
 		ReadHeaderTimeoutMs: 5000,
 		IdleTimeoutMs:       120000,
 		MaxHeaderBytes:      64 << 10,
+		TLS:                 TLSConfig{MinVersion: "1.2"},
 		ZKChroot:            "/",
 		ZKTimeoutMs:         6000,
 		Kafka:               kafkaconn.Config{ClientID: "kproxy"},
@@ -152,6 +156,7 @@ func (c *Config) check(f *config.File) {
 	f.Min("read_header_timeout_ms", int64(c.ReadHeaderTimeoutMs), 0)
 	f.Min("idle_timeout_ms", int64(c.IdleTimeoutMs), 0)
 	f.Range("max_header_bytes", int64(c.MaxHeaderBytes), 1024, 1<<24)
+	c.TLS.check(f)
 	f.Range("req_pool_size", int64(c.ReqPoolSize), 1, 1<<24)
 	f.Range("producer_num", int64(c.ProducerNum), 1, 64)
 	f.Range("max_request_size_bytes", int64(c.MaxRequestSizeBytes), 1, maxRecordBytes)

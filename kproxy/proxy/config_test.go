@@ -70,6 +70,7 @@ auth: {tokens: [short]}
 shutdown_timeout: soon
 kafka: {sasl: {mechanism: GSSAPI}, tls: {ca_file: /nonexistent/ca.pem}}
 log_format: xml
+tls: {key_file: /nonexistent/key.pem, min_version: "1.0"}
 `, []string{
 			`kproxy.yaml: auth.tokens: token 1 is shorter than 16 characters`,
 			`kproxy.yaml: broker_hosts: "localhost" is not HOST:PORT`,
@@ -86,6 +87,9 @@ log_format: xml
 			`kproxy.yaml: producer_num: 100 is not in 1..64`,
 			`kproxy.yaml: req_pool_size: 0 is not in 1..16777216`,
 			`kproxy.yaml: shutdown_timeout: "soon" is not a duration`,
+			`kproxy.yaml: tls.cert_file: is required when tls.key_file is set`,
+			`kproxy.yaml: tls.key_file: "/nonexistent/key.pem" cannot be read`,
+			`kproxy.yaml: tls.min_version: "1.0" is not one of 1.2, 1.3`,
 			`kproxy.yaml: topics.allow: "(" is not a valid regular expression`,
 		}},
 	}

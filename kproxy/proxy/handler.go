@@ -82,7 +82,7 @@ func (p *Proxy) commit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pd := pendingPool.Get().(*pending)
-	body, err := p.readBody(r, pd.buf)
+	body, err := p.readBody(w, r, pd.buf)
 	if err != nil {
 		pd.release()
 		p.fail(w, err)
@@ -193,8 +193,11 @@ func (p *Proxy) purgeTopic(cl *kgo.Client, topic string) {
 }
 
 // readBody reads the whole body, bounded by max_request_size_bytes, into buf when
-// it is large enough.
-func (p *Proxy) readBody(r *http.Request, buf []byte) ([]byte, error) {
+// it is large enough. The bound holds while reading: a declared length over it is
+// refused before any byte is read, and a chunked body is refused at the first byte
+// past it; that connection is closed after the answer (net/http reads on for at
+// most 256 KiB or until read_timeout_ms, so the client can read the 413).
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	limit := int64(p.cfg.MaxRequestSizeBytes)
 	if r.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, r.ContentLength, limit)
@@ -213,13 +216,15 @@ func (p *Proxy) readBody(r *http.Request, buf []byte) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	// Chunked: read up to one byte past the limit to tell "too large" apart.
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBodyRead, err)
-	}
-	if int64(len(buf)) > limit {
+	// Chunked: no length is known in advance. MaxBytesReader fails the read past
+	// the limit and marks the connection to be closed after the answer.
+	buf, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		return nil, fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, limit)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrBodyRead, err)
 	}
 	if len(buf) == 0 {
 		return nil, ErrEmptyBody

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +43,9 @@ type Proxy struct {
 	produceTimeout time.Duration
 	inflight       atomic.Int64
 	draining       atomic.Bool
-	purging        sync.Map       // topic -> true while its purge runs
-	bg             sync.WaitGroup // background purges
+	tlsConf        atomic.Pointer[tls.Config] // nil when serving plain HTTP
+	purging        sync.Map                   // topic -> true while its purge runs
+	bg             sync.WaitGroup             // background purges
 	closeOnce      sync.Once
 }
 
@@ -58,6 +60,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 	acks, err := ParseAcks(cfg.DefaultAcks)
 	if err != nil {
 		return nil, fmt.Errorf("default_acks: %w", err)
+	}
+	var tc *tls.Config
+	if cfg.TLS.Enabled() {
+		if tc, err = cfg.TLS.serverConfig(); err != nil {
+			return nil, err
+		}
 	}
 	brokers := cfg.BrokerHosts
 	if len(brokers) == 0 {
@@ -87,6 +95,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 	probe := prod.byAcks[AcksLeader.index()][0]
 	p.health = newHealth(probe.Ping, log)
 	p.metrics = newMetrics(p.reg, p)
+	if tc != nil {
+		p.tlsConf.Store(tc)
+		p.reg.MustRegister(p.tlsExpiry())
+		p.logCertificate("TLS certificate loaded", tc)
+	}
 	p.ready.Add("kafka", func(context.Context) error { return p.health.err() })
 	p.ready.Add("serving", func(context.Context) error {
 		if p.draining.Load() {
@@ -116,8 +129,11 @@ func (p *Proxy) Handler() http.Handler {
 }
 
 // Addr returns the configured listening address.
-func (p *Proxy) Addr() string {
-	return net.JoinHostPort(p.cfg.ListenAddress, strconv.Itoa(p.cfg.Port))
+func (p *Proxy) Addr() string { return p.cfg.Addr() }
+
+// Addr returns the listening address, listen_address:port.
+func (c Config) Addr() string {
+	return net.JoinHostPort(c.ListenAddress, strconv.Itoa(c.Port))
 }
 
 // Run listens on the configured address and serves until ctx ends, then drains.
@@ -130,13 +146,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return p.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx ends. Then it stops accepting, lets requests in
-// progress finish (each is bounded by produce_timeout_ms), flushes what the Kafka
-// clients still hold and closes them, all within shutdown_timeout. It returns nil
-// after a clean drain.
+// Serve serves on ln until ctx ends, over TLS when the tls section enables it. Then
+// it stops accepting, lets requests in progress finish (each is bounded by
+// produce_timeout_ms), flushes what the Kafka clients still hold and closes them,
+// all within shutdown_timeout. It returns nil after a clean drain.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	srv := p.cfg.HTTPServer(p.Handler())
 	srv.ErrorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
+	tc := p.tlsConf.Load()
+	if tc != nil {
+		// The handshake takes whatever ReloadTLS stored last.
+		ln = tls.NewListener(ln, &tls.Config{GetConfigForClient: p.currentTLS})
+	}
 
 	hctx, stopHealth := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -152,7 +173,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	p.log.Info("serving", "addr", ln.Addr().String(), "partitioner", p.cfg.Partitioner, "validate_msgpack", p.cfg.ValidateMsgpack)
+	p.log.Info("serving", "addr", ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil,
+		"partitioner", p.cfg.Partitioner, "validate_msgpack", p.cfg.ValidateMsgpack)
 
 	select {
 	case err := <-errc:
@@ -179,12 +201,13 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // HTTPServer returns the http.Server kproxy serves h with: the configured read,
-// header, idle and write timeouts and header size bound.
+// header, idle and write timeouts and header size bound (opshttp.NewServer; the
+// TLS handshake is bounded by the shortest of the timeouts). The body size bound
+// is the handler's: it counts bytes as they arrive, chunked or not.
 func (c Config) HTTPServer(h http.Handler) *http.Server {
 	read := time.Duration(c.ReadTimeoutMs) * time.Millisecond
 	write := time.Duration(c.WriteTimeoutMs) * time.Millisecond
-	srv := &http.Server{
-		Handler:           h,
+	lim := opshttp.Limits{
 		ReadTimeout:       read,
 		ReadHeaderTimeout: time.Duration(c.ReadHeaderTimeoutMs) * time.Millisecond,
 		IdleTimeout:       time.Duration(c.IdleTimeoutMs) * time.Millisecond,
@@ -194,9 +217,9 @@ func (c Config) HTTPServer(h http.Handler) *http.Server {
 	// of the response, which includes reading the body and waiting for Kafka:
 	// write_timeout_ms is what is left for writing the answer.
 	if write > 0 {
-		srv.WriteTimeout = read + time.Duration(c.ProduceTimeoutMs)*time.Millisecond + 200*time.Millisecond + write
+		lim.WriteTimeout = read + time.Duration(c.ProduceTimeoutMs)*time.Millisecond + 200*time.Millisecond + write
 	}
-	return srv
+	return opshttp.NewServer(c.Addr(), h, lim)
 }
 
 // Close closes the Kafka clients. It is safe to call more than once.

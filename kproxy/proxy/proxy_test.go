@@ -73,7 +73,8 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-// start runs a Proxy with cfg on a free loopback port until the test ends.
+// start runs a Proxy with cfg on a free loopback port until the test ends; its url
+// is https:// when cfg enables TLS.
 func start(t *testing.T, cfg Config, extra ...kgo.Opt) *running {
 	t.Helper()
 	px, err := New(context.Background(), cfg, logging.Discard(), extra...)
@@ -85,7 +86,11 @@ func start(t *testing.T, cfg Config, extra ...kgo.Opt) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{url: "http://" + ln.Addr().String(), px: px, cancel: cancel, done: make(chan struct{})}
+	scheme := "http://"
+	if cfg.TLS.Enabled() {
+		scheme = "https://"
+	}
+	r := &running{url: scheme + ln.Addr().String(), px: px, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		r.err = px.Serve(ctx, ln)
 		close(r.done)

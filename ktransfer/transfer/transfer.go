@@ -173,7 +173,7 @@ func (t *Transfer) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ops_listen %s: %w", t.cfg.OpsListen, err)
 		}
-		srv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		srv = opshttp.NewServer(t.cfg.OpsListen, t.Handler(), opshttp.DefaultLimits())
 		go func() { srvErr <- srv.Serve(ln) }()
 		t.log.Info("operations endpoints", "addr", ln.Addr().String())
 	}

@@ -1,6 +1,8 @@
-// Package opshttp serves the operations endpoints every daemon has: /healthz (the
-// process is alive), /readyz (its dependencies are reachable; 503 with a JSON reason
-// otherwise) and /metrics (Prometheus text format).
+// Package opshttp is the HTTP serving every daemon shares: the operations endpoints
+// /healthz (the process is alive), /readyz (its dependencies are reachable; 503 with
+// a JSON reason otherwise) and /metrics (Prometheus text format), and NewServer, the
+// one constructor of the daemons' http.Servers, which bounds slow and oversized
+// requests on every listener.
 package opshttp
 
 import (

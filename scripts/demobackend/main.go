@@ -15,9 +15,10 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func main() {
 		os.Exit(1)
 	}
 	var n atomic.Int64
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := opshttp.NewServer(ln.Addr().String(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		var v struct {
 			Method string `msgpack:"method"`
@@ -46,7 +47,7 @@ func main() {
 		}
 		log.Printf("#%d %s %s %d bytes%s", n.Add(1), r.Method, r.URL.RequestURI(), len(body), desc)
 		w.WriteHeader(http.StatusOK)
-	})}
+	}), opshttp.DefaultLimits())
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.Printf("demobackend listening on %s", ln.Addr())
 	sigs := make(chan os.Signal, 1)
