@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +33,9 @@ const (
 	partitions  = 8
 	windowSize  = 100
 	transfers   = 3
+	// zkPassword is the module's ZooKeeper digest credential: the run keeps
+	// ACLs on, so credentials must survive every reconnect.
+	zkPassword = "chaos-secret"
 )
 
 func TestMain(m *testing.M) {
@@ -67,6 +72,21 @@ func TestChaos(t *testing.T) {
 	r.faults = faults
 	r.report(os.Stdout)
 	r.check(t)
+	s.checkACL(t)
+}
+
+// checkACL proves that a ZooKeeper client without the module's credential can
+// read its offsets but not move them.
+func (s *system) checkACL(t *testing.T) {
+	t.Helper()
+	conn := s.zk.Conn(t)
+	p := zkconsumers.New(chroot).Offset(chaosModule, chaosTopic, 0)
+	if _, _, err := conn.Get(p); err != nil {
+		t.Errorf("read %s without credentials: %v", p, err)
+	}
+	if _, err := conn.Set(p, zkconsumers.EncodeOffset(0), -1); !errors.Is(err, zk.ErrNoAuth) {
+		t.Errorf("set %s without credentials: got %v, want %v", p, err, zk.ErrNoAuth)
+	}
 }
 
 // system is every process of the pipeline plus the backend, with what it takes
@@ -169,8 +189,11 @@ broker_hosts:
 ops_listen: %s
 instance_id: ktransfer%d
 shutdown_timeout: 10s
+zk_auth:
+  user: chaos
+  password: %s
 `, s.logDir(fmt.Sprintf("ktransfer%d", i)), chroot, s.zk.Addr, modDir, chaosModule, s.brokerAddr,
-			strings.TrimPrefix(s.transferOps[i], "http://"), i))
+			strings.TrimPrefix(s.transferOps[i], "http://"), i, zkPassword))
 		s.startTransfer(t, i)
 	}
 

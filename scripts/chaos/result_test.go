@@ -194,6 +194,21 @@ func (r *result) longestStall() (time.Duration, time.Time) {
 	return worst, at
 }
 
+// longestCommitGap is the longest time between two consecutive 200s from
+// kproxy during the load, and when it began.
+func (r *result) longestCommitGap() (time.Duration, time.Time) {
+	var worst time.Duration
+	var at time.Time
+	prev := r.start
+	for _, a := range r.acks { // in acknowledgement order, near enough
+		if gap := a.at.Sub(prev); gap > worst {
+			worst, at = gap, prev
+		}
+		prev = a.at
+	}
+	return worst, at
+}
+
 // latencies returns the time from kproxy's 200 to the first delivery, sorted.
 func (r *result) latencies() []time.Duration {
 	out := make([]time.Duration, 0, len(r.acks))
@@ -244,6 +259,8 @@ func (r *result) report(w io.Writer) {
 	fmt.Fprintf(w, "200 → first delivery:             p50 %s, p99 %s, max %s\n", ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(quantile(lat, 1)))
 	stall, at := r.longestStall()
 	fmt.Fprintf(w, "longest stall (no new delivery):  %s, from +%s\n", ms(stall), ms(at.Sub(r.start)))
+	gap, gapAt := r.longestCommitGap()
+	fmt.Fprintf(w, "longest time without a 200:       %s, from +%s\n", ms(gap), ms(gapAt.Sub(r.start)))
 	dups, early := r.duplicatesByFault()
 	fmt.Fprintf(w, "%-24s %10s %8s %10s %14s %12s\n", "fault", "at", "down", "recovery", "kmonitor lag¹", "duplicates²")
 	for i, f := range r.faults {
