@@ -30,8 +30,12 @@ func ParseRegistration(data []byte) (string, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return "", fmt.Errorf("broker registration is not JSON: %w", err)
 	}
-	if r.Host != nil && *r.Host != "" && r.Port != nil && *r.Port > 0 {
-		return net.JoinHostPort(*r.Host, strconv.Itoa(*r.Port)), nil
+	if r.Host != nil && *r.Host != "" && r.Port != nil && *r.Port > 0 && *r.Port <= 65535 {
+		// A host such as "[" would give an address nobody can dial.
+		addr := net.JoinHostPort(*r.Host, strconv.Itoa(*r.Port))
+		if h, _, err := net.SplitHostPort(addr); err == nil && h == *r.Host {
+			return addr, nil
+		}
 	}
 	// An endpoint is LISTENER://HOST:PORT. Listener names such as SASL_SSL are not
 	// valid URL schemes, so url.Parse would reject them.
@@ -44,10 +48,11 @@ func ParseRegistration(data []byte) (string, error) {
 		if err != nil || host == "" {
 			continue
 		}
-		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n > 65535 {
 			continue
 		}
-		return net.JoinHostPort(host, port), nil
+		return net.JoinHostPort(host, strconv.Itoa(n)), nil
 	}
 	return "", errors.New("broker registration has neither host/port nor a usable endpoint")
 }

@@ -110,10 +110,11 @@ func (r Registration) Encode() []byte {
 	return b
 }
 
-// ParsePartition parses a partition node name.
+// ParsePartition parses a partition node name. Only the name Layout writes is
+// accepted ("5", not "05" or "+5"), so two nodes never stand for one partition.
 func ParsePartition(name string) (int32, error) {
 	p, err := strconv.ParseInt(name, 10, 32)
-	if err != nil || p < 0 {
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name {
 		return 0, fmt.Errorf("%q is not a partition number", name)
 	}
 	return int32(p), nil
