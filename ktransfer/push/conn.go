@@ -280,10 +280,18 @@ const (
 	connClose
 )
 
+// Kinds of header a folded line may continue.
+const (
+	prevOther = iota
+	prevFraming
+	prevConnection
+)
+
 // readHeaders reads header lines up to the empty line, noting the framing ones
 // and, on failures, Retry-After. It returns what Connection asked for.
 func readHeaders(br *bufio.Reader, resp *response, h *head, status int, total *int) (connection int, err error) {
 	conflicting, otherCoding := false, false
+	prev := prevOther // the header a folded line continues
 	for {
 		line, err := br.ReadSlice('\n')
 		*total += len(line)
@@ -292,7 +300,8 @@ func readHeaders(br *bufio.Reader, resp *response, h *head, status int, total *i
 		}
 		if err == bufio.ErrBufferFull {
 			// An overlong header none of the ones read here: skip the rest of it.
-			if headerIs(line, "content-length") || headerIs(line, "transfer-encoding") || headerIs(line, "connection") {
+			if headerIs(line, "content-length") || headerIs(line, "transfer-encoding") || headerIs(line, "connection") ||
+				(prev == prevFraming && (line[0] == ' ' || line[0] == '\t')) {
 				return 0, fmt.Errorf("%w: overlong header %q", errBadResponse, clip(line))
 			}
 			for err == bufio.ErrBufferFull {
@@ -305,6 +314,7 @@ func readHeaders(br *bufio.Reader, resp *response, h *head, status int, total *i
 			if err != nil {
 				return 0, unexpected(err)
 			}
+			prev = prevOther
 			continue
 		}
 		if err != nil {
@@ -314,27 +324,40 @@ func readHeaders(br *bufio.Reader, resp *response, h *head, status int, total *i
 		if len(line) == 0 {
 			break
 		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// Obsolete line folding continues the previous header's value:
+			// the body's framing is then unknown, and a folded Connection
+			// is not trusted to keep the connection.
+			switch prev {
+			case prevFraming:
+				return 0, fmt.Errorf("%w: folded Content-Length or Transfer-Encoding", errBadResponse)
+			case prevConnection:
+				connection = connClose
+			}
+			continue
+		}
 		i := indexByte(line, ':')
 		if i <= 0 {
-			if line[0] == ' ' || line[0] == '\t' {
-				continue // obsolete line folding of a header not read here
-			}
 			return 0, fmt.Errorf("%w: header line %q", errBadResponse, clip(line))
 		}
 		name, value := line[:i], trimSpace(line[i+1:])
+		prev = prevOther
 		switch {
 		case equalFold(name, "content-length"):
+			prev = prevFraming
 			n, ok := parseDecimal(value)
 			if !ok || (h.length >= 0 && h.length != n) {
 				conflicting = true
 			}
 			h.length = n
 		case equalFold(name, "transfer-encoding"):
+			prev = prevFraming
 			// Only chunked as the last coding frames the body; anything
 			// else runs to the end of the connection.
 			h.chunked = hasSuffixFold(value, "chunked")
 			otherCoding = !h.chunked
 		case equalFold(name, "connection"):
+			prev = prevConnection
 			if hasToken(value, "close") {
 				connection = connClose
 			} else if connection == connNone && hasToken(value, "keep-alive") {

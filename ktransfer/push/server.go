@@ -95,6 +95,9 @@ func checkHostPort(s string) error {
 	if host == "" {
 		return fmt.Errorf("host is empty")
 	}
+	if strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("host %q contains spaces or control characters", host)
+	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("port %q is not in 1..65535", port)
 	}
