@@ -167,11 +167,8 @@ func New(cfg Config, log *slog.Logger, ev Events) (*Pusher, error) {
 		}
 		p.servers = append(p.servers, sv)
 	}
-	if !strings.HasPrefix(cfg.URI, "/") {
-		bad("uri", strconv.Quote(cfg.URI), "must start with /")
-	}
-	if strings.ContainsFunc(cfg.URI, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		bad("uri", strconv.Quote(cfg.URI), "must not contain spaces or control characters")
+	if err := CheckURI(cfg.URI); err != nil {
+		bad("uri", strconv.Quote(cfg.URI), err.Error())
 	}
 	p.uri = compileURI(cfg.URI)
 	errs = append(errs, p.buildHead()...)
@@ -206,6 +203,33 @@ func New(cfg Config, log *slog.Logger, ev Events) (*Pusher, error) {
 	}
 	p.dialer = net.Dialer{Timeout: cfg.ConnTimeout, KeepAlive: 30 * time.Second}
 	return p, nil
+}
+
+// CheckServer tells why New would refuse s as a backend server (it must be
+// HOST:PORT or an http:// or https:// base URL); nil when it would not.
+func CheckServer(s string) error {
+	_, err := parseServer(s, nil)
+	return err
+}
+
+// CheckURI tells why New would refuse uri as the request URI template (it must
+// start with / and hold no spaces or control characters); nil when it would not.
+func CheckURI(uri string) error {
+	if !strings.HasPrefix(uri, "/") {
+		return errors.New("must start with /")
+	}
+	if strings.ContainsFunc(uri, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("must not contain spaces or control characters")
+	}
+	return nil
+}
+
+// CheckHeaders returns one error for each configured header New would refuse:
+// a name that is not a token, a value with control characters, Content-Length
+// or Transfer-Encoding (set from the body), a Host that is not a host.
+func CheckHeaders(headers []map[string]string) []error {
+	p := &Pusher{cfg: Config{Headers: headers}}
+	return p.buildHead()
 }
 
 // buildHead renders the configured headers once.

@@ -301,37 +301,44 @@ func LoadModule(path string) (Module, error) {
 	return m, f.Err()
 }
 
+// maxMs bounds the module's millisecond keys: one day.
+const maxMs = 24 * 3600 * 1000
+
 func (m *Module) check(f *config.File) {
 	if m.Topic == "" {
 		f.Problemf("topic", "is required")
 	}
 	f.OneOf("protocol.name", m.Protocol.Name, "http")
-	if !strings.HasPrefix(m.Protocol.URI, "/") {
-		f.Problem("protocol.uri", m.Protocol.URI, "must start with /")
+	// The push client's own rules, so that a file -t accepts also starts.
+	if err := push.CheckURI(m.Protocol.URI); err != nil {
+		f.Problem("protocol.uri", m.Protocol.URI, err.Error())
 	}
 	for i, h := range m.Protocol.Headers {
 		if len(h) != 1 {
 			f.Problemf("protocol.headers", "entry %d must be one \"Name: value\" pair, has %d", i+1, len(h))
 		}
 	}
-	f.Min("protocol.read_timeout_ms", int64(m.Protocol.ReadTimeoutMs), 0)
-	f.Min("protocol.write_timeout_ms", int64(m.Protocol.WriteTimeoutMs), 0)
-	f.Min("protocol.conn_timeout_ms", int64(m.Protocol.ConnTimeoutMs), 0)
+	for _, err := range push.CheckHeaders(m.Protocol.Headers) {
+		f.Problemf("protocol.headers", "%v", err)
+	}
+	// Upper bounds keep every duration far from overflowing time.Duration.
+	f.Range("protocol.read_timeout_ms", int64(m.Protocol.ReadTimeoutMs), 0, maxMs)
+	f.Range("protocol.write_timeout_ms", int64(m.Protocol.WriteTimeoutMs), 0, maxMs)
+	f.Range("protocol.conn_timeout_ms", int64(m.Protocol.ConnTimeoutMs), 0, maxMs)
 	f.Range("worker_num", int64(m.WorkerNum), 1, 10000)
 	f.Range("window_size", int64(m.WindowSize), 1, 1000000)
 	f.Min("max_retry_times", int64(m.MaxRetryTimes), -1)
 	f.Range("fail_retry_interval_ms", int64(m.FailRetryIntervalMs), 0, 3600000)
 	f.NotEmpty("backend_servers", len(m.BackendServers))
 	for _, s := range m.BackendServers {
-		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-			continue
+		if err := push.CheckServer(s); err != nil {
+			f.Problem("backend_servers", s, "is not HOST:PORT or an http(s):// base URL: "+err.Error())
 		}
-		f.HostPort("backend_servers", []string{s})
 	}
-	f.Min("zk_offset_update_interval_sec", int64(m.ZKOffsetUpdateIntervalSec), 0)
-	f.Min("expected_processing_time_ms", int64(m.ExpectedProcessingTimeMs), 0)
+	f.Range("zk_offset_update_interval_sec", int64(m.ZKOffsetUpdateIntervalSec), 0, maxMs/1000)
+	f.Range("expected_processing_time_ms", int64(m.ExpectedProcessingTimeMs), 0, maxMs)
 	f.Range("waiting_queue_size", int64(m.WaitingQueueSize), 1, 1000000)
-	f.Min("fail_retry_backoff_max_ms", int64(m.FailRetryBackoffMaxMs), 0)
+	f.Range("fail_retry_backoff_max_ms", int64(m.FailRetryBackoffMaxMs), 0, maxMs)
 	if _, err := ParseStatusRanges(m.RetryOnStatus); err != nil {
 		f.Problemf("retry_on_status", "%v", err)
 	}
@@ -339,7 +346,7 @@ func (m *Module) check(f *config.File) {
 	if m.OnMalformed == "dead_letter" && m.DeadLetterTopic == "" {
 		f.Problemf("on_malformed", "is dead_letter but dead_letter_topic is not set")
 	}
-	f.Min("commit_interval_ms", int64(m.CommitIntervalMs), 0)
+	f.Range("commit_interval_ms", int64(m.CommitIntervalMs), 0, maxMs)
 	f.OneOf("initial_offset", m.InitialOffset, "oldest", "newest")
 	f.Range("release_timeout_ms", int64(m.ReleaseTimeoutMs), 0, 600000)
 	f.Range("server_fail_threshold", int64(m.ServerFailThreshold), 1, 1000000)
