@@ -237,9 +237,9 @@ func (p *Proxy) authorized(r *http.Request) bool {
 	if len(p.tokens) == 0 {
 		return true
 	}
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
+	// The scheme name is case-insensitive (RFC 9110, 11.1).
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	got := []byte(strings.TrimSpace(tok))

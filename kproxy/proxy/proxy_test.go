@@ -344,6 +344,8 @@ func TestBearerAuth(t *testing.T) {
 		{"Basic MDEyMzQ1Njc4OWFiY2RlZi1vbmU=", 401},
 		{"Bearer 0123456789abcdef-one", 200},
 		{"Bearer 0123456789abcdef-two", 200},
+		{"bearer 0123456789abcdef-two", 200}, // the scheme is case-insensitive
+		{"Bearer0123456789abcdef-two", 401},
 	} {
 		h := http.Header{}
 		if tc.header != "" {
