@@ -155,7 +155,7 @@ func (m *Monitor) renderDelay(q delayQuery) (string, []byte) {
 		for _, c := range delayTable(q.clusters, rows, q.seconds) {
 			for _, mod := range c.modules {
 				for _, p := range mod.parts {
-					fmt.Fprintf(&buf, "- %s.%s.%d%s %s\n", c.name, mod.name, p.partition, suffix, p.value)
+					fmt.Fprintf(&buf, "- %s %s\n", zabbixKey(fmt.Sprintf("%s.%s.%d%s", c.name, mod.name, p.partition, suffix)), p.value)
 				}
 			}
 		}
@@ -187,6 +187,23 @@ func (m *Monitor) renderDelay(q delayQuery) (string, []byte) {
 		buf.WriteByte('}')
 		return "application/json", buf.Bytes()
 	}
+}
+
+// zabbixKey writes an item key for zabbix_sender's input: as it is when it holds
+// no white space, quote or backslash (every key of the original's shape), else in
+// double quotes with quotes and backslashes escaped. A line break cannot be
+// written inside a key, so control characters become '?'.
+func zabbixKey(k string) string {
+	k = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, k)
+	if !strings.ContainsAny(k, " \t\"\\") {
+		return k
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(k) + `"`
 }
 
 type delayCluster struct {

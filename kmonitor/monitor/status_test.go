@@ -84,3 +84,16 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("got %s, want \"STALL\"", b)
 	}
 }
+
+func TestZabbixKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"test_cluster.test_module_1.0.delay", "test_cluster.test_module_1.0.delay"},
+		{"c.my module.0.delay", `"c.my module.0.delay"`},
+		{`c.a"b\c.1.delay`, `"c.a\"b\\c.1.delay"`},
+		{"c.line\nbreak.2.delay", "c.line?break.2.delay"},
+	} {
+		if got := zabbixKey(tc.in); got != tc.want {
+			t.Errorf("zabbixKey(%q): got %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
