@@ -215,13 +215,17 @@ func CheckServer(s string) error {
 // CheckURI tells why New would refuse uri as the request URI template (it must
 // start with / and hold no spaces or control characters); nil when it would not.
 func CheckURI(uri string) error {
+	var rules []string
 	if !strings.HasPrefix(uri, "/") {
-		return errors.New("must start with /")
+		rules = append(rules, "must start with /")
 	}
 	if strings.ContainsFunc(uri, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return errors.New("must not contain spaces or control characters")
+		rules = append(rules, "must not contain spaces or control characters")
 	}
-	return nil
+	if len(rules) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(rules, " and "))
 }
 
 // CheckHeaders returns one error for each configured header New would refuse:

@@ -32,7 +32,7 @@ func offsetsOf(ds []delivery) []int64 {
 // records of a partition are in flight, however many workers there are.
 func TestWindowBound(t *testing.T) {
 	e := newEnv(t, 1)
-	release := make(chan struct{})
+	release := releasedAtCleanup(t)
 	var active, peak atomic.Int32
 	e.be.delay = func(delivery) time.Duration {
 		n := active.Add(1)
@@ -42,7 +42,7 @@ func TestWindowBound(t *testing.T) {
 				break
 			}
 		}
-		<-release
+		<-release.ch
 		active.Add(-1)
 		return 0
 	}
@@ -54,12 +54,13 @@ func TestWindowBound(t *testing.T) {
 	m := e.module("windowed")
 	m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
 	startTransfer(t, e.config("a", m))
+	t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
 	eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
 	time.Sleep(300 * time.Millisecond) // would more arrive?
 	if p := peak.Load(); p != 5 {
 		t.Errorf("got %d pushes in flight at once, want window_size 5", p)
 	}
-	close(release)
+	release.close()
 	eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
 }
 
@@ -67,10 +68,10 @@ func TestWindowBound(t *testing.T) {
 // committed offset stays at the held one, then moves to the end.
 func TestCommitIsLowestNotDone(t *testing.T) {
 	e := newEnv(t, 1)
-	hold := make(chan struct{})
+	hold := releasedAtCleanup(t)
 	e.be.delay = func(d delivery) time.Duration {
 		if d.offset == 3 {
-			<-hold
+			<-hold.ch
 		}
 		return 0
 	}
@@ -81,12 +82,13 @@ func TestCommitIsLowestNotDone(t *testing.T) {
 	e.produce(t, recs...)
 	m := e.module("lowest")
 	startTransfer(t, e.config("a", m))
+	t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
 	eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
 	time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
 	if got := e.committed(t, m.Name, 0); got != 3 {
 		t.Errorf("committed %d while offset 3 is in flight, want 3", got)
 	}
-	close(hold)
+	hold.close()
 	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
 }
 
@@ -445,4 +447,21 @@ func (p *tcpProxy) heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = false
+}
+
+// gate holds backend handlers until closed.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (g *gate) close() { g.once.Do(func() { close(g.ch) }) }
+
+// releasedAtCleanup returns a gate that is also closed when the test ends, before
+// the backend's Close (which waits for its handlers), so a failing test cannot
+// leave a handler blocked and the test binary hanging.
+func releasedAtCleanup(t *testing.T) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.close)
+	return g
 }

@@ -363,7 +363,9 @@ func TestRunHTTPCancel(t *testing.T) {
 
 func TestRunHTTPDurationAndWarmup(t *testing.T) {
 	srv := startRawServer(t, 0, respondOK)
-	const d, warm = 300 * time.Millisecond, 150 * time.Millisecond
+	// Long enough that requests start inside the measured window even on a
+	// machine so busy that a worker stalls for a few hundred milliseconds.
+	const d, warm = time.Second, 300 * time.Millisecond
 	start := time.Now()
 	r, err := RunHTTP(context.Background(), HTTPTarget{URL: srv.url("/")}, 2, d, Warmup(warm))
 	elapsed := time.Since(start)
