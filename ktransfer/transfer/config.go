@@ -301,6 +301,30 @@ func LoadModule(path string) (Module, error) {
 	return m, f.Err()
 }
 
+// pushConfig is the push client's configuration of the module.
+func (m Module) pushConfig() (push.Config, error) {
+	retryOn, err := ParseStatusRanges(m.RetryOnStatus)
+	if err != nil {
+		return push.Config{}, err
+	}
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	return push.Config{
+		Servers:       m.BackendServers,
+		URI:           m.Protocol.URI,
+		Headers:       m.Protocol.Headers,
+		ConnTimeout:   ms(m.Protocol.ConnTimeoutMs),
+		WriteTimeout:  ms(m.Protocol.WriteTimeoutMs),
+		ReadTimeout:   ms(m.Protocol.ReadTimeoutMs),
+		MaxRetries:    m.MaxRetryTimes,
+		RetryInterval: ms(m.FailRetryIntervalMs),
+		BackoffMax:    ms(m.FailRetryBackoffMaxMs),
+		RetryOn:       retryOn,
+		FailThreshold: m.ServerFailThreshold,
+		Cooldown:      ms(m.ServerCooldownMs),
+		Slow:          ms(m.ExpectedProcessingTimeMs),
+	}, nil
+}
+
 // maxMs bounds the module's millisecond keys: one day.
 const maxMs = 24 * 3600 * 1000
 

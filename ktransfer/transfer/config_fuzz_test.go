@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 )
@@ -116,25 +115,11 @@ func FuzzLoadModule(f *testing.F) {
 		if m.Name != "fuzz_module" || m.Topic == "" || !strings.HasPrefix(m.Protocol.URI, "/") || len(m.BackendServers) == 0 {
 			t.Fatalf("module file %q accepted as %+v", data, m)
 		}
-		retryOn, err := ParseStatusRanges(m.RetryOnStatus)
+		pc, err := m.pushConfig()
 		if err != nil {
 			t.Fatalf("module file %q accepted, but retry_on_status: %v", data, err)
 		}
-		p, err := push.New(push.Config{
-			Servers:       m.BackendServers,
-			URI:           m.Protocol.URI,
-			Headers:       m.Protocol.Headers,
-			ConnTimeout:   time.Duration(m.Protocol.ConnTimeoutMs) * time.Millisecond,
-			WriteTimeout:  time.Duration(m.Protocol.WriteTimeoutMs) * time.Millisecond,
-			ReadTimeout:   time.Duration(m.Protocol.ReadTimeoutMs) * time.Millisecond,
-			MaxRetries:    m.MaxRetryTimes,
-			RetryInterval: time.Duration(m.FailRetryIntervalMs) * time.Millisecond,
-			BackoffMax:    time.Duration(m.FailRetryBackoffMaxMs) * time.Millisecond,
-			RetryOn:       retryOn,
-			FailThreshold: m.ServerFailThreshold,
-			Cooldown:      time.Duration(m.ServerCooldownMs) * time.Millisecond,
-			Slow:          time.Duration(m.ExpectedProcessingTimeMs) * time.Millisecond,
-		}, nil, push.Events{})
+		p, err := push.New(pc, nil, push.Events{})
 		if err != nil {
 			t.Fatalf("module file %q passes the check, but the module cannot start: %v", data, err)
 		}

@@ -98,26 +98,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 
 func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout) (*moduleRunner, error) {
 	log := t.log.With("module", m.Name, "topic", m.Topic)
-	retryOn, err := ParseStatusRanges(m.RetryOnStatus)
+	pc, err := m.pushConfig()
 	if err != nil {
 		return nil, err
 	}
 	mm := t.met.module(m.Name)
-	pusher, err := push.New(push.Config{
-		Servers:       m.BackendServers,
-		URI:           m.Protocol.URI,
-		Headers:       m.Protocol.Headers,
-		ConnTimeout:   time.Duration(m.Protocol.ConnTimeoutMs) * time.Millisecond,
-		WriteTimeout:  time.Duration(m.Protocol.WriteTimeoutMs) * time.Millisecond,
-		ReadTimeout:   time.Duration(m.Protocol.ReadTimeoutMs) * time.Millisecond,
-		MaxRetries:    m.MaxRetryTimes,
-		RetryInterval: time.Duration(m.FailRetryIntervalMs) * time.Millisecond,
-		BackoffMax:    time.Duration(m.FailRetryBackoffMaxMs) * time.Millisecond,
-		RetryOn:       retryOn,
-		FailThreshold: m.ServerFailThreshold,
-		Cooldown:      time.Duration(m.ServerCooldownMs) * time.Millisecond,
-		Slow:          time.Duration(m.ExpectedProcessingTimeMs) * time.Millisecond,
-	}, log, push.Events{
+	pusher, err := push.New(pc, log, push.Events{
 		Attempt: func(_ string, status int, err error, _ time.Duration) {
 			if err != nil || status < 200 || status > 299 {
 				mm.failed.Inc()
