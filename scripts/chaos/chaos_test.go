@@ -396,16 +396,28 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 // monitorLag returns the module's total lag in kmonitor's /delay, -1 when it
 // cannot be read.
 func (s *system) monitorLag() int64 {
-	code, body := get(s.kmonitorURL + "/delay?cluster=chaos")
-	var delay map[string]map[string]map[string]int64
-	if code != http.StatusOK || json.Unmarshal(body, &delay) != nil {
+	delay, err := moduleDelay(s.kmonitorURL)
+	if err != nil {
 		return -1
 	}
 	var sum int64
-	for _, lag := range delay["chaos"][chaosModule] {
+	for _, lag := range delay {
 		sum += lag
 	}
 	return sum
+}
+
+// moduleDelay reads the chaos module's partitions from kmonitor's /delay.
+func moduleDelay(base string) (map[string]int64, error) {
+	code, body := get(base + "/delay?cluster=chaos")
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("kmonitor /delay: status %d", code)
+	}
+	var delay map[string]map[string]map[string]int64
+	if err := json.Unmarshal(body, &delay); err != nil {
+		return nil, fmt.Errorf("kmonitor /delay %s: %w", body, err)
+	}
+	return delay["chaos"][chaosModule], nil
 }
 
 // drain waits until the pipeline has caught up — every acknowledged record
@@ -502,15 +514,10 @@ func (r *result) readMonitor(base string) {
 		}
 		r.monitor[row.Partition] = fmt.Sprintf("lag %d committed %s status %s stale %t", row.Lag, committed, row.Status, row.Stale)
 	}
-	code, body = get(base + "/delay?cluster=chaos")
-	if code != http.StatusOK {
-		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /delay: status %d", code))
+	delay, err := moduleDelay(base)
+	if err != nil {
+		r.waiting = append(r.waiting, err.Error())
 		return
 	}
-	var delay map[string]map[string]map[string]int64
-	if err := json.Unmarshal(body, &delay); err != nil {
-		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /delay %s: %v", body, err))
-		return
-	}
-	r.delay = delay["chaos"][chaosModule]
+	r.delay = delay
 }
