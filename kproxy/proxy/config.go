@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
@@ -79,6 +81,11 @@ type Config struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the same port; off by
 	// default, as profiles reveal internals.
 	Pprof bool `key:"pprof"`
+}
+
+// Addr returns the listening address of port, listen_address:port.
+func (c Config) Addr() string {
+	return net.JoinHostPort(c.ListenAddress, strconv.Itoa(c.Port))
 }
 
 // TopicsConfig is the topics section.
@@ -233,3 +240,21 @@ func (r *topicRules) allowed(topic string) bool {
 	}
 	return false
 }
+
+// topicAllowed applies the topic rules, caching answers for a bounded number of
+// names so the regular expressions run once per topic, not per record.
+func (p *Proxy) topicAllowed(topic string) bool {
+	if v, ok := p.topicCache.Load(topic); ok {
+		return v.(bool)
+	}
+	ok := p.topics.allowed(topic)
+	if p.topicCacheSize.Add(1) <= maxTopicCache {
+		p.topicCache.Store(topic, ok)
+	} else {
+		p.topicCacheSize.Add(-1)
+	}
+	return ok
+}
+
+// maxTopicCache bounds the topic decision cache: names come from callers.
+const maxTopicCache = 10000
