@@ -8,6 +8,7 @@
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make vulncheck  govulncheck on the code (needs https://vuln.go.dev)
+#   make proto   regenerate the Go code of kproxy/pubsub/pubsub.proto (protoc, pinned protoc-gen-go)
 
 GO        ?= go
 BIN       := bin
@@ -15,7 +16,7 @@ FUZZTIME  ?= 30s
 DURATION  ?= 30m
 TESTFLAGS ?=
 
-.PHONY: all build deps test soak browser-test bench fuzz vulncheck run stop clean
+.PHONY: all build deps test soak browser-test bench fuzz vulncheck proto run stop clean
 
 all: build
 
@@ -72,7 +73,8 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
-	./kmonitor/web:FuzzMinutes
+	./kmonitor/web:FuzzMinutes \
+	./kproxy/pubsub:FuzzFrame
 
 # A failure that wrote no new input to testdata/fuzz is the fuzzing engine's own
 # (its coordinator can time out on a loaded machine): that target runs once more.
@@ -96,6 +98,11 @@ GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.1.4
 
 vulncheck:
 	$(GO) run $(GOVULNCHECK) ./...
+
+# protoc is Debian's protobuf-compiler; protoc-gen-go runs at the version go.mod
+# requires (kproxy/pubsub/protoc-gen-go.sh), so the generated code matches its runtime.
+proto: deps
+	$(GO) generate ./kproxy/pubsub/
 
 run: deps build
 	@scripts/run-local.sh start
