@@ -81,6 +81,8 @@ type Config struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the same port; off by
 	// default, as profiles reveal internals.
 	Pprof bool `key:"pprof"`
+	// WebSocket configures the WebSocket gateways on port (both off by default).
+	WebSocket WebSocketConfig `key:"websocket"`
 }
 
 // Addr returns the listening address of port, listen_address:port.
@@ -132,6 +134,7 @@ func Defaults() Config {
 		MaxBufferedRecords:  10000,
 		RetryAfterSec:       1,
 		Shutdown:            30 * time.Second,
+		WebSocket:           webSocketDefaults(),
 	}
 }
 
@@ -195,6 +198,7 @@ func (c *Config) check(f *config.File) {
 	if c.Shutdown <= 0 {
 		f.Problem("shutdown_timeout", c.Shutdown.String(), "must be positive")
 	}
+	c.WebSocket.check(f)
 }
 
 // topicRules decides which topics may be written.

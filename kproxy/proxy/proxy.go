@@ -26,6 +26,7 @@ import (
 type Proxy struct {
 	cfg            Config
 	log            *slog.Logger
+	brokers        []string // seed brokers, configured or discovered
 	prod           *producers
 	health         *health
 	metrics        *metrics
@@ -79,6 +80,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 	p := &Proxy{
 		cfg:            cfg,
 		log:            log,
+		brokers:        brokers,
 		prod:           prod,
 		reg:            opshttp.NewRegistry(),
 		ready:          &opshttp.Ready{},
