@@ -74,7 +74,8 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
 	./kmonitor/web:FuzzMinutes \
-	./kproxy/pubsub:FuzzFrame
+	./kproxy/pubsub:FuzzFrame \
+	./kproxy/devicehive:FuzzFrame
 
 # A failure that wrote no new input to testdata/fuzz is the fuzzing engine's own
 # (its coordinator can time out on a loaded machine): that target runs once more.

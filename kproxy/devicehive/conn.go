@@ -1,0 +1,359 @@
+package devicehive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// conn is one upgraded connection. Its handler goroutine reads frames
+// (readLoop) and handles their messages one after the other, writing each
+// reply before it reads on: the messages of a connection are handled in
+// order, and a client that does not read its replies stops being read. A
+// writer goroutine (writeLoop) writes the notifications its consumer group
+// memberships queue, and pings. Writes are serialised by writeMu and bounded
+// by Options.WriteTimeout.
+//
+// Lock order: member.mu, then writeMu.
+type conn struct {
+	h      *Handler
+	ws     *websocket.Conn
+	id     uint64
+	log    *slog.Logger
+	ctx    context.Context // ends with the connection: cancels Kafka requests and consumers
+	cancel context.CancelFunc
+	queue  *sendQueue
+
+	writeMu sync.Mutex
+
+	deadlineMu sync.Mutex // orders read deadline changes with stopReading
+	stop       chan struct{}
+	stopped    bool // stop is closed; guarded by deadlineMu
+
+	subsMu sync.Mutex
+	subs   []*member // consumer group memberships, one per group
+
+	nextNotif  int64         // id of the last notification sent; used by writeLoop only
+	writing    bool          // serve started writeLoop (set and read by the handler goroutine)
+	writerDone chan struct{} // closed when writeLoop has returned
+	ended      sync.Once     // sets reason
+	reason     string
+	ending     sync.Once // runs end
+	buf        bytes.Buffer
+}
+
+func newConn(h *Handler, ws *websocket.Conn, id uint64, remote string) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		h:          h,
+		ws:         ws,
+		id:         id,
+		log:        h.log.With("ws", id, "remote", remote),
+		ctx:        ctx,
+		cancel:     cancel,
+		queue:      newSendQueue(h.opts.SendQueueBytes, h.metrics.queuedBytes),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// serve runs the connection until the client closes it, a read or write
+// fails, or Shutdown stops it; then ends it.
+func (c *conn) serve() {
+	c.h.metrics.connections.Inc()
+	defer c.h.metrics.connections.Dec()
+	c.log.Debug("devicehive: connection open")
+	c.ws.SetReadLimit(c.h.opts.MaxFrameBytes)
+	c.ws.SetPongHandler(func(string) error {
+		c.extendRead()
+		return nil
+	})
+	c.writing = true
+	go c.writeLoop()
+	c.end(c.readLoop())
+}
+
+// readLoop reads frames and handles them until the connection fails or
+// stops, and returns why.
+func (c *conn) readLoop() string {
+	for {
+		c.extendRead()
+		select {
+		case <-c.stop:
+			return closedShutdown
+		default:
+		}
+		_, r, err := c.ws.NextReader()
+		if err == nil {
+			c.buf.Reset()
+			_, err = c.buf.ReadFrom(r)
+		}
+		if err != nil {
+			return c.readFailed(err)
+		}
+		c.handleFrame(c.buf.Bytes())
+		if c.ctx.Err() != nil {
+			return closedWriteErr // a write failed; its reason was counted first
+		}
+		if c.buf.Cap() > 64<<10 {
+			c.buf = bytes.Buffer{} // do not keep a large frame's buffer for an idle connection
+		}
+	}
+}
+
+// extendRead gives the client two ping intervals to send its next frame or
+// pong, unless reading stopped.
+func (c *conn) extendRead() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if !c.stopped {
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.h.opts.PingInterval))
+	}
+}
+
+// stopReading makes the reader stop after the message it is handling. Safe to
+// call more than once.
+func (c *conn) stopReading() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if !c.stopped {
+		c.stopped = true
+		close(c.stop)
+		// Wakes a reader waiting for the next frame.
+		_ = c.ws.SetReadDeadline(time.Now())
+	}
+}
+
+// readFailed logs a read error and returns its close reason.
+func (c *conn) readFailed(err error) string {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		c.log.Debug("devicehive: client closed the connection", "code", ce.Code, "text", ce.Text)
+		return closedByClient
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.log.Info("devicehive: frame above the size limit, connection closed", "limit_bytes", c.h.opts.MaxFrameBytes)
+		return closedTooLarge
+	}
+	select {
+	case <-c.stop:
+		return closedShutdown // the read deadline stopReading set
+	default:
+	}
+	if c.ctx.Err() != nil {
+		return closedWriteErr
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.log.Info("devicehive: client silent for two ping intervals, connection closed", "ping_interval", c.h.opts.PingInterval)
+		return closedIdle
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
+		c.log.Debug("devicehive: connection lost", "err", err)
+		return closedByClient
+	}
+	c.log.Info("devicehive: read failed, connection closed", "err", err)
+	return closedReadErr
+}
+
+// handleFrame handles the messages of one frame in order, each answered
+// before the next is handled.
+func (c *conn) handleFrame(frame []byte) {
+	msgs, err := decodeFrame(frame)
+	if err != nil {
+		c.h.metrics.frames(frameInvalid)
+		c.h.metrics.received.WithLabelValues(kindInvalid).Inc()
+		c.log.Debug("devicehive: frame is not JSON", "bytes", len(frame))
+		_ = c.writeReply(kindInvalid, errorReply(&message{id: jsonNull}, err))
+		return
+	}
+	if len(frame) > 0 && bytes.TrimLeft(frame, " \t\r\n")[0] == '[' {
+		c.h.metrics.frames(frameBatch)
+	} else {
+		c.h.metrics.frames(frameSingle)
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		kind := m.kind()
+		c.h.metrics.received.WithLabelValues(kind).Inc()
+		rep, after := c.handle(m)
+		if err := c.writeReply(kind, rep); err != nil {
+			return
+		}
+		if after != nil {
+			after()
+		}
+	}
+}
+
+// writeReply writes one reply as a text frame and counts it.
+func (c *conn) writeReply(kind string, r *reply) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Only a payload the handlers built wrongly gets here; tell the client.
+		c.log.Error("devicehive: encode reply", "t", r.T, "a", r.A, "err", err)
+		b, _ = json.Marshal(&reply{ID: r.ID, RefID: r.RefID, T: r.T, A: r.A, S: 500, P: "the reply could not be encoded", Code: "internal"})
+	}
+	if err := c.write(b); err != nil {
+		return err
+	}
+	c.h.metrics.replies(kind, r.S)
+	return nil
+}
+
+// write writes one text frame within Options.WriteTimeout. A failed write
+// ends the connection.
+func (c *conn) write(b []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	err := c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+	if err == nil {
+		err = c.ws.WriteMessage(websocket.TextMessage, b)
+	}
+	if err != nil {
+		c.writeFailed(err)
+		return err
+	}
+	c.h.metrics.sentBytes.Add(float64(len(b)))
+	return nil
+}
+
+// writeFailed ends the connection after a failed write: a timeout means the
+// client stopped reading (stalled), anything else that it went away.
+func (c *conn) writeFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.setReason(closedStalled)
+		c.log.Info("devicehive: the client read nothing for write_timeout_ms, connection closed",
+			"write_timeout", c.h.opts.WriteTimeout, "queued_bytes", c.queue.size())
+	} else {
+		c.setReason(closedWriteErr)
+		c.log.Debug("devicehive: write failed, connection closed", "err", err)
+	}
+	c.cancel()
+	_ = c.ws.Close() // wakes the reader
+}
+
+// writeLoop writes the queued notifications and pings until the connection
+// ends.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(c.h.opts.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)); err != nil {
+				c.writeFailed(err)
+				return
+			}
+		case <-c.queue.ready:
+			for b := c.queue.pop(); b != nil; b = c.queue.pop() {
+				c.deliver(b)
+			}
+		}
+	}
+}
+
+// deliver writes the records of b that its member still owns as one frame of
+// notifications, then marks them for the member's next offset commit. The
+// member's lock is held throughout, so a rebalance cannot take a partition
+// away between the check and the mark: offsets are committed only for
+// records written, and only by their partition's owner.
+func (c *conn) deliver(b *batch) {
+	defer c.queue.done(b)
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recs := b.recs[:0]
+	for _, r := range b.recs {
+		if m.owns(r.Topic, r.Partition) {
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	notifs := make([]notification, len(recs))
+	for i, r := range recs {
+		c.nextNotif++
+		notifs[i] = toNotification(c.nextNotif, r)
+	}
+	frame, err := json.Marshal(notifs)
+	if err != nil {
+		c.log.Error("devicehive: encode notifications", "err", err)
+		return
+	}
+	if err := c.write(frame); err != nil {
+		return
+	}
+	m.cl.MarkCommitRecords(recs...)
+	c.h.metrics.notifFrames.Inc()
+	c.h.metrics.delivered.Add(float64(len(recs)))
+}
+
+// setReason counts why the connection ends; only the first call counts.
+func (c *conn) setReason(reason string) {
+	c.ended.Do(func() {
+		c.reason = reason
+		c.h.metrics.closed.WithLabelValues(reason).Inc()
+		c.log.Debug("devicehive: connection closing", "reason", reason)
+	})
+}
+
+// abort closes the connection at once (Shutdown's deadline passed); the
+// reader then ends it.
+func (c *conn) abort() {
+	c.setReason(closedShutdown)
+	c.cancel()
+	_ = c.ws.Close()
+}
+
+// end closes the connection for reason (unless another was counted first):
+// a close frame when it ends for shutdown, a stalled client or a protocol
+// error, then the socket; then it leaves the connection's consumer groups
+// (committing the offsets of what was sent) and waits for the writer. Safe
+// to call more than once.
+func (c *conn) end(reason string) {
+	c.ending.Do(func() {
+		c.setReason(reason)
+		var frame []byte
+		switch c.reason {
+		case closedShutdown:
+			frame = websocket.FormatCloseMessage(websocket.CloseGoingAway, "kproxy is shutting down")
+		case closedStalled:
+			frame = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "the client did not read its notifications")
+		case closedIdle:
+			frame = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "no frame or pong for two ping intervals")
+		case closedReadErr:
+			frame = websocket.FormatCloseMessage(websocket.CloseProtocolError, "")
+		}
+		if frame != nil {
+			_ = c.ws.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
+		}
+		c.cancel()
+		_ = c.ws.Close()
+		c.subsMu.Lock()
+		subs := c.subs
+		c.subs = nil
+		c.subsMu.Unlock()
+		closeMembers(subs, c.h.opts.RequestTimeout)
+		if c.writing {
+			<-c.writerDone
+		}
+		c.queue.discard()
+	})
+}

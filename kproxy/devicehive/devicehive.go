@@ -1,0 +1,394 @@
+// Package devicehive serves the devicehive ws-kafka-proxy protocol over
+// WebSocket: JSON text frames holding one message {"id","t","a","p"} or an
+// array of them, handled in order, each answered with one reply carrying the
+// request's id as "id" and "refid", its "t" and "a", a status "s" (0 ok) and a
+// payload "p" (the reason when "s" is not 0). The messages create and list
+// topics, join and leave Kafka consumer groups (topic subscribe, topic
+// unsubscribe), produce records (notif create) and report the subscriptions
+// (health); the records of a subscription arrive as frames of notifications
+// [{"id":N,"t":"notif","p":"value",...}].
+//
+// Unlike upstream, a notif create is answered, and only once Kafka
+// acknowledged the record (through kproxy's core, with its topic rules,
+// backpressure and timeouts); notifications carry their topic, partition,
+// offset and key; upgrades can require a token; and a slow client holds a
+// bounded amount of memory.
+//
+// Handler is an http.Handler for one path of kproxy's server.
+package devicehive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+)
+
+// Defaults of Options' zero values.
+const (
+	DefaultMaxConnections    = 1024
+	DefaultMaxFrameBytes     = 1 << 20
+	DefaultMaxSubscriptions  = 4
+	DefaultSendQueueBytes    = 1 << 20
+	DefaultMaxNotifsPerFrame = 100
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultJoinTimeout       = 30 * time.Second
+	DefaultPingInterval      = 30 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultSessionTimeout    = 30 * time.Second
+)
+
+// Options configure a Handler. Zero values take the defaults above.
+type Options struct {
+	// Core is kproxy's core: notif create goes through its Admit and Commit,
+	// topic names through its topic rules, upgrades through its tokens, and
+	// every Kafka client the handler opens is made by its NewKafkaClient.
+	// Required; the handler never closes it.
+	Core *proxy.Proxy
+
+	// DefaultGroup is the consumer group of a subscribe that names none; ""
+	// refuses such a subscribe.
+	DefaultGroup string
+
+	// StartAtOldest makes a consumer group without committed offsets start at
+	// the log start; by default it starts at the log end, as upstream.
+	StartAtOldest bool
+
+	// AllowTopicCreate lets clients create topics (that the topic rules allow).
+	AllowTopicCreate bool
+
+	// MaxConnections bounds open connections; more upgrades get 503.
+	MaxConnections int
+
+	// MaxFrameBytes bounds one received frame; a larger one closes the
+	// connection with status 1009 (message too big).
+	MaxFrameBytes int64
+
+	// MaxSubscriptions bounds the consumer groups one connection is a member
+	// of at once; each membership is a Kafka client of its own.
+	MaxSubscriptions int
+
+	// SendQueueBytes bounds the keys and values of the notifications waiting
+	// to be written to one connection. When a consumer's next batch does not
+	// fit, the consumer stops fetching (franz-go PauseFetchTopics) until the
+	// writer has made room; a batch always fits an empty queue.
+	SendQueueBytes int
+
+	// MaxNotifsPerFrame bounds the notifications of one frame.
+	MaxNotifsPerFrame int
+
+	// WriteTimeout bounds writing one frame; a client that reads nothing for
+	// that long is disconnected, which also ends its consumer groups'
+	// memberships and so hands their partitions to the other members.
+	WriteTimeout time.Duration
+
+	// RequestTimeout bounds the Kafka requests of one message (topic create,
+	// topic list, the topic check of a subscribe). notif create is bounded by
+	// the core's produce_timeout_ms instead.
+	RequestTimeout time.Duration
+
+	// JoinTimeout bounds the wait of a subscribe for its first partition
+	// assignment; past it the answer is an error and the membership ends.
+	JoinTimeout time.Duration
+
+	// PingInterval is how often an idle connection is pinged; a client that
+	// sends nothing, pongs included, for two intervals is disconnected.
+	PingInterval time.Duration
+
+	// HeartbeatInterval and SessionTimeout are the consumer group members'
+	// (Kafka's heartbeat.interval.ms and session.timeout.ms).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+
+	// MemberOpts are appended to the options of every group member's Kafka
+	// client (tests add hooks).
+	MemberOpts []kgo.Opt
+
+	// CheckOrigin decides whether a browser page of the request's Origin may
+	// connect (403 otherwise). Nil allows every origin: authentication is by
+	// token, never by cookie.
+	CheckOrigin func(r *http.Request) bool
+
+	// Logger receives connection and error logs; nil discards them.
+	Logger *slog.Logger
+
+	// Registerer receives the kproxy_devicehive_* metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// withDefaults returns o with zero values replaced by defaults, or an error
+// naming every missing or negative value.
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Core == nil {
+		errs = append(errs, errors.New("devicehive: Options.Core is nil"))
+	}
+	for _, v := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxConnections", int64(o.MaxConnections)}, {"MaxFrameBytes", o.MaxFrameBytes},
+		{"MaxSubscriptions", int64(o.MaxSubscriptions)}, {"SendQueueBytes", int64(o.SendQueueBytes)},
+		{"MaxNotifsPerFrame", int64(o.MaxNotifsPerFrame)}, {"WriteTimeout", int64(o.WriteTimeout)},
+		{"RequestTimeout", int64(o.RequestTimeout)}, {"JoinTimeout", int64(o.JoinTimeout)},
+		{"PingInterval", int64(o.PingInterval)}, {"HeartbeatInterval", int64(o.HeartbeatInterval)},
+		{"SessionTimeout", int64(o.SessionTimeout)},
+	} {
+		if v.v < 0 {
+			errs = append(errs, fmt.Errorf("devicehive: Options.%s: %d is negative", v.name, v.v))
+		}
+	}
+	if len(errs) > 0 {
+		return o, errors.Join(errs...)
+	}
+	setInt(&o.MaxConnections, DefaultMaxConnections)
+	setInt(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	setInt(&o.SendQueueBytes, DefaultSendQueueBytes)
+	setInt(&o.MaxNotifsPerFrame, DefaultMaxNotifsPerFrame)
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	for _, d := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&o.WriteTimeout, DefaultWriteTimeout}, {&o.RequestTimeout, DefaultRequestTimeout},
+		{&o.JoinTimeout, DefaultJoinTimeout}, {&o.PingInterval, DefaultPingInterval},
+		{&o.HeartbeatInterval, DefaultHeartbeatInterval}, {&o.SessionTimeout, DefaultSessionTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.d
+		}
+	}
+	if o.CheckOrigin == nil {
+		o.CheckOrigin = func(*http.Request) bool { return true }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	return o, nil
+}
+
+func setInt(v *int, d int) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+// Handler serves the devicehive protocol on upgraded WebSocket connections.
+// Create it with New; it is safe for concurrent use. Shutdown ends its
+// connections and their consumer group memberships.
+type Handler struct {
+	opts     Options
+	core     *proxy.Proxy
+	admin    *kgo.Client // topic create, topic list, topic checks
+	metrics  *metrics
+	upgrader websocket.Upgrader
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool
+	wg       sync.WaitGroup // one per connection, until its goroutines end
+	nconns   atomic.Int64
+	nextID   atomic.Uint64
+	closed   sync.Once
+}
+
+// New returns a Handler, or an error when opts lack the core, hold a negative
+// value, or the metrics cannot be registered.
+func New(opts Options) (*Handler, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("devicehive: register metrics: %w", err)
+	}
+	admin, err := opts.Core.NewKafkaClient()
+	if err != nil {
+		return nil, fmt.Errorf("devicehive: %w", err)
+	}
+	h := &Handler{
+		opts:    opts,
+		core:    opts.Core,
+		admin:   admin,
+		metrics: m,
+		log:     opts.Logger,
+		conns:   map[*conn]struct{}{},
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: opts.WriteTimeout,
+		CheckOrigin:      opts.CheckOrigin,
+		WriteBufferPool:  &sync.Pool{},
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			h.metrics.upgrades.WithLabelValues(upgradeHandshake).Inc()
+			writeRefusal(w, status, "bad_handshake", reason.Error())
+		},
+	}
+	return h, nil
+}
+
+// ServeHTTP upgrades a GET with the WebSocket handshake and serves the
+// connection until either side closes it. Before the upgrade it answers 405
+// to other methods, 426 to a request without the handshake, 401 when a token
+// is required and missing or wrong (Authorization: Bearer, or ?access_token=
+// for browsers), and 503 while shutting down or at MaxConnections; each with a
+// JSON body {"error","code"} as kproxy's other answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method != http.MethodGet:
+		h.metrics.upgrades.WithLabelValues(upgradeMethod).Inc()
+		w.Header().Set("Allow", http.MethodGet)
+		writeRefusal(w, http.StatusMethodNotAllowed, "method_not_allowed", "the devicehive gateway takes a WebSocket upgrade (GET), not "+r.Method)
+		return
+	case !websocket.IsWebSocketUpgrade(r):
+		h.metrics.upgrades.WithLabelValues(upgradeNotWebSocket).Inc()
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		writeRefusal(w, http.StatusUpgradeRequired, "upgrade_required", "the devicehive gateway speaks WebSocket: send Connection: Upgrade and Upgrade: websocket")
+		return
+	case !h.core.AuthorizedUpgrade(r):
+		h.metrics.upgrades.WithLabelValues(upgradeUnauthorized).Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kproxy"`)
+		writeRefusal(w, http.StatusUnauthorized, proxy.CodeUnauthorized, "a valid token is required (Authorization: Bearer or ?access_token=)")
+		return
+	}
+	if n := h.nconns.Add(1); n > int64(h.opts.MaxConnections) {
+		h.nconns.Add(-1)
+		h.metrics.upgrades.WithLabelValues(upgradeLimit).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeRefusal(w, http.StatusServiceUnavailable, "too_many_connections",
+			fmt.Sprintf("%d devicehive connections are open, the limit", h.opts.MaxConnections))
+		return
+	}
+	defer h.nconns.Add(-1)
+	if !h.track(nil) {
+		h.metrics.upgrades.WithLabelValues(upgradeShutdown).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeRefusal(w, http.StatusServiceUnavailable, proxy.CodeShuttingDown, "kproxy is shutting down")
+		return
+	}
+	defer h.wg.Done()
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered (its Error above).
+		h.log.Debug("devicehive: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	h.metrics.upgrades.WithLabelValues(upgradeOK).Inc()
+	c := newConn(h, ws, h.nextID.Add(1), r.RemoteAddr)
+	if !h.track(c) {
+		c.end(closedShutdown)
+		return
+	}
+	defer h.untrack(c)
+	c.serve()
+}
+
+// track registers a connection that is about to start (c nil: reserve a slot
+// in the wait group) or has started. It reports false while shutting down.
+func (h *Handler) track(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return false
+	}
+	if c == nil {
+		h.wg.Add(1)
+		return true
+	}
+	h.conns[c] = struct{}{}
+	return true
+}
+
+func (h *Handler) untrack(c *conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+// snapshot returns the open connections.
+func (h *Handler) snapshot() []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Shutdown refuses new upgrades and ends every connection: it stops reading
+// requests (a message being handled gets its reply), leaves each connection's
+// consumer groups, committing the offsets of the records sent, closes the
+// connection with status 1001 (going away) and waits for all of that. When
+// ctx ends first the remaining connections are closed at once and ctx's error
+// is returned. Then it closes the handler's own Kafka client. Calling it again
+// is safe.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.draining = true
+	h.mu.Unlock()
+	for _, c := range h.snapshot() {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range h.snapshot() {
+			c.abort()
+		}
+		<-done
+		err = ctx.Err()
+	}
+	h.closed.Do(h.admin.Close)
+	return err
+}
+
+// Connections returns the number of open connections.
+func (h *Handler) Connections() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// refusal is the JSON of an answer refused before the upgrade, the shape of
+// kproxy's /commit errors.
+type refusal struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func writeRefusal(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(refusal{Error: msg, Code: code})
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
