@@ -35,6 +35,10 @@ func (p program) Run(ctx context.Context, log *slog.Logger) error {
 		core.Close()
 		return err
 	}
+	if err := mountGateways(srv, core, log); err != nil {
+		core.Close()
+		return err
+	}
 	if p.cfg.TLS.Enabled() {
 		defer reloadTLSOnSIGHUP(srv)()
 	}
