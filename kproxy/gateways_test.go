@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -271,4 +272,126 @@ func TestGatewayOptions(t *testing.T) {
 	if err := s.TopicAllowed("__consumer_offsets"); err == nil {
 		t.Error("pubsub TopicAllowed: got nil for an internal topic, want the core's refusal")
 	}
+}
+
+// TestDevicehiveOnBinary drives every devicehive action and the main errors
+// against the binary: topics created and listed, two members of a group
+// splitting a batch of three notifications while another group gets all
+// three, unsubscribe, health, and error replies that leave the connection
+// usable.
+func TestDevicehiveOnBinary(t *testing.T) {
+	c := testcluster.Kafka(t, kfake.DefaultNumPartitions(2))
+	cfg, port, logDir := bbOriginalConfig(t, testcluster.Brokers(c), `topics:
+  deny: ["denied.*"]
+websocket:
+  devicehive_path: /dh
+`)
+	p := bbStart(t, cfg, port, logDir)
+	url := fmt.Sprintf("ws://127.0.0.1:%d/dh", port)
+	dial := func() *websocket.Conn {
+		t.Helper()
+		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v\n%s", err, p.logs())
+		}
+		t.Cleanup(func() { ws.Close() })
+		return ws
+	}
+	want := func(r wsReply, s int, code string) {
+		t.Helper()
+		if r.S != s || r.Code != code || string(r.ID) != string(r.RefID) {
+			t.Errorf("got %+v, want s %d code %q", r, s, code)
+		}
+	}
+	a, b, all, w := dial(), dial(), dial(), dial()
+
+	r, _ := wsCall(t, w, `{"id":1,"t":"topic","a":"create","p":["dh-a"]}`)
+	want(r, 0, "")
+	r, _ = wsCall(t, w, `{"id":2,"t":"topic","a":"create","p":["denied-x"]}`)
+	want(r, 403, "topic_not_allowed")
+	r, _ = wsCall(t, w, `{"id":3,"t":"topic","a":"list"}`)
+	if want(r, 0, ""); string(r.P) != `[{"topic":"dh-a","partition":0},{"topic":"dh-a","partition":1}]` {
+		t.Errorf("topic list: got %s", r.P)
+	}
+	for i, ws := range []*websocket.Conn{a, b, all} {
+		group := "split"
+		if ws == all {
+			group = "all"
+		}
+		r, _ = wsCall(t, ws, fmt.Sprintf(`{"id":%d,"t":"topic","a":"subscribe","p":{"t":["dh-a"],"consumer_group":%q}}`, 10+i, group))
+		want(r, 0, "")
+	}
+	r, _ = wsCall(t, w, `{"id":20,"t":"topic","a":"subscribe","p":{"t":["dh-a"]}}`)
+	want(r, 400, "no_consumer_group")
+
+	// Three notifications in one frame, one per key over both partitions.
+	if err := w.WriteMessage(websocket.TextMessage, []byte(`[
+		{"id":31,"t":"notif","a":"create","p":{"t":"dh-a","m":"n1","part":0}},
+		{"id":32,"t":"notif","a":"create","p":{"t":"dh-a","m":"n2","part":1}},
+		{"id":33,"t":"notif","a":"create","p":{"t":"dh-a","m":{"n":3},"part":1}}]`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"31", "32", "33"} {
+		_ = w.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var r wsReply
+		if err := w.ReadJSON(&r); err != nil {
+			t.Fatal(err)
+		}
+		if want(r, 0, ""); string(r.ID) != id {
+			t.Errorf("batch: got reply %s, want %s", r.ID, id)
+		}
+	}
+	collect := func(ws *websocket.Conn, n int) []string {
+		t.Helper()
+		var got []string
+		for i := 0; len(got) < n && i < 200; i++ {
+			_, ns := wsCall(t, ws, fmt.Sprintf(`{"id":"h%d","t":"health"}`, i))
+			for _, n := range ns {
+				got = append(got, n["p"].(string))
+			}
+		}
+		return got
+	}
+	three := []string{"n1", "n2", `{"n":3}`}
+	if got := collect(all, 3); !slices.Equal(sorted(got), three) {
+		t.Errorf("group all: got %v, want %v", got, three)
+	}
+	split := collect(a, 1)
+	split = append(split, collect(b, 3-len(split))...)
+	r, more := wsCall(t, a, `{"id":40,"t":"topic","a":"unsubscribe"}`)
+	want(r, 0, "")
+	split = append(split, mapValues(more)...)
+	r, more = wsCall(t, b, `{"id":41,"t":"topic","a":"unsubscribe"}`)
+	want(r, 0, "")
+	split = append(split, mapValues(more)...)
+	if !slices.Equal(sorted(split), three) {
+		t.Errorf("group split: got %v, want each of %v once", split, three)
+	}
+
+	r, _ = wsCall(t, w, `{"id":50,"t":"notif","a":"create","p":{"t":"dh-missing","m":"x"}}`)
+	want(r, 404, "unknown_topic")
+	r, _ = wsCall(t, w, `{"id":51,"t":"notif","a":"create","p":{"t":"denied-y","m":"x"}}`)
+	want(r, 403, "topic_not_allowed")
+	r, _ = wsCall(t, w, `{not json`)
+	want(r, 400, "bad_json")
+	r, _ = wsCall(t, w, `{"id":52,"t":"nope"}`)
+	want(r, 400, "unknown_type")
+	r, _ = wsCall(t, w, `{"id":53,"t":"health"}`)
+	if want(r, 0, ""); !strings.Contains(string(r.P), `{"ws":3,"topics":["dh-a"],"consumer_groups":["all"]}`) {
+		t.Errorf("health: got %s, want connection 3 in group all", r.P)
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func mapValues(ns []map[string]any) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n["p"].(string))
+	}
+	return out
 }
