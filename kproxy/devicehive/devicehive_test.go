@@ -109,7 +109,7 @@ func TestNotifCreateAcknowledgedOnlyByKafka(t *testing.T) {
 	if byValue["42"] == nil {
 		t.Errorf("number message: got records %v, want value 42", byValue)
 	}
-	if got := g.metric("kproxy_devicehive_replies_total", "type", "notif_create", "s", "0"); got != 3 {
+	if got := value(g.h.metrics.repliesSent.WithLabelValues("notif_create", "0")); got != 3 {
 		t.Errorf("replies_total{notif_create,0}: got %v, want 3", got)
 	}
 }
@@ -211,7 +211,7 @@ func TestBadFramesKeepConnectionUsable(t *testing.T) {
 		t.Errorf("binary frame: got %+v, want it handled as text", r)
 	}
 	c.ok(8, "health", "", nil)
-	if got := g.metric("kproxy_devicehive_frames_received_total", "type", "invalid"); got != 1 {
+	if got := value(g.h.metrics.framesIn.WithLabelValues(frameInvalid)); got != 1 {
 		t.Errorf("frames_received_total{invalid}: got %v, want 1", got)
 	}
 }
@@ -239,7 +239,7 @@ func TestBatchFrame(t *testing.T) {
 	if string(recs[0].Value) != "one" || string(recs[1].Value) != "three" {
 		t.Errorf("got records %q, %q, want one, three in order", recs[0].Value, recs[1].Value)
 	}
-	if got := g.metric("kproxy_devicehive_frames_received_total", "type", "batch"); got != 1 {
+	if got := value(g.h.metrics.framesIn.WithLabelValues(frameBatch)); got != 1 {
 		t.Errorf("frames_received_total{batch}: got %v, want 1", got)
 	}
 }
@@ -272,7 +272,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	dial(t, g.url, http.Header{"Authorization": {"Bearer " + token}}).ok(1, "health", "", nil)
 	dial(t, g.url+"?access_token="+token, nil).ok(2, "health", "", nil)
-	if got := g.metric("kproxy_devicehive_upgrades_total", "result", "unauthorized"); got != 3 {
+	if got := value(g.h.metrics.upgrades.WithLabelValues(upgradeUnauthorized)); got != 3 {
 		t.Errorf("upgrades_total{unauthorized}: got %v, want 3", got)
 	}
 
@@ -321,7 +321,7 @@ func TestFrameTooLarge(t *testing.T) {
 		t.Errorf("got %v, want close 1009", c.readErr)
 	}
 	eventually(t, replyTimeout, "closed_total{frame_too_large}", func() bool {
-		return g.metric("kproxy_devicehive_closed_total", "reason", "frame_too_large") == 1
+		return value(g.h.metrics.closed.WithLabelValues(closedTooLarge)) == 1
 	})
 }
 
@@ -345,7 +345,7 @@ func TestHealth(t *testing.T) {
 	if fmt.Sprint(h) != fmt.Sprint(want) {
 		t.Errorf("health: got %+v, want %+v", h, want)
 	}
-	if got := g.metric("kproxy_devicehive_subscriptions"); got != 2 {
+	if got := value(g.h.metrics.subscriptions); got != 2 {
 		t.Errorf("subscriptions: got %v, want 2", got)
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // values returns the values of ns, sorted.
-func values(ns []testNotif) []string {
+func values(ns []notification) []string {
 	out := make([]string, len(ns))
 	for i, n := range ns {
 		out[i] = n.P
@@ -89,7 +89,7 @@ func TestGroupsSplitAndBroadcast(t *testing.T) {
 			t.Fatalf("notification %d: got %+v, want id %d and the record's place %v", i, nt, i+1, r)
 		}
 	}
-	if got := g.metric("kproxy_devicehive_notifications_delivered_total"); got != 2*n {
+	if got := value(g.h.metrics.delivered); got != 2*n {
 		t.Errorf("notifications_delivered_total: got %v, want %d", got, 2*n)
 	}
 }
@@ -199,7 +199,7 @@ func TestSubscribeErrors(t *testing.T) {
 		t.Errorf("unsubscribe g2: got %s", p)
 	}
 	c.subscribe(12, "g3", "t1")
-	if got := g.metric("kproxy_devicehive_subscriptions"); got != 2 {
+	if got := value(g.h.metrics.subscriptions); got != 2 {
 		t.Errorf("subscriptions: got %v, want 2", got)
 	}
 
@@ -260,7 +260,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for {
-			maxQueued = max(maxQueued, g.metric("kproxy_devicehive_send_queue_bytes"))
+			maxQueued = max(maxQueued, value(g.h.metrics.queuedBytes))
 			select {
 			case <-stop:
 				return
@@ -281,11 +281,11 @@ func TestStalledReaderBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, replyTimeout, "the stalled client disconnected", func() bool {
-		return g.metric("kproxy_devicehive_closed_total", "reason", "stalled") == 1
+		return value(g.h.metrics.closed.WithLabelValues(closedStalled)) == 1
 	})
 	close(stop)
 	<-sampled
-	if g.metric("kproxy_devicehive_send_queue_pauses_total") == 0 {
+	if value(g.h.metrics.pauses) == 0 {
 		t.Error("send_queue_pauses_total: got 0, want the consumer paused")
 	}
 	bound := float64(queueBytes + perFrame*(valueBytes+recordOverhead))
@@ -320,7 +320,7 @@ func TestStalledReaderBounded(t *testing.T) {
 		t.Fatalf("the stalled client's group committed %d of %d records: it was not stalled", sent, n)
 	}
 	t.Logf("send queue peak %.0f bytes (bound %.0f), %d pauses; the stalled client was sent %d of %d records",
-		maxQueued, bound, int(g.metric("kproxy_devicehive_send_queue_pauses_total")), sent, n)
+		maxQueued, bound, int(value(g.h.metrics.pauses)), sent, n)
 	got := other.waitNotifs(n - int(sent))
 	other.fence()
 	if len(other.received()) != n-int(sent) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,7 +47,6 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 type gateway struct {
 	h       *Handler
 	core    *proxy.Proxy
-	reg     *prometheus.Registry
 	kafka   *kfake.Cluster
 	brokers []string
 	client  *kgo.Client // the test's own client: produce, admin
@@ -122,7 +122,7 @@ func startGateway(t testing.TB, s setup) *gateway {
 		<-healthDone
 		core.Close()
 	})
-	return &gateway{h: h, core: core, reg: core.Registry(), kafka: c, brokers: brokers, client: cl,
+	return &gateway{h: h, core: core, kafka: c, brokers: brokers, client: cl,
 		admin: kadm.NewClient(cl), srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 }
 
@@ -179,38 +179,8 @@ func (g *gateway) readTopic(t testing.TB, topic string, n int) []*kgo.Record {
 	return out
 }
 
-// metric reads one series of a counter or gauge (labels as name, value
-// pairs), 0 when absent.
-func (g *gateway) metric(name string, labels ...string) float64 {
-	mfs, err := g.reg.Gather()
-	if err != nil {
-		return -1
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
-}
+// value reads a counter or gauge of the handler's metrics.
+func value(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
 // testReply is a reply as a client decodes it.
 type testReply struct {
@@ -223,19 +193,6 @@ type testReply struct {
 	Code  string          `json:"code"`
 }
 
-// testNotif is a notification as a client decodes it.
-type testNotif struct {
-	ID        int64   `json:"id"`
-	T         string  `json:"t"`
-	P         string  `json:"p"`
-	Topic     string  `json:"topic"`
-	Partition int32   `json:"partition"`
-	Offset    int64   `json:"offset"`
-	Key       *string `json:"key"`
-	Timestamp int64   `json:"timestamp"`
-	Enc       string  `json:"enc"`
-}
-
 // client is a WebSocket client of the gateway. A goroutine reads every frame:
 // objects are replies, arrays notifications.
 type client struct {
@@ -243,7 +200,7 @@ type client struct {
 	ws      *websocket.Conn
 	replies chan testReply
 	mu      sync.Mutex
-	notifs  []testNotif
+	notifs  []notification
 	closed  chan struct{} // closed when the reader stopped
 	readErr error         // why, once closed is closed
 }
@@ -282,7 +239,7 @@ func (c *client) read() {
 		}
 		b = bytes.TrimSpace(b)
 		if len(b) > 0 && b[0] == '[' {
-			var ns []testNotif
+			var ns []notification
 			if err := json.Unmarshal(b, &ns); err != nil {
 				c.readErr = fmt.Errorf("notification frame %s: %w", b, err)
 				return
@@ -399,14 +356,14 @@ func (c *client) subscribe(id any, group string, topics ...string) {
 }
 
 // received returns the notifications received so far.
-func (c *client) received() []testNotif {
+func (c *client) received() []notification {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]testNotif(nil), c.notifs...)
+	return append([]notification(nil), c.notifs...)
 }
 
 // waitNotifs waits until at least n notifications arrived and returns them.
-func (c *client) waitNotifs(n int) []testNotif {
+func (c *client) waitNotifs(n int) []notification {
 	c.t.Helper()
 	eventually(c.t, replyTimeout, fmt.Sprintf("%d notifications", n), func() bool { return len(c.received()) >= n })
 	return c.received()
