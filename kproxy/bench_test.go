@@ -326,7 +326,31 @@ type benchRig struct {
 // b.Cleanup; it returns once all of them serve.
 func startBenchRig(b *testing.B) *benchRig {
 	b.Helper()
-	dir := b.TempDir()
+	r, dir, cfgPath := startKproxyRig(b, "")
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatalf("find the test binary: %v", err)
+	}
+	r.ceiling = startChild(b, dir, "ceiling", []string{ceilingEnv + "=" + cfgPath}, self)
+	r.ceilingURL = "http://" + r.ceiling.announced(b, ceilingAnnounce)
+	r.children = append(r.children, r.ceiling)
+
+	// One request each before any load: both answer with the same shape.
+	for _, base := range []string{r.kproxyURL, r.ceilingURL} {
+		if err := commitOnce(base); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return r
+}
+
+// startKproxyRig builds the binaries and starts the broker and kproxy, with
+// extraYAML appended to the benchmark's kproxy.yaml, each stopped in
+// b.Cleanup, and the direct client; it returns once kproxy is ready, with
+// the directory and configuration file of the run.
+func startKproxyRig(b *testing.B, extraYAML string) (r *benchRig, dir, cfgPath string) {
+	b.Helper()
+	dir = b.TempDir()
 	buildBinaries(b, dir)
 
 	broker := startChild(b, dir, "devbroker", nil, filepath.Join(dir, "devbroker"),
@@ -337,8 +361,8 @@ func startBenchRig(b *testing.B) *benchRig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "kproxy.yaml")
-	if err := writeBenchConfig(cfgPath, port, brokerAddr, dir); err != nil {
+	cfgPath = filepath.Join(dir, "kproxy.yaml")
+	if err := writeBenchConfig(cfgPath, port, brokerAddr, dir, extraYAML); err != nil {
 		b.Fatal(err)
 	}
 	cfg, err := proxy.LoadConfig(cfgPath)
@@ -346,21 +370,14 @@ func startBenchRig(b *testing.B) *benchRig {
 		b.Fatalf("the benchmark's kproxy.yaml: %v", err)
 	}
 
-	r := &benchRig{kproxyURL: "http://" + net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port))}
+	r = &benchRig{kproxyURL: "http://" + net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port))}
 	r.kproxy = startChild(b, dir, "kproxy", nil, filepath.Join(dir, "kproxy"), "-f", cfgPath)
 	r.kproxy.log = filepath.Join(cfg.Dir, "kproxy.log")
 	r.kproxy.await(b, "GET /readyz 200", func() (bool, error) {
 		status, _, err := fetch(r.kproxyURL+"/readyz", requestTimeout)
 		return status == http.StatusOK, err
 	})
-
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatalf("find the test binary: %v", err)
-	}
-	r.ceiling = startChild(b, dir, "ceiling", []string{ceilingEnv + "=" + cfgPath}, self)
-	r.ceilingURL = "http://" + r.ceiling.announced(b, ceilingAnnounce)
-	r.children = []*childProcess{broker, r.kproxy, r.ceiling}
+	r.children = []*childProcess{broker, r.kproxy}
 
 	r.client, err = directClient(cfg)
 	if err != nil {
@@ -368,14 +385,7 @@ func startBenchRig(b *testing.B) *benchRig {
 	}
 	b.Cleanup(r.client.Close)
 	r.admin = kadm.NewClient(r.client)
-
-	// One request each before any load: both answer with the same shape.
-	for _, base := range []string{r.kproxyURL, r.ceilingURL} {
-		if err := commitOnce(base); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return r
+	return r, dir, cfgPath
 }
 
 // buildBinaries compiles kproxy and devbroker into dir. go test runs in the
@@ -404,8 +414,9 @@ func freeLoopbackPort() (int, error) {
 
 // writeBenchConfig writes the benchmark's kproxy.yaml: the keys and values
 // of the original kproxy.yaml (testdata/original/kproxy.yaml) except for the
-// addresses, log_dir and log_level, then the new keys the benchmark needs.
-func writeBenchConfig(path string, port int, broker, logDir string) error {
+// addresses, log_dir and log_level, then the new keys the benchmark needs,
+// then extra.
+func writeBenchConfig(path string, port int, broker, logDir string, extra ...string) error {
 	yaml := fmt.Sprintf(`# kproxy.yaml of BenchmarkLoad
 log_dir: %q
 log_level: 2
@@ -420,7 +431,7 @@ broker_hosts:
 
 listen_address: 127.0.0.1
 pprof: true
-`, logDir, port, broker)
+`, logDir, port, broker) + strings.Join(extra, "")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return fmt.Errorf("write kproxy.yaml: %w", err)
 	}
