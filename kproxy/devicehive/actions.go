@@ -55,15 +55,13 @@ func (c *conn) handle(m *message) (*reply, func()) {
 	return errorReply(m, fmt.Errorf("%w %q for type %q", ErrUnknownAction, m.a, m.t)), nil
 }
 
-// decodePayload decodes m's payload into dst, strictly: unknown fields and
-// trailing data are errors.
+// decodePayload decodes m's payload into dst. Fields dst does not have are
+// ignored, as upstream's JavaScript ignores them.
 func decodePayload(m *message, dst any, shape string) error {
 	if m.p == nil {
 		return fmt.Errorf("%w: p is required: %s", ErrBadPayload, shape)
 	}
-	dec := json.NewDecoder(bytes.NewReader(m.p))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	if err := json.Unmarshal(m.p, dst); err != nil {
 		return fmt.Errorf("%w: %v; want %s", ErrBadPayload, err, shape)
 	}
 	return nil

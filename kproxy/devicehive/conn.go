@@ -181,6 +181,9 @@ func (c *conn) handleFrame(frame []byte) {
 		c.h.metrics.frames(frameSingle)
 	}
 	for i := range msgs {
+		if c.ctx.Err() != nil {
+			return // the connection ended: nobody reads the rest
+		}
 		m := &msgs[i]
 		kind := m.kind()
 		c.h.metrics.received.WithLabelValues(kind).Inc()
