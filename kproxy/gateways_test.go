@@ -130,17 +130,15 @@ websocket:
 	if r, _ := wsCall(t, dh, `{"id":1,"t":"topic","a":"subscribe","p":{"t":["`+topic+`"]}}`); r.S != 0 || string(r.P) != `["bb-ws"]` {
 		t.Fatalf("subscribe: got %+v", r)
 	}
-	r, _ := wsCall(t, dh, `{"id":2,"t":"notif","a":"create","p":{"t":"`+topic+`","m":"over wss","part":1}}`)
+	// The notification may come before the reply: it is sent once Kafka has
+	// the record, as the reply is.
+	r, notifs := wsCall(t, dh, `{"id":2,"t":"notif","a":"create","p":{"t":"`+topic+`","m":"over wss","part":1}}`)
 	if r.S != 0 || string(r.RefID) != "2" || string(r.P) != `{"topic":"bb-ws","partition":1,"offset":0}` {
 		t.Fatalf("notif create: got %+v", r)
 	}
-	var notifs []map[string]any
-	for i := 0; len(notifs) == 0 && i < 100; i++ {
-		_, ns := wsCall(t, dh, fmt.Sprintf(`{"id":"h%d","t":"health"}`, i))
-		notifs = append(notifs, ns...)
-	}
+	notifs = append(notifs, awaitNotifs(t, dh, 1-len(notifs))...)
 	if len(notifs) != 1 || notifs[0]["p"] != "over wss" || notifs[0]["topic"] != topic || notifs[0]["partition"] != 1.0 {
-		t.Errorf("notifications: got %v, want the record written", notifs)
+		t.Errorf("notifications: got %v, want the record written\n%s", notifs, p.logs())
 	}
 
 	ps := dial("/pubsub?access_token="+gwToken, nil)
@@ -343,14 +341,7 @@ websocket:
 	}
 	collect := func(ws *websocket.Conn, n int) []string {
 		t.Helper()
-		var got []string
-		for i := 0; len(got) < n && i < 200; i++ {
-			_, ns := wsCall(t, ws, fmt.Sprintf(`{"id":"h%d","t":"health"}`, i))
-			for _, n := range ns {
-				got = append(got, n["p"].(string))
-			}
-		}
-		return got
+		return mapValues(awaitNotifs(t, ws, n))
 	}
 	three := []string{"n1", "n2", `{"n":3}`}
 	if got := collect(all, 3); !slices.Equal(sorted(got), three) {
@@ -380,6 +371,20 @@ websocket:
 	if want(r, 0, ""); !strings.Contains(string(r.P), `{"ws":3,"topics":["dh-a"],"consumer_groups":["all"]}`) {
 		t.Errorf("health: got %s, want connection 3 in group all", r.P)
 	}
+}
+
+// awaitNotifs reads notifications until n have arrived (or 30 seconds have
+// passed), asking for health as a fence every 20 ms, and returns them.
+func awaitNotifs(t *testing.T, ws *websocket.Conn, n int) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; len(got) < n && time.Now().Before(deadline); i++ {
+		_, ns := wsCall(t, ws, fmt.Sprintf(`{"id":"fence%d","t":"health"}`, i))
+		got = append(got, ns...)
+		time.Sleep(20 * time.Millisecond)
+	}
+	return got
 }
 
 func sorted(s []string) []string {

@@ -161,6 +161,21 @@ func TestInitialOffset(t *testing.T) {
 			g.produce(t, "t1", 1, "old", 2)
 			c := dial(t, g.url, nil)
 			c.subscribe(1, "g", "t1")
+			// The group's start is committed at the join: a member joining
+			// later starts there too, whatever was delivered.
+			ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+			defer cancel()
+			committed, err := g.admin.FetchOffsets(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStart := int64(2)
+			if tt.oldest {
+				wantStart = 0
+			}
+			if o, ok := committed.Lookup("t1", 0); !ok || o.At != wantStart {
+				t.Errorf("committed at the join: got %+v, want offset %d", o, wantStart)
+			}
 			g.produce(t, "t1", 1, "new", 2)
 			c.waitNotifs(len(tt.want))
 			c.fence()

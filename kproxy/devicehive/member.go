@@ -198,24 +198,58 @@ func (m *member) startOffsets(ctx context.Context, topics []string, offsets map[
 			commit[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: lo.Offset}
 		}
 	}
-	var cerr error
-	m.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-					cerr = err
-				}
-			}
-		}
-	})
-	if cerr != nil {
+	if err := m.commitStart(ctx, commit); err != nil {
 		// The member still starts where it should; only a rebalance before
 		// its first commit could skip records.
-		m.c.log.Warn("devicehive: cannot commit a new group's start offsets", "group", m.group, "err", cerr)
+		m.c.log.Warn("devicehive: cannot commit a new group's start offsets", "group", m.group, "err", err)
+	}
+	return nil
+}
+
+// commitStart commits offsets with the member's generation in a request of
+// its own: franz-go's commit functions expect a running session, which
+// begins only once adjust has returned.
+func (m *member) commitStart(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	meta := kmsg.NewPtrMetadataRequest()
+	for topic := range offsets {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(topic)
+		meta.Topics = append(meta.Topics, mt)
+	}
+	// OffsetCommit v10 names topics by ID.
+	md, err := m.cl.RequestCachedMetadata(ctx, meta, 0)
+	if err != nil {
+		return err
+	}
+	ids := map[string][16]byte{}
+	for _, t := range md.Topics {
+		if t.Topic != nil {
+			ids[*t.Topic] = t.TopicID
+		}
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group = m.group
+	req.MemberID, req.Generation = m.cl.GroupMetadata()
+	for topic, parts := range offsets {
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic, rt.TopicID = topic, ids[topic]
+		for p, o := range parts {
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, o.Epoch
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+			}
+		}
 	}
 	return nil
 }
