@@ -341,9 +341,9 @@ func (h *Handler) snapshot() []*conn {
 // requests (a message being handled gets its reply), leaves each connection's
 // consumer groups, committing the offsets of the records sent, closes the
 // connection with status 1001 (going away) and waits for all of that. When
-// ctx ends first the remaining connections are closed at once and ctx's error
-// is returned. Then it closes the handler's own Kafka client. Calling it again
-// is safe.
+// ctx ends first the remaining connections are closed at once, their group
+// members get one more second to leave, and ctx's error is returned. Then it
+// closes the handler's own Kafka client. Calling it again is safe.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.draining = true
@@ -363,7 +363,12 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		for _, c := range h.snapshot() {
 			c.abort()
 		}
-		<-done
+		// Leaving a group may wait for a rebalance in progress; do not hold
+		// the process past its shutdown much longer for that.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
 		err = ctx.Err()
 	}
 	h.closed.Do(h.admin.Close)
