@@ -46,6 +46,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./kproxy/httpapi/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
 	$(GO) test -run '^$$' -bench BenchmarkGateways -benchtime 1x -timeout 30m -v ./kproxy/
+	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 1x -timeout 30m -v ./kproxy/pubsub/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
 	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
 
