@@ -65,8 +65,9 @@ type PubsubConfig struct {
 	// MaxInFlight bounds the requests of one connection read and not yet
 	// answered; beyond it the connection is not read.
 	MaxInFlight int `key:"max_in_flight"`
-	// FetchMaxBytes bounds the keys and values of one fetch answer (one record is
-	// always sent, however large).
+	// FetchMaxBytes bounds the record batches one fetch answer is read from,
+	// counted as Kafka stores them; the batch of the requested offset always
+	// comes, however large.
 	FetchMaxBytes int `key:"fetch_max_bytes"`
 	// FetchMaxWaitMs is how long a fetch at the log end waits for records.
 	FetchMaxWaitMs int `key:"fetch_max_wait_ms"`
