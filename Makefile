@@ -8,6 +8,7 @@
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make vulncheck  govulncheck on the code (needs https://vuln.go.dev)
+#   make install  binaries, example configuration, systemd units, logrotate (PREFIX, SYSCONFDIR, DESTDIR)
 
 GO        ?= go
 BIN       := bin
@@ -15,7 +16,7 @@ FUZZTIME  ?= 30s
 DURATION  ?= 30m
 TESTFLAGS ?=
 
-.PHONY: all build deps test soak browser-test bench fuzz vulncheck run stop clean
+.PHONY: all build install deps test soak browser-test bench fuzz vulncheck run stop clean
 
 all: build
 
@@ -105,3 +106,39 @@ stop:
 
 clean:
 	rm -rf $(BIN)
+
+# Install as a service. PREFIX (/usr/local) holds the binaries and the systemd
+# units (PREFIX/lib/systemd/system, which systemd reads); SYSCONFDIR (/etc) the
+# configuration, the logrotate file and nothing else. DESTDIR stages the whole tree
+# (packaging). An existing configuration file is never overwritten. Without
+# DESTDIR, the system user comes from systemd-sysusers when it is present.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+BINDIR     := $(PREFIX)/bin
+UNITDIR    := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+CONFDIR    := $(SYSCONFDIR)/kafka-http-wrapper
+LOGDIR     := /var/log/kafka-http-wrapper
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(CONFDIR)/modules $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(BIN)/kproxy $(BIN)/ktransfer $(BIN)/kmonitor $(DESTDIR)$(BINDIR)/
+	for f in conf/systemd/*.service.in; do \
+		u=$$(basename $$f .in); \
+		sed -e 's#@BINDIR@#$(BINDIR)#g' -e 's#@CONFDIR@#$(CONFDIR)#g' $$f > $(DESTDIR)$(UNITDIR)/$$u; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	install -m 0644 conf/systemd/kafka-http-wrapper.sysusers $(DESTDIR)$(SYSUSERSDIR)/kafka-http-wrapper.conf
+	install -m 0644 conf/logrotate/kafka-http-wrapper $(DESTDIR)$(SYSCONFDIR)/logrotate.d/kafka-http-wrapper
+	for d in kproxy ktransfer kmonitor; do \
+		dst=$(DESTDIR)$(CONFDIR)/$$d.yaml; \
+		[ -e $$dst ] || sed -e 's#^\( *log_dir:\).*#\1 $(LOGDIR)#' \
+			-e 's#^module_conf_dir:.*#module_conf_dir: $(CONFDIR)/modules#' conf/$$d.yaml > $$dst; \
+	done
+	[ -e $(DESTDIR)$(CONFDIR)/modules/example.yaml ] || install -m 0644 conf/modules/example.yaml $(DESTDIR)$(CONFDIR)/modules/
+	chmod 0644 $(DESTDIR)$(CONFDIR)/*.yaml
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/kafka-http-wrapper.conf; \
+	fi

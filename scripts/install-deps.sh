@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # install-deps.sh installs what the tests, benchmarks and the local system need and
 # a fresh Debian machine lacks: ZooKeeper (Debian's package, with Java), kcat,
-# zabbix_sender (zabbix-agent) and Chromium (kmonitor's dashboard test). It runs
+# zabbix_sender (zabbix-agent), Chromium (kmonitor's dashboard test), and
+# systemd-analyze and logrotate (the check of what `make install` writes). It runs
 # apt-get update once, and only when something is missing; Go modules are
 # downloaded with `go mod download`.
 set -euo pipefail
 
-want=(zookeeper kcat zabbix-agent chromium)
+want=(zookeeper kcat zabbix-agent chromium systemd logrotate)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -24,6 +25,8 @@ for pkg in "${want[@]}"; do
 	case $pkg in
 	zookeeper) [[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null || missing+=(zookeeper) ;;
 	zabbix-agent) command -v zabbix_sender >/dev/null || missing+=(zabbix-agent) ;;
+	systemd) command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || missing+=(systemd) ;;
+	logrotate) command -v logrotate >/dev/null || [[ -x /usr/sbin/logrotate ]] || missing+=(logrotate) ;;
 	*) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
 	esac
 done
