@@ -9,6 +9,7 @@
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make vulncheck  govulncheck on the code (needs https://vuln.go.dev)
 #   make install  binaries, example configuration, systemd units, logrotate (PREFIX, SYSCONFDIR, DESTDIR)
+#   make proto   regenerate the Go code of kproxy/pubsub/pubsub.proto (protoc, pinned protoc-gen-go)
 
 GO        ?= go
 BIN       := bin
@@ -16,7 +17,7 @@ FUZZTIME  ?= 30s
 DURATION  ?= 30m
 TESTFLAGS ?=
 
-.PHONY: all build install deps test soak browser-test bench fuzz vulncheck run stop clean
+.PHONY: all build install deps test soak browser-test bench fuzz vulncheck proto run stop clean
 
 all: build
 
@@ -73,7 +74,8 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
-	./kmonitor/web:FuzzMinutes
+	./kmonitor/web:FuzzMinutes \
+	./kproxy/pubsub:FuzzFrame
 
 # A failure that wrote no new input to testdata/fuzz is the fuzzing engine's own
 # (its coordinator can time out on a loaded machine): that target runs once more.
@@ -97,6 +99,11 @@ GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.1.4
 
 vulncheck:
 	$(GO) run $(GOVULNCHECK) ./...
+
+# protoc is Debian's protobuf-compiler; protoc-gen-go runs at the version go.mod
+# requires (kproxy/pubsub/protoc-gen-go.sh), so the generated code matches its runtime.
+proto: deps
+	$(GO) generate ./kproxy/pubsub/
 
 run: deps build
 	@scripts/run-local.sh start
