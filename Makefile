@@ -62,6 +62,7 @@ FUZZ_TARGETS := \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
+	./kproxy/proxy:FuzzReadValue \
 	./ktransfer/push:FuzzReadHead \
 	./ktransfer/push:FuzzQueryEscape \
 	./ktransfer/push:FuzzResponse \
