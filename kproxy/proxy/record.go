@@ -28,7 +28,8 @@ type Record struct {
 	// Partition is the partition to write to, or NoPartition (Admit's default).
 	Partition int32
 	// Headers are the record's Kafka headers; nil for none. The door owns the
-	// slice and must leave it alone until Release.
+	// slice and must leave it alone until Release, and for good when Commit
+	// returned ErrTimeout or ErrCanceled (Kafka's client may still read it).
 	Headers []kgo.RecordHeader
 
 	p     *Proxy
@@ -79,11 +80,8 @@ var recordPool = sync.Pool{New: func() any {
 // reachable as far as the health probe knows (ErrKafkaUnavailable). Every
 // admitted record holds a slot of req_pool_size until Release.
 func (p *Proxy) Admit(topic string) (*Record, error) {
-	if err := ValidTopic(topic); err != nil {
+	if err := p.CheckTopic(topic); err != nil {
 		return nil, err
-	}
-	if !p.topicAllowed(topic) {
-		return nil, fmt.Errorf("%w: %q is refused by this kproxy's topic rules", ErrTopicNotAllowed, topic)
 	}
 	if p.draining.Load() {
 		return nil, ErrShuttingDown
