@@ -44,7 +44,7 @@ browser-test: deps
 	BROWSER_TEST=1 DASHBOARD_SCREENSHOT=$(SCREENSHOT) $(GO) test -race -count=1 -run 'Browser|Dashboard' -v ./kmonitor/web/ ./kmonitor/
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./kproxy/httpapi/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
 	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
@@ -60,10 +60,11 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzParseRegistration \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
-	./kproxy/proxy:FuzzCommitQuery \
+	./kproxy/httpapi:FuzzCommitQuery \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
+	./kproxy/proxy:FuzzReadValue \
 	./ktransfer/push:FuzzReadHead \
 	./ktransfer/push:FuzzQueryEscape \
 	./ktransfer/push:FuzzResponse \

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/httpapi"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
@@ -738,7 +739,7 @@ func (p *childProcess) output() string {
 }
 
 // runCeiling is the HTTP ceiling: a net/http server configured as kproxy
-// configures its own from the kproxy.yaml at cfgPath, whose /commit reads
+// configures its own (httpapi.HTTPServer) from the kproxy.yaml at cfgPath, whose /commit reads
 // the body and answers kproxy's success JSON without going near Kafka. It
 // listens on a free loopback port, prints ceilingAnnounce and the address,
 // and serves until SIGTERM or SIGINT.
@@ -753,7 +754,7 @@ func runCeiling(cfgPath string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := cfg.HTTPServer(ceilingHandler())
+	srv := httpapi.HTTPServer(cfg, ceilingHandler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Printf("%s%s\n", ceilingAnnounce, ln.Addr())

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/httpapi"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
@@ -25,20 +27,32 @@ func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
 
 func (p program) Run(ctx context.Context, log *slog.Logger) error {
-	px, err := proxy.New(ctx, p.cfg, log)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Collect garbage before the process grows past what the configuration
+		// bounds its live memory to.
+		debug.SetMemoryLimit(p.cfg.MemoryBound())
+	}
+	log.Info("memory bound", "bytes", p.cfg.MemoryBound(), "max_connections", p.cfg.MaxConnections,
+		"max_header_bytes", p.cfg.MaxHeaderBytes, "max_body_memory_bytes", p.cfg.MaxBodyMemoryBytes)
+	core, err := proxy.New(ctx, p.cfg, log)
 	if err != nil {
 		return err
 	}
-	if p.cfg.TLS.Enabled() {
-		defer reloadTLSOnSIGHUP(px)()
+	srv, err := httpapi.New(core, log)
+	if err != nil {
+		core.Close()
+		return err
 	}
-	return px.Run(ctx)
+	if p.cfg.TLS.Enabled() {
+		defer reloadTLSOnSIGHUP(srv)()
+	}
+	return srv.Run(ctx)
 }
 
 // reloadTLSOnSIGHUP reads the TLS files again on every SIGHUP (pkg/daemon reopens
 // the log file on the same signal) until the returned stop is called. A failed
 // reload is logged by ReloadTLS and keeps the previous certificate.
-func reloadTLSOnSIGHUP(px *proxy.Proxy) (stop func()) {
+func reloadTLSOnSIGHUP(srv *httpapi.Server) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -51,7 +65,7 @@ func reloadTLSOnSIGHUP(px *proxy.Proxy) (stop func()) {
 			case <-done:
 				return
 			case <-hup:
-				_ = px.ReloadTLS()
+				_ = srv.ReloadTLS()
 			}
 		}
 	}()

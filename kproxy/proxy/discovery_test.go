@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"testing"
 
 	"github.com/go-zookeeper/zk"
@@ -32,9 +31,9 @@ func TestBrokersFromZooKeeper(t *testing.T) {
 	cfg := testConfig(nil)
 	cfg.ZKHosts = []string{z.Addr}
 	cfg.ZKChroot = "/kafka"
-	r := start(t, cfg)
-	if a := post(t, r.url, "topic="+testTopic+"&key=k", body(t, "m", 1)); a.status != http.StatusOK {
-		t.Fatalf("got %d (%s), want 200", a.status, a.Error)
+	p := newCore(t, cfg)
+	if _, err := commitValue(t, p, testTopic, "k", []byte("v")); err != nil {
+		t.Fatalf("got %v, want an acknowledged record", err)
 	}
 }
 
@@ -42,21 +41,20 @@ func TestProducerNumKeepsKeysTogether(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(4, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
 	cfg.ProducerNum = 3
-	cfg.ValidateMsgpack = false
-	r := start(t, cfg)
+	p := newCore(t, cfg)
 	seen := map[string]int32{}
 	for i := 0; i < 30; i++ {
 		key := fmt.Sprintf("k%d", i%5)
-		a := post(t, r.url, "topic="+testTopic+"&key="+key, []byte("not msgpack, and accepted"))
-		if a.status != http.StatusOK {
-			t.Fatalf("got %d (%s)", a.status, a.Error)
+		ack, err := commitValue(t, p, testTopic, key, []byte("any bytes"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if p, ok := seen[key]; ok && p != a.Part {
-			t.Fatalf("key %s went to partitions %d and %d", key, p, a.Part)
+		if part, ok := seen[key]; ok && part != ack.Partition {
+			t.Fatalf("key %s went to partitions %d and %d", key, part, ack.Partition)
 		}
-		seen[key] = a.Part
+		seen[key] = ack.Partition
 	}
-	if n := len(r.px.prod.all()); n != 9 {
+	if n := len(p.prod.all()); n != 9 {
 		t.Errorf("got %d Kafka clients, want 9 (3 per acks level)", n)
 	}
 }

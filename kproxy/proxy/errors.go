@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -11,89 +10,125 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
 )
 
-// Errors of a /commit request. Each maps to one HTTP status and machine code in
-// classify; handlers wrap them with detail using %w.
+// Errors of the commit path, the same for every front door. Code classifies them
+// (and the Kafka errors they may wrap); each door maps the codes to its own
+// answers (kproxy/httpapi to HTTP statuses). Functions wrap them with detail
+// using %w.
 var (
-	// ErrMissingTopic means the topic parameter is absent or empty (400).
+	// ErrMissingTopic means the topic is absent or empty.
 	ErrMissingTopic = errors.New("the topic parameter is required")
-	// ErrInvalidTopic means the topic is not a legal Kafka topic name (400).
+	// ErrInvalidTopic means the topic is not a legal Kafka topic name.
 	ErrInvalidTopic = errors.New("invalid topic name")
-	// ErrInvalidKey means the key parameter is not correctly percent-encoded (400).
+	// ErrInvalidKey means the key is not correctly encoded.
 	ErrInvalidKey = errors.New("invalid key encoding")
-	// ErrInvalidAcks means acks is not 0, 1 or -1 (400).
+	// ErrInvalidAcks means acks is not 0, 1 or -1.
 	ErrInvalidAcks = errors.New("invalid acks")
-	// ErrEmptyBody means the request had no body (400).
+	// ErrEmptyBody means the record has no value.
 	ErrEmptyBody = errors.New("the request body is empty: it becomes the record value and must not be empty")
-	// ErrBodyRead means the body could not be read completely (400).
+	// ErrBodyRead means the value could not be read completely.
 	ErrBodyRead = errors.New("could not read the request body")
-	// ErrInvalidMsgpack means the body is not exactly one msgpack value (400).
+	// ErrInvalidMsgpack means the value is not exactly one msgpack value.
 	ErrInvalidMsgpack = errors.New("the body is not one well-formed msgpack value")
-	// ErrUnauthorized means a Bearer token is required and was missing or wrong (401).
+	// ErrUnauthorized means a Bearer token is required and was missing or wrong.
 	ErrUnauthorized = errors.New("a valid Bearer token is required")
 	// ErrTopicNotAllowed means the topic is refused by configuration or by Kafka's
-	// ACLs (403).
+	// ACLs.
 	ErrTopicNotAllowed = errors.New("topic not allowed")
-	// ErrNotFound means the path is not served (404).
-	ErrNotFound = errors.New("no such endpoint")
-	// ErrUnknownTopic means Kafka does not know the topic and does not create it (404).
+	// ErrUnknownTopic means Kafka does not know the topic and does not create it.
 	ErrUnknownTopic = errors.New("unknown topic")
-	// ErrMethodNotAllowed means a method other than POST was used on /commit (405).
-	ErrMethodNotAllowed = errors.New("only POST is allowed")
-	// ErrBodyTooLarge means the body exceeds max_request_size_bytes, or Kafka refused
-	// the record as too large (413).
+	// ErrUnknownPartition means the topic has no partition of the number asked for.
+	ErrUnknownPartition = errors.New("unknown partition")
+	// ErrBodyTooLarge means the value exceeds max_request_size_bytes, or Kafka
+	// refused the record as too large.
 	ErrBodyTooLarge = errors.New("the body is too large")
-	// ErrBackpressure means too many records wait for Kafka already (503, retry later).
+	// ErrBackpressure means too many records are in progress or wait for Kafka
+	// already (retry later).
 	ErrBackpressure = errors.New("too many records are waiting for Kafka; retry later")
 	// ErrKafkaUnavailable means Kafka cannot be reached or refused the write with a
-	// retriable error (503, retry later).
+	// retriable error (retry later).
 	ErrKafkaUnavailable = errors.New("kafka is unavailable; retry later")
-	// ErrShuttingDown means kproxy is draining after a stop signal (503).
+	// ErrShuttingDown means kproxy is draining after a stop signal.
 	ErrShuttingDown = errors.New("kproxy is shutting down; retry on another instance")
-	// ErrTimeout means Kafka did not acknowledge within produce_timeout_ms (504); the
+	// ErrTimeout means Kafka did not acknowledge within produce_timeout_ms; the
 	// record may or may not have been written.
 	ErrTimeout = errors.New("kafka did not acknowledge the record in time; it may or may not have been written")
+	// ErrCanceled means the caller went away (its context ended) before Kafka
+	// answered; the record may or may not be written.
+	ErrCanceled = errors.New("the caller went away before Kafka answered")
 )
 
-// classify maps an error of the /commit path to its HTTP status and machine code.
-// It is the one place that decides statuses.
-func classify(err error) (status int, code string) {
+// The machine codes Code returns, shared by every door.
+const (
+	CodeMissingTopic     = "missing_topic"
+	CodeInvalidTopic     = "invalid_topic"
+	CodeInvalidKey       = "invalid_key"
+	CodeInvalidAcks      = "invalid_acks"
+	CodeEmptyBody        = "empty_body"
+	CodeBodyRead         = "body_read_error"
+	CodeInvalidMsgpack   = "invalid_msgpack"
+	CodeUnauthorized     = "unauthorized"
+	CodeTopicNotAllowed  = "topic_not_allowed"
+	CodeUnknownTopic     = "unknown_topic"
+	CodeUnknownPartition = "unknown_partition"
+	CodeBodyTooLarge     = "body_too_large"
+	CodeBackpressure     = "backpressure"
+	CodeShuttingDown     = "shutting_down"
+	CodeKafkaTimeout     = "kafka_timeout"
+	CodeCanceled         = "client_gone"
+	CodeKafkaUnavailable = "kafka_unavailable"
+)
+
+// Code classifies an error of the commit path: it returns the machine code of
+// the sentinel or Kafka error err wraps. It is the one place that decides what
+// kind of failure an error is; every door maps codes to its answers.
+func Code(err error) string {
 	switch {
 	case errors.Is(err, ErrMissingTopic):
-		return http.StatusBadRequest, "missing_topic"
+		return CodeMissingTopic
 	case errors.Is(err, ErrInvalidTopic), errors.Is(err, kerr.InvalidTopicException):
-		return http.StatusBadRequest, "invalid_topic"
+		return CodeInvalidTopic
 	case errors.Is(err, ErrInvalidKey):
-		return http.StatusBadRequest, "invalid_key"
+		return CodeInvalidKey
 	case errors.Is(err, ErrInvalidAcks):
-		return http.StatusBadRequest, "invalid_acks"
+		return CodeInvalidAcks
 	case errors.Is(err, ErrEmptyBody):
-		return http.StatusBadRequest, "empty_body"
+		return CodeEmptyBody
 	case errors.Is(err, ErrBodyRead):
-		return http.StatusBadRequest, "body_read_error"
+		return CodeBodyRead
 	case errors.Is(err, ErrInvalidMsgpack), errors.Is(err, envelope.ErrEmpty):
-		return http.StatusBadRequest, "invalid_msgpack"
+		return CodeInvalidMsgpack
 	case errors.Is(err, ErrUnauthorized):
-		return http.StatusUnauthorized, "unauthorized"
+		return CodeUnauthorized
 	case errors.Is(err, ErrTopicNotAllowed), errors.Is(err, kerr.TopicAuthorizationFailed):
-		return http.StatusForbidden, "topic_not_allowed"
-	case errors.Is(err, ErrNotFound):
-		return http.StatusNotFound, "not_found"
+		return CodeTopicNotAllowed
 	case errors.Is(err, ErrUnknownTopic), errors.Is(err, kerr.UnknownTopicOrPartition):
-		return http.StatusNotFound, "unknown_topic"
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed, "method_not_allowed"
+		return CodeUnknownTopic
+	case errors.Is(err, ErrUnknownPartition):
+		return CodeUnknownPartition
 	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
-		return http.StatusRequestEntityTooLarge, "body_too_large"
+		return CodeBodyTooLarge
 	case errors.Is(err, ErrBackpressure), errors.Is(err, kgo.ErrMaxBuffered):
-		return http.StatusServiceUnavailable, "backpressure"
+		return CodeBackpressure
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, kgo.ErrClientClosed):
-		return http.StatusServiceUnavailable, "shutting_down"
+		return CodeShuttingDown
+	case errors.Is(err, ErrCanceled):
+		return CodeCanceled
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, kgo.ErrRecordTimeout):
-		return http.StatusGatewayTimeout, "kafka_timeout"
+		return CodeKafkaTimeout
 	default:
 		// Everything else Kafka or the network reports — unreachable brokers, not
 		// enough in-sync replicas, leader moves that ran out of retries — is
 		// "Kafka unavailable": the caller should retry later.
-		return http.StatusServiceUnavailable, "kafka_unavailable"
+		return CodeKafkaUnavailable
 	}
+}
+
+// Retriable reports whether a failure of code may pass if the caller retries
+// later: backpressure, draining, Kafka unavailable or slow.
+func Retriable(code string) bool {
+	switch code {
+	case CodeBackpressure, CodeShuttingDown, CodeKafkaUnavailable, CodeKafkaTimeout:
+		return true
+	}
+	return false
 }

@@ -1,29 +1,17 @@
 package proxy
 
-import (
-	"strconv"
-	"sync"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/prometheus/client_golang/prometheus"
-)
-
-// metrics are kproxy's Prometheus series.
+// metrics are the core's Prometheus series, shared by every door.
 type metrics struct {
-	requests     *prometheus.CounterVec   // by status code and machine code
 	latency      *prometheus.HistogramVec // by acks, successful commits only
 	bodyBytes    prometheus.Counter
 	produceErrs  *prometheus.CounterVec // by machine code
-	requestCache sync.Map               // "status/code" -> prometheus.Counter
 	latencyByAck [3]prometheus.Observer
-	ok           prometheus.Counter // requests{status="200",code="ok"}, the hot path
 }
 
 func newMetrics(reg prometheus.Registerer, p *Proxy) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kproxy_requests_total",
-			Help: "Requests to /commit by HTTP status and machine code (ok for 200).",
-		}, []string{"status", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kproxy_commit_duration_seconds",
 			Help:    "Time from request start to Kafka's acknowledgement, successful commits, by acks.",
@@ -38,19 +26,22 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) *metrics {
 			Help: "Records Kafka did not acknowledge, by machine code.",
 		}, []string{"code"}),
 	}
-	m.ok = m.requests.WithLabelValues("200", "ok")
 	for _, a := range []Acks{AcksNone, AcksLeader, AcksAll} {
 		m.latencyByAck[a.index()] = m.latency.WithLabelValues(a.String())
 	}
-	reg.MustRegister(m.requests, m.latency, m.bodyBytes, m.produceErrs,
+	reg.MustRegister(m.latency, m.bodyBytes, m.produceErrs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kproxy_buffered_records",
 			Help: "Records handed to the Kafka clients and not yet acknowledged.",
 		}, func() float64 { return float64(p.prod.buffered()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kproxy_inflight_requests",
-			Help: "Requests to /commit in progress (bounded by req_pool_size).",
+			Help: "Records admitted and not yet answered, from every door (bounded by req_pool_size).",
 		}, func() float64 { return float64(p.inflight.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kproxy_body_memory_bytes",
+			Help: "Bytes of buffers holding request bodies, read so far or waiting for Kafka (bounded by max_body_memory_bytes).",
+		}, func() float64 { return float64(p.mem.used.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kproxy_kafka_up",
 			Help: "1 when the last probe reached a Kafka broker, else 0.",
@@ -62,15 +53,4 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) *metrics {
 		}),
 	)
 	return m
-}
-
-// request counts one finished request; the counter per label pair is cached so the
-// hot path does not hash labels.
-func (m *metrics) request(status int, code string) {
-	key := strconv.Itoa(status) + "/" + code
-	c, ok := m.requestCache.Load(key)
-	if !ok {
-		c, _ = m.requestCache.LoadOrStore(key, m.requests.WithLabelValues(strconv.Itoa(status), code))
-	}
-	c.(prometheus.Counter).Inc()
 }

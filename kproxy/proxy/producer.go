@@ -54,7 +54,7 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 		batchMax = need
 	}
 	common := append(base,
-		kgo.RecordPartitioner(partition.Kgo(part)),
+		kgo.RecordPartitioner(explicitPartitioner{partition.Kgo(part)}),
 		kgo.ProducerBatchCompression(compressionCodec(cfg.Compression)),
 		kgo.ProducerLinger(time.Duration(cfg.LingerMs)*time.Millisecond),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
@@ -68,6 +68,11 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 		kgo.UnknownTopicRetries(2),
 		kgo.MetadataMinAge(500*time.Millisecond),
 	)
+	if cfg.AllowAutoTopicCreation {
+		// The broker creates the topic only when auto.create.topics.enable is on;
+		// otherwise the record still fails as an unknown topic.
+		common = append(common, kgo.AllowAutoTopicCreation())
+	}
 	common = append(common, extra...)
 	p := &producers{}
 	for _, acks := range []Acks{AcksNone, AcksLeader, AcksAll} {
@@ -228,5 +233,48 @@ func (h *health) probe(ctx context.Context) {
 	}
 	if h.down.Swap(false) {
 		h.log.Info("kafka reachable again")
+	}
+}
+
+// explicitPartitioner writes a record whose Partition is set (not NoPartition) to
+// that partition, and leaves every other record to the configured partitioner. A
+// partition the topic does not have fails the record (see errBadPartition).
+type explicitPartitioner struct{ kgo.Partitioner }
+
+// ForTopic implements kgo.Partitioner.
+func (p explicitPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	tp := p.Partitioner.ForTopic(topic)
+	onNewBatch, _ := tp.(kgo.TopicPartitionerOnNewBatch)
+	return &explicitTopicPartitioner{TopicPartitioner: tp, onNewBatch: onNewBatch}
+}
+
+type explicitTopicPartitioner struct {
+	kgo.TopicPartitioner
+	onNewBatch kgo.TopicPartitionerOnNewBatch
+}
+
+// RequiresConsistency implements kgo.TopicPartitioner: an explicit partition is
+// chosen among all partitions, not only those writable now.
+func (p *explicitTopicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return r.Partition != NoPartition || p.TopicPartitioner.RequiresConsistency(r)
+}
+
+// Partition implements kgo.TopicPartitioner. With RequiresConsistency, n is the
+// topic's number of partitions and the choice is the partition itself.
+func (p *explicitTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition != NoPartition {
+		if r.Partition < 0 || int(r.Partition) >= n {
+			// kgo fails the record with "invalid record partitioning choice".
+			return -1
+		}
+		return int(r.Partition)
+	}
+	return p.TopicPartitioner.Partition(r, n)
+}
+
+// OnNewBatch implements kgo.TopicPartitionerOnNewBatch for the partitioner within.
+func (p *explicitTopicPartitioner) OnNewBatch() {
+	if p.onNewBatch != nil {
+		p.onNewBatch.OnNewBatch()
 	}
 }

@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"fmt"
-	"net/url"
-	"strings"
-)
+import "fmt"
 
 // Acks is the acknowledgement level a caller asks for.
 type Acks int8
@@ -74,70 +70,4 @@ func ValidTopic(t string) error {
 		}
 	}
 	return nil
-}
-
-// commitParams are the query parameters of one /commit request.
-type commitParams struct {
-	topic string
-	key   string
-	acks  Acks
-}
-
-// parseCommitQuery reads topic, key and acks from a raw query string. The first
-// occurrence of a parameter wins; others are ignored. It allocates only for
-// percent-encoded values.
-func parseCommitQuery(raw string, defaultAcks Acks) (commitParams, error) {
-	p := commitParams{acks: defaultAcks}
-	var seenTopic, seenKey, seenAcks bool
-	for raw != "" {
-		var part string
-		part, raw, _ = strings.Cut(raw, "&")
-		name, value, _ := strings.Cut(part, "=")
-		var dst *string
-		var acks string
-		switch name {
-		case "topic":
-			if seenTopic {
-				continue
-			}
-			seenTopic, dst = true, &p.topic
-		case "key":
-			if seenKey {
-				continue
-			}
-			seenKey, dst = true, &p.key
-		case "acks":
-			if seenAcks {
-				continue
-			}
-			seenAcks, dst = true, &acks
-		default:
-			continue
-		}
-		if strings.ContainsAny(value, "%+") {
-			v, err := url.QueryUnescape(value)
-			if err != nil {
-				if name == "acks" {
-					return p, fmt.Errorf("%w: %v", ErrInvalidAcks, err)
-				}
-				if name == "topic" {
-					return p, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
-				}
-				return p, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-			}
-			value = v
-		}
-		*dst = value
-		if name == "acks" && value != "" {
-			a, err := ParseAcks(value)
-			if err != nil {
-				return p, err
-			}
-			p.acks = a
-		}
-	}
-	if err := ValidTopic(p.topic); err != nil {
-		return p, err
-	}
-	return p, nil
 }

@@ -22,8 +22,8 @@ func FuzzParseAcks(f *testing.F) {
 			if !errors.Is(err, ErrInvalidAcks) {
 				t.Fatalf("ParseAcks(%q) = %d, %v; want ErrInvalidAcks", s, a, err)
 			}
-			if status, code := classify(err); status != 400 || code != "invalid_acks" {
-				t.Fatalf("ParseAcks(%q) error maps to %d %s, want 400 invalid_acks", s, status, code)
+			if code := Code(err); code != CodeInvalidAcks {
+				t.Fatalf("ParseAcks(%q) error has code %s, want invalid_acks", s, code)
 			}
 			return
 		}
@@ -63,15 +63,15 @@ func FuzzAuthorization(f *testing.F) {
 			// not part of a token.
 			token = tok
 		}
-		p := &Proxy{tokens: [][]byte{[]byte(token)}}
+		p := &Proxy{tokens: digestTokens([]string{token})}
 		open := &Proxy{}
 		req := func(h string) bool {
 			r := httptest.NewRequest("POST", "/commit?topic=t", nil)
 			r.Header.Set("Authorization", h)
-			if !open.authorized(r) {
+			if !open.Authorized(r) {
 				t.Fatalf("without tokens, Authorization %q is refused", h)
 			}
-			return p.authorized(r)
+			return p.Authorized(r)
 		}
 
 		if req(header) {
@@ -88,6 +88,20 @@ func FuzzAuthorization(f *testing.F) {
 		}
 		if token != tok && req("Bearer "+tok) {
 			t.Fatalf("token %q: another token %q is let in", token, tok)
+		}
+	})
+}
+
+func FuzzValidTopic(f *testing.F) {
+	for _, s := range []string{"orders", ".", "..", "a/b", strings.Repeat("a", 250), "ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		err := ValidTopic(topic)
+		legal := topic != "" && len(topic) <= 249 && topic != "." && topic != ".." &&
+			strings.Trim(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+		if (err == nil) != legal {
+			t.Fatalf("ValidTopic(%q) = %v, want legal=%v", topic, err, legal)
 		}
 	})
 }

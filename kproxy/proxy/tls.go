@@ -6,17 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 )
 
 // TLSConfig is the tls section: HTTPS on port, optionally with client certificates
-// (mutual TLS). The files are read at start and again by Proxy.ReloadTLS, which
-// kproxy calls on SIGHUP; connections already open keep what they negotiated.
+// (mutual TLS). The files are read at start and again by the server's ReloadTLS,
+// which kproxy calls on SIGHUP; connections already open keep what they negotiated.
 // kproxy speaks HTTP/1.1 over TLS, as over plain TCP.
 type TLSConfig struct {
 	// CertFile is the server certificate in PEM, followed by any intermediate
@@ -45,9 +41,9 @@ func (t TLSConfig) check(f *config.File) {
 	t.load(func(key, msg string) { f.Problemf(key, "%s", msg) })
 }
 
-// serverConfig reads the files and returns the listener's TLS configuration, or
+// ServerConfig reads the files and returns the listener's TLS configuration, or
 // an error naming every problem. TLS must be enabled.
-func (t TLSConfig) serverConfig() (*tls.Config, error) {
+func (t TLSConfig) ServerConfig() (*tls.Config, error) {
 	var errs []error
 	tc := t.load(func(key, msg string) { errs = append(errs, fmt.Errorf("%s: %s", key, msg)) })
 	if len(errs) > 0 {
@@ -118,66 +114,4 @@ func (t TLSConfig) load(problem func(key, msg string)) *tls.Config {
 		return nil
 	}
 	return tc
-}
-
-// ReloadTLS reads tls.cert_file, tls.key_file and tls.client_ca_file again: new
-// connections use them, open ones keep theirs. When a file is missing or broken it
-// returns the problems and the files read before stay in use. It does nothing
-// when kproxy serves plain HTTP. It is safe for concurrent use.
-func (p *Proxy) ReloadTLS() error {
-	if p.tlsConf.Load() == nil {
-		return nil
-	}
-	tc, err := p.cfg.TLS.serverConfig()
-	if err != nil {
-		p.log.Warn("TLS files not reloaded: the previous certificate stays in use", "err", err)
-		return err
-	}
-	p.tlsConf.Store(tc)
-	p.logCertificate("TLS files reloaded", tc)
-	return nil
-}
-
-// currentTLS is the listener's GetConfigForClient: every handshake takes the
-// configuration last loaded.
-func (p *Proxy) currentTLS(*tls.ClientHelloInfo) (*tls.Config, error) {
-	return p.tlsConf.Load(), nil
-}
-
-// logCertificate logs the served certificate's subject, names and expiry.
-func (p *Proxy) logCertificate(msg string, tc *tls.Config) {
-	leaf := tc.Certificates[0].Leaf
-	if leaf == nil {
-		p.log.Info(msg)
-		return
-	}
-	names := append(append([]string(nil), leaf.DNSNames...), ipStrings(leaf)...)
-	p.log.Info(msg, "subject", leaf.Subject.String(), "names", strings.Join(names, ","),
-		"not_after", leaf.NotAfter.UTC(), "client_certificates", tc.ClientCAs != nil, "min_version", p.cfg.TLS.MinVersion)
-	if time.Now().After(leaf.NotAfter) {
-		p.log.Warn("the TLS certificate has expired: clients will refuse it", "not_after", leaf.NotAfter.UTC(), "cert_file", p.cfg.TLS.CertFile)
-	}
-}
-
-func ipStrings(c *x509.Certificate) []string {
-	out := make([]string, len(c.IPAddresses))
-	for i, ip := range c.IPAddresses {
-		out[i] = ip.String()
-	}
-	return out
-}
-
-// tlsExpiry is the kproxy_tls_certificate_expiry_timestamp_seconds gauge, so an
-// alert can fire well before the served certificate runs out.
-func (p *Proxy) tlsExpiry() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "kproxy_tls_certificate_expiry_timestamp_seconds",
-		Help: "Unix time at which the TLS certificate kproxy serves expires.",
-	}, func() float64 {
-		tc := p.tlsConf.Load()
-		if tc == nil || tc.Certificates[0].Leaf == nil {
-			return 0
-		}
-		return float64(tc.Certificates[0].Leaf.NotAfter.Unix())
-	})
 }

@@ -1,4 +1,4 @@
-package proxy
+package httpapi
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
@@ -43,8 +44,8 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
 }
 
 // testConfig returns a configuration for brokers with short timeouts.
-func testConfig(brokers []string) Config {
-	c := Defaults()
+func testConfig(brokers []string) proxy.Config {
+	c := proxy.Defaults()
 	c.BrokerHosts = brokers
 	c.ListenAddress = "127.0.0.1"
 	c.ProduceTimeoutMs = 2000
@@ -54,7 +55,8 @@ func testConfig(brokers []string) Config {
 
 type running struct {
 	url    string
-	px     *Proxy
+	core   *proxy.Proxy
+	srv    *Server
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // what Serve returned, once done is closed
@@ -75,11 +77,25 @@ func (r *running) stop(t *testing.T) error {
 
 // start runs a Proxy with cfg on a free loopback port until the test ends; its url
 // is https:// when cfg enables TLS.
-func start(t *testing.T, cfg Config, extra ...kgo.Opt) *running {
+func start(t *testing.T, cfg proxy.Config, extra ...kgo.Opt) *running {
 	t.Helper()
-	px, err := New(context.Background(), cfg, logging.Discard(), extra...)
+	return startWith(t, cfg, nil, extra...)
+}
+
+// startWith is start with setup applied to the server before it serves.
+func startWith(t *testing.T, cfg proxy.Config, setup func(*Server), extra ...kgo.Opt) *running {
+	t.Helper()
+	core, err := proxy.New(context.Background(), cfg, logging.Discard(), extra...)
 	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	srv, err := New(core, logging.Discard())
+	if err != nil {
+		core.Close()
 		t.Fatalf("New: %v", err)
+	}
+	if setup != nil {
+		setup(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,13 +106,33 @@ func start(t *testing.T, cfg Config, extra ...kgo.Opt) *running {
 	if cfg.TLS.Enabled() {
 		scheme = "https://"
 	}
-	r := &running{url: scheme + ln.Addr().String(), px: px, cancel: cancel, done: make(chan struct{})}
+	r := &running{url: scheme + ln.Addr().String(), core: core, srv: srv, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		r.err = px.Serve(ctx, ln)
+		r.err = srv.Serve(ctx, ln)
 		close(r.done)
 	}()
 	t.Cleanup(func() { r.stop(t) })
 	return r
+}
+
+// metric returns the value of the unlabelled counter or gauge name of r.
+func metric(t *testing.T, r *running, name string) float64 {
+	t.Helper()
+	mfs, err := r.core.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func body(t testing.TB, method string, n int) []byte {
@@ -454,10 +490,10 @@ func TestProduceTimeoutGives504(t *testing.T) {
 func TestBackpressureGives503(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		limit func(*Config)
+		limit func(*proxy.Config)
 	}{
-		{"max_buffered_records", func(c *Config) { c.MaxBufferedRecords = 1 }},
-		{"req_pool_size", func(c *Config) { c.ReqPoolSize = 1 }},
+		{"max_buffered_records", func(c *proxy.Config) { c.MaxBufferedRecords = 1 }},
+		{"req_pool_size", func(c *proxy.Config) { c.ReqPoolSize = 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
@@ -573,7 +609,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 		go func() { answers <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 	}
 	<-held
-	eventually(t, 5*time.Second, func() bool { return r.px.inflight.Load() == n })
+	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_inflight_requests") == n })
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop(t) }()
 	// New connections are refused while the drain waits for Kafka.
@@ -628,21 +664,21 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
-func TestClassifyCoversSentinels(t *testing.T) {
+func TestStatusCoversSentinels(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
 		status int
 	}{
-		{ErrMissingTopic, 400}, {ErrInvalidTopic, 400}, {ErrInvalidKey, 400}, {ErrInvalidAcks, 400},
-		{ErrEmptyBody, 400}, {ErrBodyRead, 400}, {ErrInvalidMsgpack, 400}, {ErrUnauthorized, 401},
-		{ErrTopicNotAllowed, 403}, {ErrNotFound, 404}, {ErrUnknownTopic, 404}, {ErrMethodNotAllowed, 405},
-		{ErrBodyTooLarge, 413}, {ErrBackpressure, 503}, {ErrKafkaUnavailable, 503}, {ErrShuttingDown, 503},
-		{ErrTimeout, 504}, {kgo.ErrMaxBuffered, 503}, {context.DeadlineExceeded, 504},
-		{kerr.UnknownTopicOrPartition, 404}, {errors.New("connection refused"), 503},
-		{fmt.Errorf("wrapped: %w", ErrInvalidTopic), 400},
+		{proxy.ErrMissingTopic, 400}, {proxy.ErrInvalidTopic, 400}, {proxy.ErrInvalidKey, 400}, {proxy.ErrInvalidAcks, 400},
+		{proxy.ErrEmptyBody, 400}, {proxy.ErrBodyRead, 400}, {proxy.ErrInvalidMsgpack, 400}, {proxy.ErrUnauthorized, 401},
+		{proxy.ErrTopicNotAllowed, 403}, {ErrNotFound, 404}, {proxy.ErrUnknownTopic, 404}, {proxy.ErrUnknownPartition, 404},
+		{ErrMethodNotAllowed, 405}, {proxy.ErrBodyTooLarge, 413}, {proxy.ErrBackpressure, 503}, {proxy.ErrKafkaUnavailable, 503},
+		{proxy.ErrShuttingDown, 503}, {proxy.ErrTimeout, 504}, {proxy.ErrCanceled, 499}, {kgo.ErrMaxBuffered, 503},
+		{context.DeadlineExceeded, 504}, {kerr.UnknownTopicOrPartition, 404}, {errors.New("connection refused"), 503},
+		{fmt.Errorf("wrapped: %w", proxy.ErrInvalidTopic), 400},
 	} {
-		if got, _ := classify(tc.err); got != tc.status {
-			t.Errorf("classify(%v): got %d, want %d", tc.err, got, tc.status)
+		if got, code := Status(tc.err); got != tc.status || code == "" {
+			t.Errorf("Status(%v): got %d %q, want %d", tc.err, got, code, tc.status)
 		}
 	}
 }
