@@ -144,7 +144,16 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 			return nil, err
 		}
 	}
-	mr.member = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)))
+	mr.member, err = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)))
+	if err != nil {
+		consumer.Close()
+		if mr.dlq != nil {
+			mr.dlq.Close()
+		}
+		pusher.Close()
+		mr.pool.Close()
+		return nil, err
+	}
 	return mr, nil
 }
 
