@@ -136,9 +136,13 @@ func TestTwoProcessesOneHostOriginalFiles(t *testing.T) {
 			t.Errorf("%s: /status %+v, want ops_listen %s, pid %d and both modules", name, st, addrs[name], p.PID())
 		}
 		// The registration names the address too, beside Kafka's fields.
-		data, _, err := conn.Get(zkconsumers.New(chroot).ID(modules[0], st.Instance))
-		if err != nil || !strings.Contains(string(data), `"ops_listen":"`+addrs[name]+`"`) || !strings.Contains(string(data), `"subscription":{"test_topic":1}`) {
-			t.Errorf("%s: registration %s (%v), want Kafka's fields and ops_listen %s", name, data, err, addrs[name])
+		var data []byte
+		eventually(t, 10*time.Second, name+" registered", func() bool {
+			data, _, err = conn.Get(zkconsumers.New(chroot).ID(modules[0], st.Instance))
+			return err == nil
+		})
+		if !strings.Contains(string(data), `"ops_listen":"`+addrs[name]+`"`) || !strings.Contains(string(data), `"subscription":{"test_topic":1}`) {
+			t.Errorf("%s: registration %s, want Kafka's fields and ops_listen %s", name, data, addrs[name])
 		}
 	}
 	eventually(t, 30*time.Second, "each process owns two partitions of each module", func() bool {
