@@ -118,7 +118,9 @@ clean:
 # Install as a service. PREFIX (/usr/local) holds the binaries and the systemd
 # units (PREFIX/lib/systemd/system, which systemd reads); SYSCONFDIR (/etc) the
 # configuration, the logrotate file and nothing else. DESTDIR stages the whole tree
-# (packaging). An existing configuration file is never overwritten. Without
+# (packaging). An existing configuration file is never overwritten; the installed
+# ktransfer.yaml leaves ops_listen unset, so each ktransfer@ process of a host finds
+# a free operations port when 5040 is taken. Without
 # DESTDIR, the system user comes from systemd-sysusers when it is present.
 PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
@@ -143,7 +145,9 @@ install: build
 	for d in kproxy ktransfer kmonitor; do \
 		dst=$(DESTDIR)$(CONFDIR)/$$d.yaml; \
 		[ -e $$dst ] || sed -e 's#^\( *log_dir:\).*#\1 $(LOGDIR)#' \
-			-e 's#^module_conf_dir:.*#module_conf_dir: $(CONFDIR)/modules#' conf/$$d.yaml > $$dst; \
+			-e 's#^module_conf_dir:.*#module_conf_dir: $(CONFDIR)/modules#' \
+			-e 's#^ops_listen:#\# (unset: several ktransfer@ processes share this file) ops_listen:#' \
+			conf/$$d.yaml > $$dst; \
 	done
 	[ -e $(DESTDIR)$(CONFDIR)/modules/example.yaml ] || install -m 0644 conf/modules/example.yaml $(DESTDIR)$(CONFDIR)/modules/
 	chmod 0644 $(DESTDIR)$(CONFDIR)/*.yaml

@@ -59,6 +59,9 @@ func TestInstall(t *testing.T) {
 			if !strings.Contains(string(b), "log_dir: /var/log/kafka-http-wrapper") {
 				t.Errorf("%s: log_dir is not the log directory logrotate rotates", cfg)
 			}
+			if d == "ktransfer" && strings.Contains("\n"+string(b), "\nops_listen:") {
+				t.Errorf("%s: ops_listen is set, so a second ktransfer@ process of the host cannot start", cfg)
+			}
 		}
 	})
 
