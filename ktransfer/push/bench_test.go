@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -20,7 +21,8 @@ func cannedServer(tb testing.TB) string {
 		tb.Fatalf("listen: %v", err)
 	}
 	done := make(chan struct{})
-	conns := make(chan net.Conn, 1024)
+	var mu sync.Mutex
+	var conns []net.Conn // every accepted connection, closed at the end
 	go func() {
 		defer close(done)
 		for {
@@ -28,15 +30,18 @@ func cannedServer(tb testing.TB) string {
 			if err != nil {
 				return
 			}
-			conns <- c
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 			go serveCanned(c)
 		}
 	}()
 	tb.Cleanup(func() {
 		ln.Close()
 		<-done
-		close(conns)
-		for c := range conns {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
 			c.Close()
 		}
 	})
