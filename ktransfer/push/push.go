@@ -125,6 +125,11 @@ type Events struct {
 	// Retry is called before the pause preceding a retry; attempt is the number
 	// of attempts made so far (1 before the first retry).
 	Retry func(attempt int, wait time.Duration)
+	// Unsolicited is called when a server sent bytes no request asked for:
+	// found on an idle connection before it carried a request (which then goes
+	// out on another connection), or after an answer. The connection is closed
+	// and a warning logged; it is a protocol error of the server.
+	Unsolicited func(server string)
 }
 
 // Pusher pushes records to one module's servers. It is safe for concurrent use;
@@ -141,6 +146,8 @@ type Pusher struct {
 	dialer  net.Dialer
 	next    atomic.Uint64
 	now     func() time.Time // the clock of benching
+
+	beforeExchange func(c *conn) // tests: runs when an attempt has its connection
 }
 
 // New checks cfg, reporting every problem at once, and returns a Pusher.
