@@ -61,6 +61,8 @@ type conn struct {
 	lastTopic     string
 	lastPartition int32
 	lastOffset    int64
+
+	flight // the request in progress, among its server's
 }
 
 func (c *conn) close() { c.nc.Close() }
@@ -106,6 +108,7 @@ func (p *Pusher) dial(ctx context.Context, s *server, start time.Time) (*conn, e
 		c.cut.Store(true)
 		nc.SetDeadline(aLongTimeAgo)
 	}
+	c.flight.abort = c.abort
 	return c, nil
 }
 
@@ -122,21 +125,36 @@ func (p *Pusher) wrap(phase string, limit time.Duration, err error) error {
 // reused connection fails before any answer arrived (the server closed it while
 // idle, or it holds bytes nobody asked for), the server has not taken the
 // request: it goes out on the next idle connection or a new one, within the same
-// attempt.
-func (p *Pusher) attempt(ctx context.Context, s *server, r *Record, start time.Time) (response, error) {
+// attempt. patience is how long the attempt may wait on a stalled server before
+// it is abandoned (see stall.go).
+func (p *Pusher) attempt(ctx context.Context, s *server, r *Record, start time.Time, patience time.Duration) (response, error) {
 	for {
 		c := s.get(time.Now())
 		if c == nil {
 			var err error
-			if c, err = p.dial(ctx, s, time.Now()); err != nil {
+			if c, err = p.dialWatched(ctx, s, start, patience); err != nil {
 				return response{retryAfter: -1}, err
 			}
 		}
 		if p.beforeExchange != nil {
 			p.beforeExchange(c)
 		}
+		watched := p.stallAfter > 0
+		if watched {
+			s.enter(&c.flight, p.since(start), patience)
+		}
 		resp, keep, unanswered, err := p.exchange(ctx, c, s, r)
-		if err != nil && unanswered && c.reused && ctx.Err() == nil {
+		abandoned := false
+		if watched {
+			s.leave(&c.flight)
+			if abandoned = c.flight.abandoned.Load(); abandoned {
+				keep = false
+				if err != nil {
+					err = p.abandonedErr(s, start, err)
+				}
+			}
+		}
+		if err != nil && unanswered && c.reused && !abandoned && ctx.Err() == nil {
 			c.close()
 			continue
 		}
@@ -253,7 +271,7 @@ func (p *Pusher) unsolicited(ctx context.Context, c *conn, s *server, where stri
 }
 
 // errCut is the error of an exchange whose connection was aborted (the context
-// ended) before a blocking step began.
+// ended or the attempt was abandoned) before a blocking step began.
 var errCut = errors.New("request cut short")
 
 // errEarlyAnswer is wrapped by the error of an exchange answered with a 2xx
@@ -349,6 +367,9 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	if err != nil {
 		unanswered = h.nothingRead && !isTimeout(err)
 		return resp, false, unanswered, p.wrap("read response", p.cfg.ReadTimeout, err)
+	}
+	if p.stallAfter > 0 {
+		s.answered(p.since(time.Now()))
 	}
 	if early {
 		// The request is incomplete: the connection cannot carry another.
