@@ -150,7 +150,7 @@ func (p *Pusher) attempt(ctx context.Context, s *server, r *Record, start time.T
 			if abandoned = c.flight.abandoned.Load(); abandoned {
 				keep = false
 				if err != nil {
-					err = p.abandonedErr(s, start, err)
+					err = p.abandonedErr(s, start)
 				}
 			}
 		}

@@ -133,16 +133,17 @@ func (p *Pusher) dialWatched(ctx context.Context, s *server, start time.Time, pa
 	c, err := p.dial(dctx, s, time.Now())
 	s.leave(f)
 	if err != nil && f.abandoned.Load() && ctx.Err() == nil {
-		err = p.abandonedErr(s, start, err)
+		err = p.abandonedErr(s, start)
 	}
 	return c, err
 }
 
 // abandonedErr is the error of an attempt on s, started at start, that was
-// abandoned.
-func (p *Pusher) abandonedErr(s *server, start time.Time, err error) error {
-	return fmt.Errorf("%w: no answer from %s for %v while another server answers (%v)",
-		ErrAbandoned, s.name, time.Since(start).Round(time.Millisecond), err)
+// abandoned. The error the abort caused (a timeout, a cancelled dial) says
+// nothing more and is left out.
+func (p *Pusher) abandonedErr(s *server, start time.Time) error {
+	return fmt.Errorf("%w: no answer from %s for %v while another server answers",
+		ErrAbandoned, s.name, time.Since(start).Round(time.Millisecond))
 }
 
 // startWatch starts the watch of p's servers, once, unless p is closed.
