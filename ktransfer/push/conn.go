@@ -198,7 +198,7 @@ const (
 // as that request's answer.
 func (c *conn) idleState() int {
 	if c.br.Buffered() > 0 {
-		return idleData
+		return c.dataState()
 	}
 	// A read deadline of the previous exchange may have passed, which would
 	// refuse the peek.
@@ -213,7 +213,7 @@ func (c *conn) idleState() int {
 		c.nc.SetReadDeadline(time.Now().Add(peekWait))
 		_, err := c.br.Peek(1)
 		if err == nil {
-			return idleData
+			return c.dataState()
 		}
 		// The end of the connection, or TLS records without data, or part
 		// of a record: not trusted to frame the next answer.
@@ -229,12 +229,24 @@ func (c *conn) idleState() int {
 		c.nc.SetReadDeadline(time.Time{})
 		switch {
 		case err == nil:
-			return idleData
+			return c.dataState()
 		case !isTimeout(err):
 			return idleClosed
 		}
 	}
 	return idleSilent
+}
+
+// dataState classifies the bytes buffered on an idle connection: a 408 Request
+// Timeout is how some servers announce that they close an idle connection (as
+// net/http's Transport, which also closes quietly); anything else is an answer
+// no request asked for.
+func (c *conn) dataState() int {
+	b, _ := c.br.Peek(min(c.br.Buffered(), len("HTTP/1.x 408")))
+	if len(b) == len("HTTP/1.x 408") && string(b[:7]) == "HTTP/1." && string(b[8:]) == " 408" {
+		return idleClosed
+	}
+	return idleData
 }
 
 // arrived reports whether bytes of an answer are already there, without
@@ -410,8 +422,10 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	if keep && c.br.Buffered() > 0 {
 		// More than one answer to one request: the connection is not
 		// trusted, and the log names the record whose answer may have been
-		// the wrong one.
-		p.unsolicited(ctx, c, s, "after an answer")
+		// the wrong one (unless the server announced its close).
+		if c.dataState() == idleData {
+			p.unsolicited(ctx, c, s, "after an answer")
+		}
 		keep = false
 	}
 	return resp, keep, false, nil

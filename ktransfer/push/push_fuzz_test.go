@@ -120,6 +120,8 @@ func FuzzResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\nContent-Length: 1\n\nx",
 		"HTTP/1.1 101 Switching\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 408 Request Timeout\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.0 408",
 	} {
 		f.Add([]byte(s))
 	}

@@ -252,6 +252,40 @@ func TestIdleChecksOverTLS(t *testing.T) {
 	}
 }
 
+// TestIdle408IsAClose: a 408 on an idle connection is the server saying it
+// closes it (some servers do so on their idle timeout), not a stray answer.
+func TestIdle408IsAClose(t *testing.T) {
+	var requests atomic.Int64
+	idleTimeout := make(chan struct{})
+	s := newRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		if requests.Add(1) == 1 {
+			c.Write([]byte(answer200))
+			<-idleTimeout
+			c.Write([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+			return
+		}
+		c.Write([]byte(answer500))
+	})
+	var ev counting
+	p := newPusher(t, Config{Servers: []string{s.addr}}, ev.events())
+	if res := p.Push(context.Background(), rec); res.Err != nil {
+		t.Fatalf("first record: got %+v, want delivered", res)
+	}
+	close(idleTimeout)
+	idle := soleIdle(t, p)
+	eventually(t, 5*time.Second, func() bool { return idle.idleState() != idleSilent })
+	if res := p.Push(context.Background(), rec); res.Status != 500 || res.Attempts != 1 {
+		t.Fatalf("next record: got %+v, want the backend's 500 from a new connection", res)
+	}
+	if got := ev.n.Load(); got != 0 {
+		t.Errorf("got %d Unsolicited events, want 0", got)
+	}
+}
+
 // TestSilentIdleConnectionReused: the check does not cost a connection that
 // stayed silent (TestHTTPS shows the same over TLS).
 func TestSilentIdleConnectionReused(t *testing.T) {
