@@ -269,7 +269,8 @@ func (c *conn) arrived() bool {
 	return err == nil
 }
 
-// unsolicited logs bytes found on an idle connection of s, which is closed.
+// unsolicited reports bytes no request asked for, found on a connection of s
+// (idle, or after an answer); the caller closes the connection.
 func (p *Pusher) unsolicited(ctx context.Context, c *conn, s *server, where string) {
 	b, _ := c.br.Peek(c.br.Buffered())
 	p.log.LogAttrs(ctx, slog.LevelWarn, "unsolicited response from push server: connection closed",
