@@ -34,7 +34,7 @@ func hungServer(t *testing.T) (*rawServer, *atomic.Int64) {
 	return s, &requests
 }
 
-// TestHungServerBesideHealthyOne is issue 9 item 7: with the original module's
+// TestHungServerBesideHealthyOne: with the original module's
 // timeouts (read_timeout_ms: 0, write and connect 100 ms, retries forever every
 // 200 ms, expected_processing_time_ms 1000) and the default benching, one
 // backend accepts requests and never answers while another answers. Workers

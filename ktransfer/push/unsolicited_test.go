@@ -44,7 +44,7 @@ func waiting(c *conn) bool {
 	return c.peek.state() == sockData
 }
 
-// TestUnsolicitedAnswerIsNoAcknowledgement is the loss of issue 9 item 2: the
+// TestUnsolicitedAnswerIsNoAcknowledgement is a record lost to a stray answer: the
 // backend answers a record 200, then writes a second 200 nobody asked for on the
 // same connection, then answers the next record 500. The next record must fail.
 func TestUnsolicitedAnswerIsNoAcknowledgement(t *testing.T) {
