@@ -260,7 +260,29 @@ func LoadConfig(path string) (Config, error) {
 		}
 		c.Modules = append(c.Modules, m)
 	}
+	for _, w := range backendWarnings(c.Modules) {
+		fmt.Fprintln(os.Stderr, "warning: "+w)
+	}
 	return c, errors.Join(errs...)
+}
+
+// backendWarnings returns a warning for each module that lists several backend
+// servers and has no read timeout. Such a module works (a server that stops
+// answering gets no new pushes, and the pushes waiting on it are retried on
+// another once it has been silent for expected_processing_time_ms, at least
+// 1 s, while another answers: see the push package), but a read timeout bounds
+// every push.
+func backendWarnings(mods []Module) []string {
+	var out []string
+	for _, m := range mods {
+		if len(m.BackendServers) > 1 && m.Protocol.ReadTimeoutMs == 0 {
+			out = append(out, fmt.Sprintf("%s.yaml: protocol.read_timeout_ms: 0 (no timeout) with %d backend_servers: "+
+				"pushes to a backend that stops answering wait until it has been silent for expected_processing_time_ms "+
+				"(%d ms, at least 1000) while another backend answers, then go to another; set read_timeout_ms to bound every push",
+				m.Name, len(m.BackendServers), m.ExpectedProcessingTimeMs))
+		}
+	}
+	return out
 }
 
 // ModuleDir resolves module_conf_dir. A relative directory is taken relative to
