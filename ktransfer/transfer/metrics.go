@@ -16,6 +16,7 @@ type metrics struct {
 	committed    *prometheus.GaugeVec     // committed offset per partition
 	owned        *prometheus.GaugeVec     // partitions owned by this process
 	offsetResets *prometheus.CounterVec   // positions out of the log, by reason
+	unsolicited  *prometheus.CounterVec   // backend answers no request asked for
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,8 +56,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ktransfer_offset_out_of_range_total",
 			Help: "Times a partition's committed or fetch offset was not in the log and pushing continued from offset_reset, by reason: below_log_start (retention), above_log_end (topic recreated or log truncated), topic_recreated (under the running module), log_truncated (unclean leader election).",
 		}, []string{"module", "reason"}),
+		unsolicited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_unsolicited_responses_total",
+			Help: "Bytes a backend sent on a kept connection with no request in flight (a protocol error: the connection is closed and the request goes on a new one), by server.",
+		}, []string{"module", "server"}),
 	}
-	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets)
+	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited)
 	return m
 }
 

@@ -147,7 +147,8 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 				mm.failed.Inc()
 			}
 		},
-		Retry: func(int, time.Duration) { mm.retried.Inc() },
+		Retry:       func(int, time.Duration) { mm.retried.Inc() },
+		Unsolicited: func(server string) { t.met.unsolicited.WithLabelValues(m.Name, server).Inc() },
 	})
 	if err != nil {
 		return nil, err
