@@ -327,6 +327,7 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, p.head...)
+	b = p.appendForwarded(b, r.Headers)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
 	b = append(b, "\r\n\r\n"...)

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // DefaultMaxResponseBytes is Config.MaxResponseBytes when it is 0.
@@ -45,6 +47,12 @@ type Config struct {
 	// Content-Type defaults to application/x-msgpack and User-Agent to
 	// ktransfer; Content-Length and Transfer-Encoding cannot be set.
 	Headers []map[string]string
+	// ForwardHeaders are record headers sent as HTTP headers of the same name on
+	// every push of the record (W3C traceparent and tracestate carry a trace from
+	// the producer to the backend). Names match the record's in any case; the
+	// first record header of a name is sent; a value with control characters or
+	// longer than MaxForwardedValue is not. Empty: none.
+	ForwardHeaders []string
 	// ConnTimeout bounds connecting: the TCP dial and, for https, the TLS
 	// handshake. 0 = no limit.
 	ConnTimeout time.Duration
@@ -102,6 +110,9 @@ type Record struct {
 	Value     []byte
 	// Method fills {#METHOD}; empty becomes "*".
 	Method string
+	// Headers are the record's headers; those named in Config.ForwardHeaders
+	// are sent.
+	Headers []kgo.RecordHeader
 }
 
 // Result is the outcome of a push.
@@ -135,6 +146,9 @@ type Events struct {
 	// out on another connection), or after an answer. The connection is closed
 	// and a warning logged; it is a protocol error of the server.
 	Unsolicited func(server string)
+	// HeaderDropped is called when a record header named in ForwardHeaders was
+	// not sent: its value has control characters or is too long.
+	HeaderDropped func(name string)
 }
 
 // Pusher pushes records to one module's servers. It is safe for concurrent use;
@@ -145,8 +159,9 @@ type Pusher struct {
 	ev      Events
 	uri     template
 	servers []*server
-	host    string // configured Host header, "" = the server's
-	head    []byte // header lines after Host, up to Content-Length
+	host    string   // configured Host header, "" = the server's
+	head    []byte   // header lines after Host, up to Content-Length
+	forward []string // Config.ForwardHeaders as written, checked
 	maxBody int64
 	dialer  net.Dialer
 	next    atomic.Uint64
@@ -193,6 +208,7 @@ func New(cfg Config, log *slog.Logger, ev Events) (*Pusher, error) {
 	}
 	p.uri = compileURI(cfg.URI)
 	errs = append(errs, p.buildHead()...)
+	errs = append(errs, p.buildForward()...)
 	for _, d := range []struct {
 		name string
 		v    time.Duration

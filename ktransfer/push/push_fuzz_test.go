@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // memConn is a net.Conn that reads a fixed answer and records what is written,
@@ -189,19 +191,22 @@ func FuzzResponse(f *testing.F) {
 // value can start a header or a request of its own), and the body is the
 // record's value.
 func FuzzRequest(f *testing.F) {
-	f.Add("/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack", "orders", []byte("user 42&x=1/é"), "TestReply", "X-Module", "orders-push", []byte{0x81, 0xa1, 'a', 0x01})
-	f.Add("/{#METHOD}/{#PARTITION}", "t", []byte("a\r\nX-Injected: 1"), "m\r\n\r\nGET / HTTP/1.1", "Host", "backend.example:8080", []byte("v"))
-	f.Add("/k={#KEY}", "", []byte{0, 0xff, ' ', '\n'}, "", "content-type", "application/json", []byte{})
-	f.Add("/a b", "t", []byte("k"), "m", "X-A", "b\r\nX-B: c", []byte("v"))
-	f.Add("/x", "t", []byte("k"), "m", "Bad Name", "v", []byte("v"))
-	f.Add("/x", "t", []byte("k"), "m", "Transfer-Encoding", "chunked", []byte("v"))
-	f.Fuzz(func(t *testing.T, uri, topic string, key []byte, method, hname, hvalue string, value []byte) {
-		cfg := Config{Servers: []string{"127.0.0.1:8080"}, URI: uri, Headers: []map[string]string{{hname: hvalue}}}
+	tp := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f.Add("/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack", "orders", []byte("user 42&x=1/é"), "TestReply", "X-Module", "orders-push", []byte{0x81, 0xa1, 'a', 0x01}, tp)
+	f.Add("/{#METHOD}/{#PARTITION}", "t", []byte("a\r\nX-Injected: 1"), "m\r\n\r\nGET / HTTP/1.1", "Host", "backend.example:8080", []byte("v"), []byte("x\r\nX-Injected: 1"))
+	f.Add("/k={#KEY}", "", []byte{0, 0xff, ' ', '\n'}, "", "content-type", "application/json", []byte{}, []byte{})
+	f.Add("/a b", "t", []byte("k"), "m", "X-A", "b\r\nX-B: c", []byte("v"), []byte(" \t"))
+	f.Add("/x", "t", []byte("k"), "m", "Bad Name", "v", []byte("v"), tp)
+	f.Add("/x", "t", []byte("k"), "m", "Transfer-Encoding", "chunked", []byte("v"), tp)
+	f.Add("/x", "t", []byte("k"), "m", "traceparent", "fixed", []byte("v"), tp)
+	f.Fuzz(func(t *testing.T, uri, topic string, key []byte, method, hname, hvalue string, value, traceparent []byte) {
+		cfg := Config{Servers: []string{"127.0.0.1:8080"}, URI: uri, Headers: []map[string]string{{hname: hvalue}}, ForwardHeaders: []string{"traceparent"}}
 		p, err := New(cfg, nil, Events{})
 		if err != nil {
 			return
 		}
-		r := Record{Topic: topic, Partition: 3, Offset: 1234567, Key: key, Value: value, Method: method}
+		r := Record{Topic: topic, Partition: 3, Offset: 1234567, Key: key, Value: value, Method: method,
+			Headers: []kgo.RecordHeader{{Key: "TraceParent", Value: traceparent}}}
 		mc, _, resp, _, err := exchangeWith(t, p, &r, []byte("HTTP/1.1 204 No Content\r\n\r\n"))
 		if err != nil || resp.status != 204 {
 			t.Fatalf("exchange: %d, %v; want 204", resp.status, err)
@@ -238,6 +243,10 @@ func FuzzRequest(f *testing.F) {
 				t.Fatalf("request %q: Host %q, want the server's", wire, req.Host)
 			}
 			wantHeaders[name] = want
+		}
+		// The record's header goes along unless it could break the request.
+		if len(traceparent) <= MaxForwardedValue && fieldValue(traceparent) {
+			wantHeaders["Traceparent"] = string(traceparent)
 		}
 		if len(req.Header) != len(wantHeaders) {
 			t.Fatalf("request %q: headers %q, want %q", wire, req.Header, wantHeaders)

@@ -50,6 +50,9 @@ type Config struct {
 	// address) a taken address is replaced by a free port of the same host, so
 	// several processes run from one unchanged file on one host.
 	OpsListenFixed bool `key:"-"`
+	// Warnings are settings that work but deserve a look (see backendWarnings):
+	// ktransfer -t prints them, a run logs them at warning level.
+	Warnings []string `key:"-"`
 	// InstanceID names this process in ZooKeeper; empty = HOST-PID-RANDOM.
 	InstanceID string `key:"instance_id"`
 	// Shutdown bounds the drain after SIGTERM.
@@ -118,6 +121,11 @@ type Module struct {
 	// (the log start: nothing still in the log is skipped) or newest (the log
 	// end: whatever the log holds then is skipped).
 	OffsetReset string `key:"offset_reset"`
+	// ForwardHeaders are the record headers sent as HTTP headers of the same name
+	// with every push of the record, so a W3C trace started by the producing
+	// service (kproxy copies traceparent and tracestate into record headers)
+	// reaches the backend. Default: traceparent, tracestate.
+	ForwardHeaders []string `key:"forward_headers"`
 	// ReleaseTimeoutMs bounds how long a partition being handed over waits for its
 	// pushes in progress before abandoning them (they are pushed again by the next
 	// owner).
@@ -174,6 +182,7 @@ func ModuleDefaults() Module {
 		OnMalformed:              "skip",
 		InitialOffset:            "oldest",
 		OffsetReset:              "oldest",
+		ForwardHeaders:           []string{"traceparent", "tracestate"},
 		ReleaseTimeoutMs:         10000,
 		ServerFailThreshold:      5,
 		ServerCooldownMs:         5000,
@@ -260,9 +269,7 @@ func LoadConfig(path string) (Config, error) {
 		}
 		c.Modules = append(c.Modules, m)
 	}
-	for _, w := range backendWarnings(c.Modules) {
-		fmt.Fprintln(os.Stderr, "warning: "+w)
-	}
+	c.Warnings = backendWarnings(c.Modules)
 	return c, errors.Join(errs...)
 }
 
@@ -364,19 +371,20 @@ func (m Module) pushConfig() (push.Config, error) {
 	}
 	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 	return push.Config{
-		Servers:       m.BackendServers,
-		URI:           m.Protocol.URI,
-		Headers:       m.Protocol.Headers,
-		ConnTimeout:   ms(m.Protocol.ConnTimeoutMs),
-		WriteTimeout:  ms(m.Protocol.WriteTimeoutMs),
-		ReadTimeout:   ms(m.Protocol.ReadTimeoutMs),
-		MaxRetries:    m.MaxRetryTimes,
-		RetryInterval: ms(m.FailRetryIntervalMs),
-		BackoffMax:    ms(m.FailRetryBackoffMaxMs),
-		RetryOn:       retryOn,
-		FailThreshold: m.ServerFailThreshold,
-		Cooldown:      ms(m.ServerCooldownMs),
-		Slow:          ms(m.ExpectedProcessingTimeMs),
+		Servers:        m.BackendServers,
+		URI:            m.Protocol.URI,
+		Headers:        m.Protocol.Headers,
+		ForwardHeaders: m.ForwardHeaders,
+		ConnTimeout:    ms(m.Protocol.ConnTimeoutMs),
+		WriteTimeout:   ms(m.Protocol.WriteTimeoutMs),
+		ReadTimeout:    ms(m.Protocol.ReadTimeoutMs),
+		MaxRetries:     m.MaxRetryTimes,
+		RetryInterval:  ms(m.FailRetryIntervalMs),
+		BackoffMax:     ms(m.FailRetryBackoffMaxMs),
+		RetryOn:        retryOn,
+		FailThreshold:  m.ServerFailThreshold,
+		Cooldown:       ms(m.ServerCooldownMs),
+		Slow:           ms(m.ExpectedProcessingTimeMs),
 	}, nil
 }
 
@@ -401,6 +409,9 @@ func (m *Module) check(f *config.File) {
 	}
 	for _, err := range push.CheckHeaders(m.Protocol.Headers) {
 		f.Problemf("protocol.headers", "%v", err)
+	}
+	for _, err := range push.CheckForwardHeaders(m.ForwardHeaders, m.Protocol.Headers) {
+		f.Problemf("forward_headers", "%v", err)
 	}
 	// Upper bounds keep every duration far from overflowing time.Duration.
 	f.Range("protocol.read_timeout_ms", int64(m.Protocol.ReadTimeoutMs), 0, maxMs)

@@ -433,3 +433,33 @@ func TestOpsListenFixed(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardHeadersConfig: forward_headers defaults to the W3C trace headers,
+// an empty list turns forwarding off, and a name that would frame the request is
+// refused by -t.
+func TestForwardHeadersConfig(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  []string
+		err   string
+	}{
+		{"", []string{"traceparent", "tracestate"}, ""},
+		{"forward_headers: []\n", []string{}, ""},
+		{"forward_headers: [x-request-id]\n", []string{"x-request-id"}, ""},
+		{"forward_headers: [Content-Length]\n", nil, "forward_headers"},
+	} {
+		cfg, err := LoadConfig(ruleTree(t, "", "m", tc.extra))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %v, want an error naming %s", tc.extra, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if got := cfg.Modules[0].ForwardHeaders; strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%q: got %v, want %v", tc.extra, got, tc.want)
+		}
+	}
+}

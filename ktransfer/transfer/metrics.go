@@ -6,17 +6,18 @@ import (
 
 // metrics are ktransfer's Prometheus series; every series has a module label.
 type metrics struct {
-	pushed       *prometheus.CounterVec   // records delivered (2xx)
-	failed       *prometheus.CounterVec   // failed push attempts
-	retried      *prometheus.CounterVec   // retries scheduled
-	deadLettered *prometheus.CounterVec   // records sent to the dead-letter topic
-	skipped      *prometheus.CounterVec   // records done without a push, by reason
-	latency      *prometheus.HistogramVec // one push, all attempts included
-	windowFill   *prometheus.GaugeVec     // records in flight per partition
-	committed    *prometheus.GaugeVec     // committed offset per partition
-	owned        *prometheus.GaugeVec     // partitions owned by this process
-	offsetResets *prometheus.CounterVec   // positions out of the log, by reason
-	unsolicited  *prometheus.CounterVec   // backend answers no request asked for
+	pushed         *prometheus.CounterVec   // records delivered (2xx)
+	failed         *prometheus.CounterVec   // failed push attempts
+	retried        *prometheus.CounterVec   // retries scheduled
+	deadLettered   *prometheus.CounterVec   // records sent to the dead-letter topic
+	skipped        *prometheus.CounterVec   // records done without a push, by reason
+	latency        *prometheus.HistogramVec // one push, all attempts included
+	windowFill     *prometheus.GaugeVec     // records in flight per partition
+	committed      *prometheus.GaugeVec     // committed offset per partition
+	owned          *prometheus.GaugeVec     // partitions owned by this process
+	offsetResets   *prometheus.CounterVec   // positions out of the log, by reason
+	unsolicited    *prometheus.CounterVec   // backend answers no request asked for
+	headersDropped *prometheus.CounterVec   // record headers not forwarded
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,8 +61,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ktransfer_unsolicited_responses_total",
 			Help: "Bytes a backend sent on a kept connection with no request in flight (a protocol error: the connection is closed and the request goes on a new one), by server.",
 		}, []string{"module", "server"}),
+		headersDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_forward_headers_dropped_total",
+			Help: "Record headers named in forward_headers that were not sent: the value had control characters or was longer than 8 KiB, by header.",
+		}, []string{"module", "header"}),
 	}
-	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited)
+	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited, m.headersDropped)
 	return m
 }
 

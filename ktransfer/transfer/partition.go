@@ -450,7 +450,7 @@ func (pr *partRunner) deliver(tr *window.Tracker, rec *kgo.Record, act action, m
 		cause = "value is not a msgpack map with a string method"
 	default:
 		began := time.Now()
-		res := mr.pusher.Push(ctx, push.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Method: method})
+		res := mr.pusher.Push(ctx, push.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Method: method, Headers: rec.Headers})
 		if res.Err == nil {
 			if pr.log.Enabled(ctx, slog.LevelDebug) {
 				pr.log.Debug("pushed", "offset", rec.Offset, "key", string(rec.Key), "server", res.Server, "status", res.Status, "attempts", res.Attempts)

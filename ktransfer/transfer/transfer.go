@@ -147,8 +147,9 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 				mm.failed.Inc()
 			}
 		},
-		Retry:       func(int, time.Duration) { mm.retried.Inc() },
-		Unsolicited: func(server string) { t.met.unsolicited.WithLabelValues(m.Name, server).Inc() },
+		Retry:         func(int, time.Duration) { mm.retried.Inc() },
+		Unsolicited:   func(server string) { t.met.unsolicited.WithLabelValues(m.Name, server).Inc() },
+		HeaderDropped: func(name string) { t.met.headersDropped.WithLabelValues(m.Name, name).Inc() },
 	})
 	if err != nil {
 		return nil, err

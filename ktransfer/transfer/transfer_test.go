@@ -52,6 +52,7 @@ type delivery struct {
 	seq       int
 	host      string
 	ctype     string
+	trace     string // traceparent header
 }
 
 // backend is an HTTP backend that records every request and answers with what
@@ -79,7 +80,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p, _ := strconv.Atoi(q.Get("partition"))
 	off, _ := strconv.ParseInt(q.Get("transid"), 10, 64)
-	d := delivery{path: r.URL.Path, topic: q.Get("topic"), partition: int32(p), offset: off, key: q.Get("key"), method: q.Get("method"), host: r.Host, ctype: r.Header.Get("Content-Type")}
+	d := delivery{path: r.URL.Path, topic: q.Get("topic"), partition: int32(p), offset: off, key: q.Get("key"), method: q.Get("method"), host: r.Host, ctype: r.Header.Get("Content-Type"), trace: r.Header.Get("Traceparent")}
 	var v struct {
 		Seq int `msgpack:"seq"`
 	}

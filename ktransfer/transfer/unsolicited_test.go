@@ -114,3 +114,44 @@ func TestUnsolicitedAnswerAcknowledgesNothing(t *testing.T) {
 		t.Errorf("ktransfer_unsolicited_responses_total: got %v, want 1", got)
 	}
 }
+
+// TestTraceContextReachesBackend: a record's traceparent header (kproxy copies it
+// from the producing request) goes along with every push of the record, by the
+// default forward_headers; with forward_headers: [] it does not.
+func TestTraceContextReachesBackend(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct {
+		name    string
+		forward []string
+		want    string
+	}{
+		{"default", ModuleDefaults().ForwardHeaders, tp},
+		{"none", []string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1)
+			fails := 1
+			e.be.answer = func(delivery, int) int {
+				if fails > 0 { // the retry must carry it too
+					fails--
+					return 503
+				}
+				return 200
+			}
+			m := e.module("traced")
+			m.ForwardHeaders = tc.forward
+			startTransfer(t, e.config("a", m))
+			e.produce(t, &kgo.Record{Key: []byte("k"), Value: value(t, "m", 0), Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(tp)}}})
+			eventually(t, 10*time.Second, "record committed", func() bool { return e.committed(t, m.Name, 0) == 1 })
+			ds := e.be.deliveries()
+			if len(ds) != 2 {
+				t.Fatalf("got %d requests, want 2 (a 503, then a 200)", len(ds))
+			}
+			for i, d := range ds {
+				if d.trace != tc.want {
+					t.Errorf("request %d: traceparent %q, want %q", i, d.trace, tc.want)
+				}
+			}
+		})
+	}
+}
