@@ -38,6 +38,7 @@ type Row struct {
 	Status         string  `json:"status"`
 	Stale          bool    `json:"stale"`
 	NoCommit       bool    `json:"no_commit"`
+	OutOfRange     bool    `json:"out_of_range"`
 	Owner          string  `json:"owner"`
 }
 
