@@ -1,12 +1,13 @@
 package monitor
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
 
-func TestDelayCache(t *testing.T) {
-	var c delayCache
+func TestAnswerCache(t *testing.T) {
+	var c answerCache
 	renders := 0
 	render := func() (string, []byte) {
 		renders++
@@ -31,7 +32,12 @@ func TestDelayCache(t *testing.T) {
 	}
 	for i, s := range steps {
 		now = now.Add(s.after)
-		_, body := c.get(s.q, s.token, now, render)
+		key := s.q.format + "|" + strconv.FormatBool(s.q.seconds)
+		var maxAge time.Duration
+		if s.q.seconds {
+			maxAge = secondsMaxAge
+		}
+		_, body := c.get(key, s.token, maxAge, now, render)
 		if renders != s.renders {
 			t.Fatalf("step %d: got %d renders, want %d", i, renders, s.renders)
 		}

@@ -62,21 +62,26 @@ type cluster struct {
 	closeOnce sync.Once
 
 	// mu guards the fields below.
-	mu       sync.Mutex
-	logs     map[topicPart]logEntry
-	counts   map[string]int32 // partitions per topic, from the last metadata
-	samples  map[partKey][]sample
-	status   map[partKey]Status
-	timeLag  map[partKey]float64 // time lag at the last poll
-	tsCache  map[tsKey]time.Time
-	misses   map[topicPart]int // failed timestamp reads, to ask for those first
-	history  map[string]*ring  // per module
+	mu      sync.Mutex
+	logs    map[topicPart]logEntry
+	counts  map[string]int32 // partitions per topic, from the last metadata
+	samples map[partKey][]sample
+	status  map[partKey]Status
+	timeLag map[partKey]float64 // time lag at the last poll
+	tsCache map[tsKey]time.Time
+	misses  map[topicPart]int // failed timestamp reads, to ask for those first
+	hist    *history
+	// aboveEnd holds the committed offsets the last poll confirmed above the
+	// log end (see position).
+	aboveEnd map[partKey]int64
 	kafkaErr error
 	polled   bool // a poll finished
 
 	// gen counts finished polls, so answers rendered from them can be reused
 	// until the next one.
 	gen atomic.Uint64
+	// overCap is the number of groups max_groups left out at the last read.
+	overCap atomic.Int64
 }
 
 // token identifies the state rows are computed from: it changes with every
@@ -87,33 +92,57 @@ func (c *cluster) token() string {
 
 func newCluster(cc ClusterConfig, poll time.Duration, window int, log *slog.Logger, m *metrics, extra []kgo.Opt) (*cluster, error) {
 	log = log.With("cluster", cc.Name)
+	filter, err := newGroupFilter(cc.Groups, cc.MaxGroups)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+	}
 	conn, events, err := dialZK(cc.ZKHosts, time.Duration(cc.ZKSessionTimeoutMs)*time.Millisecond,
 		time.Duration(cc.ZKConnectTimeoutMs)*time.Millisecond, log)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: connect to ZooKeeper %v: %w", cc.Name, cc.ZKHosts, err)
 	}
 	c := &cluster{
-		name:    cc.Name,
-		cfg:     cc,
-		poll:    poll,
-		window:  window,
-		log:     log,
-		extra:   extra,
-		m:       m,
-		conn:    conn,
-		zk:      newZKState(),
-		logs:    map[topicPart]logEntry{},
-		counts:  map[string]int32{},
-		samples: map[partKey][]sample{},
-		status:  map[partKey]Status{},
-		timeLag: map[partKey]float64{},
-		tsCache: map[tsKey]time.Time{},
-		misses:  map[topicPart]int{},
-		history: map[string]*ring{},
+		name:     cc.Name,
+		cfg:      cc,
+		poll:     poll,
+		window:   window,
+		log:      log,
+		extra:    extra,
+		m:        m,
+		conn:     conn,
+		zk:       newZKState(),
+		logs:     map[topicPart]logEntry{},
+		counts:   map[string]int32{},
+		samples:  map[partKey][]sample{},
+		status:   map[partKey]Status{},
+		timeLag:  map[partKey]float64{},
+		tsCache:  map[tsKey]time.Time{},
+		misses:   map[topicPart]int{},
+		hist:     newHistory(min(int(historySpan/poll)+1, maxHistoryPoints)),
+		aboveEnd: map[partKey]int64{},
+	}
+	for _, state := range []string{"tracked", "filtered", "over_cap"} {
+		m.groups.WithLabelValues(cc.Name, state).Set(0)
 	}
 	retry := min(poll, time.Second)
-	c.watcher = &zkWatcher{conn: conn, q: events, layout: zkconsumers.New(cc.Chroot), state: c.zk, log: log, retry: retry}
+	c.watcher = &zkWatcher{conn: conn, q: events, layout: zkconsumers.New(cc.Chroot), state: c.zk, log: log, retry: retry,
+		filter: filter, report: c.admitted}
 	return c, nil
+}
+
+// admitted exports which groups the watcher monitors and warns when max_groups
+// starts (or stops) leaving groups out.
+func (c *cluster) admitted(a admission) {
+	c.m.groups.WithLabelValues(c.name, "tracked").Set(float64(len(a.keep)))
+	c.m.groups.WithLabelValues(c.name, "filtered").Set(float64(a.filtered))
+	c.m.groups.WithLabelValues(c.name, "over_cap").Set(float64(a.overCap))
+	switch before := c.overCap.Swap(int64(a.overCap)); {
+	case a.overCap > 0 && before == 0:
+		c.log.Warn("max_groups reached: further consumer groups are not monitored; raise max_groups or leave groups out with groups.deny",
+			"max_groups", c.cfg.MaxGroups, "monitored", len(a.keep), "not_monitored", a.overCap)
+	case a.overCap == 0 && before > 0:
+		c.log.Info("every allowed consumer group is monitored again", "monitored", len(a.keep))
+	}
 }
 
 // run watches ZooKeeper and polls Kafka until ctx ends, then closes the clients.
@@ -208,54 +237,73 @@ func (c *cluster) ensureReader() error {
 }
 
 // pollOnce reads the log offsets and the timestamps lag needs, then takes one
-// status sample and one history point per module.
+// status sample per module partition and one history point per module. Its
+// phases: list the topics ZooKeeper names, read their log offsets from Kafka,
+// store them, read the timestamps of the first records not yet pushed, sample.
 func (c *cluster) pollOnce(parent context.Context) {
 	defer c.gen.Add(1)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(parent, max(c.poll, 3*time.Second))
 	defer cancel()
 
-	parts, gts := c.zk.snapshot()
-	topicSet := map[string]bool{}
-	for k := range parts {
-		topicSet[k.topic] = true
-	}
-	for _, gt := range gts {
-		topicSet[gt.topic] = true
-	}
-	topics := make([]string, 0, len(topicSet))
-	for t := range topicSet {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-
-	var (
-		meta    map[topicPart]partMeta
-		counts  map[string]int32
-		offsets map[topicPart]logOffsets
-		err     = c.ensureReader()
-	)
-	switch {
-	case err != nil:
-	case len(topics) == 0:
-		// Nothing to read, but /readyz should still tell whether Kafka answers.
-		_, err = c.reader.adm.BrokerMetadata(ctx)
-	default:
-		meta, counts, err = c.reader.metadata(ctx, topics)
-		if err == nil {
-			all := make([]topicPart, 0, len(meta))
-			for tp := range meta {
-				all = append(all, tp)
-			}
-			offsets, err = c.reader.offsets(ctx, all, meta)
-		}
-	}
+	// Committed offsets read before the log offsets: one above the log end
+	// read after it is out of range for sure (see position).
+	before, gts := c.zk.snapshot()
+	meta, counts, offsets, err := c.readLogs(ctx, topicsOf(before, gts))
 	if parent.Err() != nil {
 		return // shutting down
 	}
+	c.noteErrors(err)
+	want, misses := c.storeLogs(err, offsets, counts, before)
+	found := c.readTimestamps(ctx, want, meta, misses)
+	c.sample(time.Now(), before, found)
+	c.m.pollDuration.WithLabelValues(c.name).Observe(time.Since(start).Seconds())
+}
+
+// topicsOf lists, sorted, the topics of the partitions and group topics.
+func topicsOf(parts map[partKey]zkPart, gts []groupTopic) []string {
+	set := map[string]bool{}
+	for k := range parts {
+		set[k.topic] = true
+	}
+	for _, gt := range gts {
+		set[gt.topic] = true
+	}
+	topics := make([]string, 0, len(set))
+	for t := range set {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	return topics
+}
+
+// readLogs reads the partitions of topics and their log-start and log-end
+// offsets. Without topics it only checks that Kafka answers, for /readyz.
+func (c *cluster) readLogs(ctx context.Context, topics []string) (map[topicPart]partMeta, map[string]int32, map[topicPart]logOffsets, error) {
+	if err := c.ensureReader(); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(topics) == 0 {
+		_, err := c.reader.adm.BrokerMetadata(ctx)
+		return nil, nil, nil, err
+	}
+	meta, counts, err := c.reader.metadata(ctx, topics)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	all := make([]topicPart, 0, len(meta))
+	for tp := range meta {
+		all = append(all, tp)
+	}
+	offsets, err := c.reader.offsets(ctx, all, meta)
+	return meta, counts, offsets, err
+}
+
+// noteErrors counts and logs a failed poll: Kafka errors when they start or
+// change (not on every poll), and polls without a ZooKeeper session.
+func (c *cluster) noteErrors(err error) {
 	if err != nil {
 		c.m.pollErrors.WithLabelValues(c.name, "kafka").Inc()
-		// Logged when the failure starts or changes, not on every poll.
 		if msg := err.Error(); msg != c.lastErr {
 			c.log.Warn("reading Kafka offsets failed; serving the last values marked stale", "err", err)
 			c.lastErr = msg
@@ -267,8 +315,14 @@ func (c *cluster) pollOnce(parent context.Context) {
 	if !c.zkConnected() {
 		c.m.pollErrors.WithLabelValues(c.name, "zookeeper").Inc()
 	}
+}
 
+// storeLogs keeps the log offsets read (the others are marked not fresh) and
+// returns the record timestamps the partitions of parts need, with the partitions
+// whose timestamps failed before.
+func (c *cluster) storeLogs(err error, offsets map[topicPart]logOffsets, counts map[string]int32, parts map[partKey]zkPart) (map[tsKey]bool, map[topicPart]int) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.kafkaErr = err
 	for tp, e := range c.logs {
 		e.fresh = false
@@ -280,90 +334,95 @@ func (c *cluster) pollOnce(parent context.Context) {
 	if counts != nil {
 		c.counts = counts
 	}
-	want := c.wantTimestamps(parts)
-	misses := c.misses
-	c.mu.Unlock()
+	return c.wantTimestamps(parts), c.misses
+}
 
+// readTimestamps reads the timestamps of the records in want, those of
+// partitions that failed most often first.
+func (c *cluster) readTimestamps(ctx context.Context, want map[tsKey]bool, meta map[topicPart]partMeta, misses map[topicPart]int) map[tsKey]time.Time {
 	found := map[tsKey]time.Time{}
-	if c.reader != nil && meta != nil {
-		order := func(a, b topicPart) bool {
-			if misses[a] != misses[b] {
-				return misses[a] > misses[b]
-			}
-			if a.topic != b.topic {
-				return a.topic < b.topic
-			}
-			return a.partition < b.partition
+	if c.reader == nil || meta == nil {
+		return found
+	}
+	order := func(a, b topicPart) bool {
+		if misses[a] != misses[b] {
+			return misses[a] > misses[b]
 		}
-		// A Fetch names each partition once, so partitions several modules read
-		// at different offsets take one round per offset.
-		for round := 0; len(want) > 0 && ctx.Err() == nil; round++ {
-			batch := map[topicPart]int64{}
-			for k := range want {
-				if _, ok := batch[k.tp]; !ok {
-					batch[k.tp] = k.offset
-				}
+		if a.topic != b.topic {
+			return a.topic < b.topic
+		}
+		return a.partition < b.partition
+	}
+	// A Fetch names each partition once, so partitions several modules read
+	// at different offsets take one round per offset.
+	for round := 0; len(want) > 0 && ctx.Err() == nil; round++ {
+		batch := map[topicPart]int64{}
+		for k := range want {
+			if _, ok := batch[k.tp]; !ok {
+				batch[k.tp] = k.offset
 			}
-			got, err := c.reader.timestamps(ctx, batch, meta, order)
-			if err != nil {
-				c.log.Debug("reading record timestamps failed", "err", err)
-			}
-			for tp, off := range batch {
-				k := tsKey{tp, off}
-				delete(want, k)
-				if ts, ok := got[tp]; ok {
-					found[k] = ts
-				}
+		}
+		got, err := c.reader.timestamps(ctx, batch, meta, order)
+		if err != nil {
+			c.log.Debug("reading record timestamps failed", "err", err)
+		}
+		for tp, off := range batch {
+			k := tsKey{tp, off}
+			delete(want, k)
+			if ts, ok := got[tp]; ok {
+				found[k] = ts
 			}
 		}
 	}
+	return found
+}
 
-	now := time.Now()
-	parts, gts = c.zk.snapshot()
+// sample takes the poll's status sample of every module partition and history
+// point of every module at now. before is the state of ZooKeeper read before the
+// log offsets, found the timestamps read.
+func (c *cluster) sample(now time.Time, before map[partKey]zkPart, found map[tsKey]time.Time) {
+	parts, gts := c.zk.snapshot()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, ts := range found {
 		c.tsCache[k] = ts
 	}
+	c.confirmOutOfRange(before, parts)
 	rows := c.rowsLocked(parts, gts, now)
 	used := map[tsKey]bool{}
-	misses = map[topicPart]int{}
-	seen := map[partKey]bool{}
-	type agg struct {
-		lag     int64
-		seconds float64
-	}
-	modules := map[string]*agg{}
+	misses := map[topicPart]int{}
+	seen := make(map[partKey]bool, len(rows))
+	modules := map[string]Point{}
 	for i := range rows {
 		r := &rows[i]
 		k := partKey{r.Module, r.Topic, r.Partition}
 		seen[k] = true
-		if r.Lag > 0 && r.LogStart != nil && r.Committed != nil {
-			tk := tsKey{topicPart{r.Topic, r.Partition}, max(*r.Committed, *r.LogStart)}
+		if r.Lag > 0 {
+			tk := tsKey{topicPart{r.Topic, r.Partition}, r.pos}
 			used[tk] = true
 			if _, ok := c.tsCache[tk]; !ok {
 				misses[tk.tp] = c.misses[tk.tp] + 1
 			}
 		}
 		c.timeLag[k] = r.TimeLagSeconds
-		s := sample{hasCommit: r.Committed != nil, hasOwner: r.Owner != "", lag: r.Lag}
+		s := sample{hasCommit: r.Committed != nil, hasOwner: r.Owner != "", lag: r.Lag, oor: r.OutOfRange}
 		if r.Committed != nil {
 			s.committed = *r.Committed
 		}
-		ss := append(c.samples[k], s)
-		if len(ss) > c.window {
-			ss = append(ss[:0:0], ss[len(ss)-c.window:]...)
+		ss := c.samples[k]
+		if len(ss) < c.window {
+			ss = append(ss, s)
+		} else {
+			copy(ss, ss[1:])
+			ss[len(ss)-1] = s
 		}
 		c.samples[k] = ss
 		c.status[k] = evaluate(ss, c.window)
 		if r.Committed != nil {
-			a := modules[r.Module]
-			if a == nil {
-				a = &agg{}
-				modules[r.Module] = a
-			}
-			a.lag += r.Lag
-			a.seconds = max(a.seconds, r.TimeLagSeconds)
+			p := modules[r.Module]
+			p.Lag += r.Lag
+			p.Seconds = max(p.Seconds, r.TimeLagSeconds)
+			modules[r.Module] = p
 		}
 	}
 	c.misses = misses
@@ -379,21 +438,34 @@ func (c *cluster) pollOnce(parent context.Context) {
 			delete(c.timeLag, k)
 		}
 	}
-	for mod, a := range modules {
-		h := c.history[mod]
-		if h == nil {
-			h = newRing(min(int(historySpan/c.poll)+1, maxHistoryPoints))
-			c.history[mod] = h
-		}
-		h.add(Point{Time: now, Lag: a.lag, Seconds: a.seconds})
-	}
-	for mod, h := range c.history {
-		if last, ok := h.last(); ok && now.Sub(last.Time) > historySpan {
-			delete(c.history, mod)
-		}
-	}
+	c.hist.add(now, modules)
 	c.polled = true
-	c.m.pollDuration.WithLabelValues(c.name).Observe(time.Since(start).Seconds())
+}
+
+// confirmOutOfRange notes the committed offsets that lie above the log end just
+// read although they were read before it and have not changed since: those are
+// out of range (see position). A partition whose log offsets could not be read
+// keeps its note while its committed offset stays. c.mu is held.
+func (c *cluster) confirmOutOfRange(before, after map[partKey]zkPart) {
+	next := map[partKey]int64{}
+	for k, p := range after {
+		if !p.hasCommit {
+			continue
+		}
+		e, ok := c.logs[topicPart{k.topic, k.partition}]
+		switch {
+		case !ok:
+		case !e.fresh:
+			if off, noted := c.aboveEnd[k]; noted && off == p.committed {
+				next[k] = off
+			}
+		default:
+			if b, ok := before[k]; ok && b.hasCommit && b.committed == p.committed && p.committed > e.end {
+				next[k] = p.committed
+			}
+		}
+	}
+	c.aboveEnd = next
 }
 
 // wantTimestamps lists the records whose timestamps are needed and not cached:
@@ -409,7 +481,9 @@ func (c *cluster) wantTimestamps(parts map[partKey]zkPart) map[tsKey]bool {
 		if !ok || !e.fresh {
 			continue
 		}
-		pos := max(p.committed, e.start)
+		// parts was read before these log offsets: a committed offset above
+		// the log end is out of range, and its lag counts from the log start.
+		pos, _ := position(p.committed, e.logOffsets, true)
 		if pos >= e.end {
 			continue
 		}
@@ -466,7 +540,9 @@ func (c *cluster) rowsLocked(parts map[partKey]zkPart, gts []groupTopic, now tim
 			r.Committed = ptr(p.committed)
 			r.LastCommit = ptr(p.commitTime.UTC())
 			if known {
-				pos := max(p.committed, e.start)
+				off, noted := c.aboveEnd[k]
+				r.pos, r.OutOfRange = position(p.committed, e.logOffsets, noted && off == p.committed)
+				pos := r.pos
 				r.Lag = max(0, e.end-pos)
 				if r.Lag > 0 {
 					if ts, ok := c.tsCache[tsKey{tp, pos}]; ok {
@@ -505,47 +581,9 @@ func sortRows(rows []PartitionLag) {
 func (c *cluster) historySince(d time.Duration, now time.Time) map[string][]Point {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string][]Point, len(c.history))
-	for mod, h := range c.history {
-		pts := h.since(now.Add(-d))
-		if len(pts) > 0 {
-			out[c.name+"/"+mod] = pts
-		}
+	out := map[string][]Point{}
+	for mod, pts := range c.hist.since(now.Add(-d)) {
+		out[c.name+"/"+mod] = pts
 	}
 	return out
-}
-
-// ring is a bounded list of points, oldest overwritten first.
-type ring struct {
-	pts  []Point
-	next int
-	full bool
-}
-
-func newRing(n int) *ring { return &ring{pts: make([]Point, n)} }
-
-func (r *ring) add(p Point) {
-	r.pts[r.next] = p
-	r.next++
-	if r.next == len(r.pts) {
-		r.next, r.full = 0, true
-	}
-}
-
-func (r *ring) last() (Point, bool) {
-	if !r.full && r.next == 0 {
-		return Point{}, false
-	}
-	return r.pts[(r.next+len(r.pts)-1)%len(r.pts)], true
-}
-
-// since returns the points at or after t, oldest first.
-func (r *ring) since(t time.Time) []Point {
-	var all []Point
-	if r.full {
-		all = append(all, r.pts[r.next:]...)
-	}
-	all = append(all, r.pts[:r.next]...)
-	i := sort.Search(len(all), func(i int) bool { return !all[i].Time.Before(t) })
-	return append([]Point(nil), all[i:]...)
 }

@@ -32,7 +32,7 @@ func (d dashboard) Rows() []web.Row {
 		rows[i] = web.Row{
 			Cluster: p.Cluster, Module: p.Module, Topic: p.Topic, Partition: p.Partition,
 			Lag: p.Lag, TimeLagSeconds: p.TimeLagSeconds, Status: p.Status.String(),
-			Stale: p.Stale, NoCommit: p.NoCommit, Owner: p.Owner,
+			Stale: p.Stale, NoCommit: p.NoCommit, OutOfRange: p.OutOfRange, Owner: p.Owner,
 		}
 	}
 	return rows

@@ -40,8 +40,11 @@ type Monitor struct {
 	metrics  *metrics
 	now      func() time.Time
 
-	delayCache delayCache
-	closeOnce  sync.Once
+	answers   answerCache
+	closeOnce sync.Once
+	// metricsSize is the length of the last rendered lag series, so the next
+	// rendering allocates once; guarded by the cache entry's lock.
+	metricsSize int
 }
 
 // New creates a Monitor from a checked configuration. It starts connecting to
@@ -78,7 +81,6 @@ func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
 	}
 	sort.Strings(m.names)
 	sort.Slice(m.clusters, func(i, j int) bool { return m.clusters[i].name < m.clusters[j].name })
-	opshttp.Mount(m.mux, m.ready, m.reg)
 	m.mount()
 	return m, nil
 }
@@ -107,12 +109,15 @@ func (m *Monitor) History(d time.Duration) map[string][]Point {
 	return out
 }
 
-// Run listens on listen_address:port and serves until ctx ends (see Serve).
+// Run listens on listen_address:port and serves until ctx ends (see Serve). A
+// port that cannot be bound is an error: Zabbix and Prometheus poll that port,
+// so kmonitor never moves to another one.
 func (m *Monitor) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", m.cfg.Addr())
 	if err != nil {
 		m.Close()
-		return fmt.Errorf("listen on %s: %w", m.cfg.Addr(), err)
+		return fmt.Errorf("http_server.port %d: cannot listen on %s (another kmonitor running? free the port or set another): %w",
+			m.cfg.HTTP.Port, m.cfg.Addr(), err)
 	}
 	return m.Serve(ctx, ln)
 }

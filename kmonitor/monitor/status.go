@@ -21,11 +21,17 @@ const (
 	StatusStop
 	// StatusRewind: the committed offset went backwards within the window.
 	StatusRewind
+	// StatusOutOfRange: at the last poll the committed offset lay outside the
+	// partition's log (above the log end: the topic was recreated or the log
+	// truncated; below the log start: retention deleted records not yet pushed).
+	// Resuming there loses records; see outOfRange for the lag reported then.
+	StatusOutOfRange
 )
 
-var statusNames = [...]string{"OK", "WARN", "STALL", "STOP", "REWIND"}
+var statusNames = [...]string{"OK", "WARN", "STALL", "STOP", "REWIND", "OUT_OF_RANGE"}
 
-// String returns the status's name: OK, WARN, STALL, STOP or REWIND.
+// String returns the status's name: OK, WARN, STALL, STOP, REWIND or
+// OUT_OF_RANGE.
 func (s Status) String() string {
 	if s < 0 || int(s) >= len(statusNames) {
 		return "UNKNOWN"
@@ -58,10 +64,13 @@ type sample struct {
 	hasCommit bool
 	hasOwner  bool
 	lag       int64
+	oor       bool // the committed offset was out of range (see position)
 }
 
 // evaluate judges samples, oldest first, against a window of window samples.
 // Rules in order of precedence:
+//   - OUT_OF_RANGE: the last sample's committed offset was out of range; it
+//     needs no full window, as records are being lost.
 //   - REWIND: some committed offset is below the one before it.
 //   - STOP (full window only): no sample has an owner, or none has a commit.
 //   - STALL (full window only): every sample has lag > 0 and the same committed
@@ -73,6 +82,9 @@ type sample struct {
 func evaluate(samples []sample, window int) Status {
 	if len(samples) > window {
 		samples = samples[len(samples)-window:]
+	}
+	if len(samples) > 0 && samples[len(samples)-1].oor {
+		return StatusOutOfRange
 	}
 	for i := 1; i < len(samples); i++ {
 		a, b := samples[i-1], samples[i]

@@ -56,6 +56,15 @@ func TestEvaluate(t *testing.T) {
 		{"window not full", seq([]int64{7, 7}, []int64{3, 4}), StatusOK},
 		{"rewind left the window", seq([]int64{9, 1, 2, 3, 4, 5}, []int64{0, 0, 0, 0, 0, 0}), StatusOK},
 		{"only the last window counts", seq([]int64{1, 2, 2, 2, 2}, []int64{0, 5, 5, 5, 5}), StatusStall},
+		{"out of range at once", outOfRange(seq([]int64{500}, []int64{200}), 0), StatusOutOfRange},
+		{"out of range beats rewind and stop", func() []sample {
+			s := outOfRange(seq([]int64{10, 3, 500, 500}, []int64{1, 1, 200, 200}), 2, 3)
+			for i := range s {
+				s[i].hasOwner = false
+			}
+			return s
+		}(), StatusOutOfRange},
+		{"reset to the log start rewinds", outOfRange(seq([]int64{500, 500, 0, 40}, []int64{200, 200, 200, 160}), 0, 1), StatusRewind},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,8 +75,40 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// outOfRange marks samples i as out of range.
+func outOfRange(s []sample, i ...int) []sample {
+	for _, j := range i {
+		s[j].oor = true
+	}
+	return s
+}
+
+func TestPosition(t *testing.T) {
+	lo := logOffsets{start: 100, end: 300}
+	for _, tc := range []struct {
+		name      string
+		committed int64
+		confirmed bool
+		pos       int64
+		oor       bool
+	}{
+		{"in range", 250, true, 250, false},
+		{"at the log start", 100, true, 100, false},
+		{"caught up", 300, true, 300, false},
+		{"below the log start", 40, true, 100, true},
+		{"below the log start, not confirmed", 40, false, 100, true},
+		{"above the log end", 500, true, 100, true},
+		{"above a log end read before the commit", 301, false, 300, false},
+	} {
+		pos, oor := position(tc.committed, lo, tc.confirmed)
+		if pos != tc.pos || oor != tc.oor {
+			t.Errorf("%s: position(%d) got %d %v, want %d %v", tc.name, tc.committed, pos, oor, tc.pos, tc.oor)
+		}
+	}
+}
+
 func TestStatusJSON(t *testing.T) {
-	for s := StatusOK; s <= StatusRewind; s++ {
+	for s := StatusOK; s <= StatusOutOfRange; s++ {
 		b, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +123,12 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if b, _ := json.Marshal(StatusStall); string(b) != `"STALL"` {
 		t.Errorf("got %s, want \"STALL\"", b)
+	}
+	// /metrics exports the numbers; the README documents this mapping.
+	for s, want := range []string{"OK", "WARN", "STALL", "STOP", "REWIND", "OUT_OF_RANGE"} {
+		if got := Status(s).String(); got != want {
+			t.Errorf("status %d: got %s, want %s", s, got, want)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,7 @@ type groupTopic struct{ group, topic string }
 type zkState struct {
 	mu     sync.Mutex
 	parts  map[partKey]*zkPart
-	topics map[groupTopic]int // reference count: offsets/ and owners/ dirs
+	topics map[groupTopic]int // reference count: offsets/ and owners/ dirs, registrations subscribing
 	// added receives a signal (without blocking) when a partition or topic
 	// directory appears, so the poll loop reads its log offsets at once rather
 	// than a poll interval later.
@@ -132,6 +133,9 @@ type zkWatcher struct {
 
 	q *zkQueue // the queue conn's events go to (from dialZK)
 
+	filter *groupFilter    // which groups to watch
+	report func(admission) // told the outcome of every read of {chroot}/consumers
+
 	mu      sync.Mutex         // guards the fields below
 	nodes   map[string]*zkNode // watched paths
 	session int64              // the last ZooKeeper session seen; 0 = none yet
@@ -141,11 +145,13 @@ type zkWatcher struct {
 type zkNodeKind uint8
 
 const (
-	nodeConsumers  zkNodeKind = iota // {chroot}/consumers: children are groups
-	nodeTopics                       // offsets/ or owners/ of a group: children are topics
-	nodePartitions                   // a topic directory: children are partitions
-	nodeOffset                       // an offset node
-	nodeOwner                        // an owner node
+	nodeConsumers    zkNodeKind = iota // {chroot}/consumers: children are groups
+	nodeTopics                         // offsets/ or owners/ of a group: children are topics
+	nodePartitions                     // a topic directory: children are partitions
+	nodeOffset                         // an offset node
+	nodeOwner                          // an owner node
+	nodeIDs                            // ids/ of a group: children are registrations
+	nodeRegistration                   // an instance's registration: its subscription names topics
 )
 
 // zkNode is one watched path. A node read while it is already replaced in
@@ -156,9 +162,12 @@ type zkNode struct {
 	owners   bool            // nodeTopics and nodePartitions: below owners/
 	children map[string]bool // directories: the children listed last
 	set      bool            // leaves: a value is in the state
+	topics   []string        // registrations: the topics put in the state
 }
 
-func (n *zkNode) leaf() bool { return n.kind == nodeOffset || n.kind == nodeOwner }
+func (n *zkNode) leaf() bool {
+	return n.kind == nodeOffset || n.kind == nodeOwner || n.kind == nodeRegistration
+}
 
 // dialZK opens a ZooKeeper client; it connects, and reconnects, in the background.
 // Its events go to the returned queue, which the connection's zkWatcher processes.
@@ -290,6 +299,11 @@ func (w *zkWatcher) readDir(p string, n *zkNode) {
 		w.mu.Unlock()
 		return
 	}
+	if n.kind == nodeConsumers {
+		a := w.filter.admit(names, n.children)
+		names = a.keep
+		w.report(a)
+	}
 	want := make(map[string]bool, len(names))
 	for _, name := range names {
 		want[name] = true
@@ -348,7 +362,25 @@ func (w *zkWatcher) readLeaf(p string, n *zkNode) {
 		return
 	}
 	n.set = true
-	if n.kind == nodeOwner {
+	switch n.kind {
+	case nodeRegistration:
+		topics, perr := parseSubscription(data)
+		if perr != nil {
+			w.log.Debug("registration unreadable; its topics are not listed", "path", p, "err", perr)
+		}
+		for _, t := range n.topics {
+			if !slices.Contains(topics, t) {
+				w.state.addTopic(groupTopic{n.key.group, t}, -1)
+			}
+		}
+		for _, t := range topics {
+			if !slices.Contains(n.topics, t) {
+				w.state.addTopic(groupTopic{n.key.group, t}, 1)
+			}
+		}
+		n.topics = topics
+		return
+	case nodeOwner:
 		owner := string(data)
 		if owner == "" {
 			owner = "?" // an owner node without data still means owned
@@ -403,10 +435,15 @@ func (w *zkWatcher) children(p string, n *zkNode, name string) []zkChild {
 	}
 	switch n.kind {
 	case nodeConsumers:
+		ids := dir(w.layout.IDs(name), partKey{group: name}, false)
+		ids.node.kind = nodeIDs
 		return []zkChild{
 			dir(w.layout.OffsetsRoot(name), partKey{group: name}, false),
 			dir(path.Join(w.layout.Group(name), "owners"), partKey{group: name}, true),
+			ids,
 		}
+	case nodeIDs:
+		return []zkChild{{path.Join(p, name), &zkNode{kind: nodeRegistration, key: n.key}}}
 	case nodeTopics:
 		c := dir(path.Join(p, name), partKey{group: n.key.group, topic: name}, n.owners)
 		c.node.kind = nodePartitions
@@ -452,9 +489,15 @@ func (w *zkWatcher) clear(n *zkNode) {
 		return
 	}
 	n.set = false
-	if n.kind == nodeOwner {
+	switch n.kind {
+	case nodeRegistration:
+		for _, t := range n.topics {
+			w.state.addTopic(groupTopic{n.key.group, t}, -1)
+		}
+		n.topics = nil
+	case nodeOwner:
 		w.state.update(n.key, func(p *zkPart) { p.owner = "" })
-	} else {
+	default:
 		w.state.update(n.key, func(p *zkPart) { p.hasCommit, p.committed, p.commitTime = false, 0, time.Time{} })
 	}
 }
