@@ -72,6 +72,7 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
+	./kmonitor/monitor:FuzzSubscription \
 	./kmonitor/web:FuzzMinutes
 
 # A failure that wrote no new input to testdata/fuzz is the fuzzing engine's own
