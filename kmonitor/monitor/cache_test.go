@@ -37,12 +37,21 @@ func TestAnswerCache(t *testing.T) {
 		if s.q.seconds {
 			maxAge = secondsMaxAge
 		}
-		_, body := c.get(key, s.token, maxAge, now, render)
+		_, body := c.get(key, s.q.clusters, s.token, maxAge, now, render)
 		if renders != s.renders {
 			t.Fatalf("step %d: got %d renders, want %d", i, renders, s.renders)
 		}
 		if want := byte('0' + renders); body[0] != want {
 			t.Fatalf("step %d: got body %q, want the latest render %q", i, body, want)
 		}
+	}
+	// A poll of cluster a drops its answers; the next request renders.
+	c.drop("b")
+	if c.get("json|true", []string{"a"}, "2.1.false;", secondsMaxAge, now, render); renders != 6 {
+		t.Fatalf("after another cluster's poll: got %d renders, want 6", renders)
+	}
+	c.drop("a")
+	if c.get("json|true", []string{"a"}, "2.1.false;", secondsMaxAge, now, render); renders != 7 {
+		t.Fatalf("after the cluster's poll: got %d renders, want 7", renders)
 	}
 }

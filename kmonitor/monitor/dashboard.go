@@ -26,7 +26,7 @@ func (d dashboard) History(span time.Duration) map[string][]web.Point {
 
 // Rows implements web.Source.
 func (d dashboard) Rows() []web.Row {
-	parts := d.m.Partitions()
+	parts := d.m.rowsOf(d.m.names)
 	rows := make([]web.Row, len(parts))
 	for i, p := range parts {
 		rows[i] = web.Row{

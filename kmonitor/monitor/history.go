@@ -1,6 +1,9 @@
 package monitor
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // history keeps one cluster's module lag samples: per module, its total lag and
 // largest time lag at every poll of the last historySpan. The poll times are
@@ -118,30 +121,52 @@ func (r *run) at(t int64) float64 {
 
 func near(a, b float64) bool { return a-b <= secondsEpsilon && b-a <= secondsEpsilon }
 
-// since returns each module's points at or after t, oldest first; modules
-// without one are left out.
-func (h *history) since(t time.Time) map[string][]Point {
+// since returns each module's points at or after t, oldest first, at most
+// limit of them (at least 2; 0 means no limit): with more, every k-th poll's is
+// taken (polls whose number k divides, so a chart keeps its points from one
+// refresh to the next) and the last. Modules without a point are left out.
+func (h *history) since(t time.Time, limit int) map[string][]Point {
 	from := t.UnixNano()
 	oldest := h.oldest()
+	// The first poll at or after t: times grow with the poll number.
+	first := oldest + uint64(sort.Search(int(h.next-oldest), func(i int) bool { return h.timeOf(oldest+uint64(i)) >= from }))
 	out := make(map[string][]Point)
 	for mod, s := range h.series {
-		var pts []Point
+		count := uint64(0)
 		for i := range s.runs {
 			r := &s.runs[i]
-			for seq := max(r.start, oldest); seq < r.start+uint64(r.n); seq++ {
-				at := h.timeOf(seq)
-				if at < from {
+			if end := r.start + uint64(r.n); end > first {
+				count += end - max(r.start, first)
+			}
+		}
+		if count == 0 {
+			continue
+		}
+		stride := uint64(1)
+		if limit > 0 {
+			l := uint64(max(limit, 2)) - 1 // the last point comes on top
+			stride = max((count+l-1)/l, 1)
+		}
+		last := s.runs[len(s.runs)-1]
+		lastSeq := last.start + uint64(last.n) - 1
+		pts := make([]Point, 0, min(count, count/stride+2))
+		for i := range s.runs {
+			r := &s.runs[i]
+			for seq := max(r.start, first); seq < r.start+uint64(r.n); seq++ {
+				if seq%stride != 0 && seq != lastSeq {
 					continue
 				}
+				at := h.timeOf(seq)
 				pts = append(pts, Point{Time: time.Unix(0, at), Lag: r.lag, Seconds: r.at(at)})
 			}
 		}
-		if len(pts) > 0 {
-			out[mod] = pts
-		}
+		out[mod] = pts
 	}
 	return out
 }
+
+// modules returns the number of modules with samples kept.
+func (h *history) modules() int { return len(h.series) }
 
 // runs returns the number of runs kept, for tests and benchmarks.
 func (h *history) runs() int {

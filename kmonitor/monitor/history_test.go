@@ -26,7 +26,7 @@ func TestHistoryRuns(t *testing.T) {
 			t.Errorf("%s: got %d runs, want %d", mod, got, want)
 		}
 	}
-	pts := h.since(time.Time{})
+	pts := h.since(time.Time{}, 0)
 	for mod, p := range pts {
 		if len(p) != polls {
 			t.Fatalf("%s: got %d points, want %d", mod, len(p), polls)
@@ -43,7 +43,7 @@ func TestHistoryRuns(t *testing.T) {
 			t.Fatalf("changing point %d: got %+v, want lag and seconds %d", i, p, i%3)
 		}
 	}
-	if got := h.since(base.Add(time.Duration(polls-2) * 5 * time.Second))["idle"]; len(got) != 2 {
+	if got := h.since(base.Add(time.Duration(polls-2)*5*time.Second), 0)["idle"]; len(got) != 2 {
 		t.Errorf("since the second to last poll: got %d points, want 2", len(got))
 	}
 }
@@ -72,7 +72,7 @@ func TestHistoryBounded(t *testing.T) {
 	if _, ok := h.series["gone"]; ok {
 		t.Error("a module without samples for the kept span is still there")
 	}
-	pts := h.since(time.Time{})["changing"]
+	pts := h.since(time.Time{}, 0)["changing"]
 	if len(pts) != capacity || pts[0].Lag != 15 || !pts[0].Time.Equal(at(15)) || pts[capacity-1].Lag != 24 {
 		t.Errorf("got %+v, want lags 15..24", pts)
 	}
@@ -81,7 +81,7 @@ func TestHistoryBounded(t *testing.T) {
 	for i := range 25 {
 		h.add(at(i), map[string]Point{"idle": {Lag: 3}})
 	}
-	if pts := h.since(time.Time{})["idle"]; len(pts) != capacity || !pts[0].Time.Equal(at(15)) {
+	if pts := h.since(time.Time{}, 0)["idle"]; len(pts) != capacity || !pts[0].Time.Equal(at(15)) {
 		t.Errorf("idle: got %d points from %v, want %d from %v", len(pts), pts[0].Time, capacity, at(15))
 	}
 }
@@ -93,5 +93,37 @@ func TestFormatSeconds(t *testing.T) {
 		if got := formatSeconds(in); got != want {
 			t.Errorf("formatSeconds(%v): got %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestHistoryLimit: with a limit, every k-th poll's point and the last are
+// returned, at most limit of them, the same polls from one call to the next.
+func TestHistoryLimit(t *testing.T) {
+	h := newHistory(1000)
+	base := time.Unix(1000, 0)
+	for i := range 700 {
+		h.add(base.Add(time.Duration(i)*time.Second), map[string]Point{"m": {Lag: int64(i)}, "idle": {}})
+	}
+	for _, limit := range []int{2, 3, 10, 100, 699, 700, 5000} {
+		pts := h.since(time.Time{}, limit)
+		for mod, p := range pts {
+			if len(p) > limit || len(p) < min(limit, 700)/2 {
+				t.Errorf("limit %d: %s got %d points", limit, mod, len(p))
+			}
+			if p[len(p)-1].Time != base.Add(699*time.Second) {
+				t.Errorf("limit %d: %s ends at %v, want the last poll", limit, mod, p[len(p)-1].Time)
+			}
+		}
+		for i, p := range pts["m"] {
+			if p.Lag != p.Time.Sub(base).Milliseconds()/1000 {
+				t.Fatalf("limit %d: point %d has lag %d at %v", limit, i, p.Lag, p.Time)
+			}
+		}
+	}
+	if got := len(h.since(base.Add(650*time.Second), 0)["m"]); got != 50 {
+		t.Errorf("the last 50 polls: got %d points", got)
+	}
+	if got := len(h.since(base.Add(650*time.Second), 10)["m"]); got > 10 || got < 5 {
+		t.Errorf("the last 50 polls, at most 10: got %d points", got)
 	}
 }

@@ -2,12 +2,13 @@ package monitor
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,10 +85,16 @@ func (m *Monitor) parseQuery(r *http.Request) (delayQuery, error) {
 	return dq, nil
 }
 
+// rowsOf returns the rows of clusters (sorted names), shared between answers:
+// callers must not modify them.
 func (m *Monitor) rowsOf(clusters []string) []PartitionLag {
+	now := m.now()
+	if len(clusters) == 1 {
+		return m.byName[clusters[0]].sharedRows(now)
+	}
 	var rows []PartitionLag
 	for _, n := range clusters {
-		rows = append(rows, m.byName[n].rows(m.now())...)
+		rows = append(rows, m.byName[n].sharedRows(now)...)
 	}
 	return rows
 }
@@ -107,7 +114,7 @@ func (m *Monitor) serveDelay(w http.ResponseWriter, r *http.Request) {
 	if q.seconds {
 		maxAge = secondsMaxAge
 	}
-	ctype, body := m.answers.get(key, m.tokens(q.clusters), maxAge, m.now(), func() (string, []byte) { return m.renderDelay(q) })
+	ctype, body := m.answers.get(key, q.clusters, m.tokens(q.clusters), maxAge, m.now(), func() (string, []byte) { return m.renderDelay(q) })
 	writeBody(w, ctype, body)
 }
 
@@ -143,11 +150,12 @@ type answerCache struct {
 }
 
 type answer struct {
-	mu    sync.Mutex // held while rendering, so concurrent requests render once
-	token string
-	at    time.Time
-	ctype string
-	body  []byte
+	clusters []string   // the clusters it is rendered from
+	mu       sync.Mutex // held while rendering, so concurrent requests render once
+	token    string
+	at       time.Time
+	ctype    string
+	body     []byte
 }
 
 // secondsMaxAge bounds the age of a cached answer holding time lags.
@@ -155,14 +163,14 @@ const secondsMaxAge = 250 * time.Millisecond
 
 // get returns the answer under key rendered from the state token, rendering it
 // when there is none, the state changed, or maxAge (0: no limit) has passed.
-func (c *answerCache) get(key, token string, maxAge time.Duration, now time.Time, render func() (string, []byte)) (string, []byte) {
+func (c *answerCache) get(key string, clusters []string, token string, maxAge time.Duration, now time.Time, render func() (string, []byte)) (string, []byte) {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]*answer{}
 	}
 	e := c.entries[key]
 	if e == nil {
-		e = &answer{}
+		e = &answer{clusters: clusters}
 		c.entries[key] = e
 	}
 	c.mu.Unlock()
@@ -173,6 +181,19 @@ func (c *answerCache) get(key, token string, maxAge time.Duration, now time.Time
 		e.token, e.at = token, now
 	}
 	return e.ctype, e.body
+}
+
+// drop forgets the answers rendered from cluster: after its poll they are out
+// of date, and at tens of thousands of partitions they are megabytes that would
+// otherwise wait for the next request for the same answer.
+func (c *answerCache) drop(cluster string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.entries {
+		if slices.Contains(e.clusters, cluster) {
+			delete(c.entries, key)
+		}
+	}
 }
 
 // renderDelay renders /delay for q.
@@ -202,13 +223,13 @@ func (m *Monitor) renderDelay(q delayQuery) (string, []byte) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			writeJSONString(&buf, c.name)
+			buf.Write(appendJSONString(buf.AvailableBuffer(), c.name))
 			buf.WriteString(":{")
 			for j, mod := range c.modules {
 				if j > 0 {
 					buf.WriteByte(',')
 				}
-				writeJSONString(&buf, mod.name)
+				buf.Write(appendJSONString(buf.AvailableBuffer(), mod.name))
 				buf.WriteString(":{")
 				for k, p := range mod.parts {
 					if k > 0 {
@@ -257,57 +278,57 @@ type delayPart struct {
 	value     string
 }
 
-// delayTable folds rows (sorted) into clusters → modules → partitions, in order.
-// Every selected cluster appears, also without modules.
+// delayTable folds rows (sorted by cluster, module, topic, partition) into
+// clusters → modules → partitions, in order, summing a module's topics per
+// partition number. Every selected cluster appears, also without modules. It
+// walks the rows once, one module at a time.
 func delayTable(clusters []string, rows []PartitionLag, seconds bool) []delayCluster {
-	type key struct {
-		cluster, module string
-		partition       int32
-	}
-	lag := map[key]int64{}
-	secs := map[key]float64{}
-	mods := map[string]map[string]map[int32]bool{}
-	for _, r := range rows {
-		if r.Committed == nil || r.LogEnd == nil {
-			continue
-		}
-		k := key{r.Cluster, r.Module, r.Partition}
-		lag[k] += r.Lag
-		secs[k] = max(secs[k], r.TimeLagSeconds)
-		if mods[r.Cluster] == nil {
-			mods[r.Cluster] = map[string]map[int32]bool{}
-		}
-		if mods[r.Cluster][r.Module] == nil {
-			mods[r.Cluster][r.Module] = map[int32]bool{}
-		}
-		mods[r.Cluster][r.Module][r.Partition] = true
-	}
 	out := make([]delayCluster, 0, len(clusters))
+	at := make(map[string]int, len(clusters))
 	for _, c := range clusters {
-		dc := delayCluster{name: c}
-		names := make([]string, 0, len(mods[c]))
-		for n := range mods[c] {
-			names = append(names, n)
+		at[c] = len(out)
+		out = append(out, delayCluster{name: c})
+	}
+	type sum struct {
+		partition int32
+		lag       int64
+		secs      float64
+	}
+	var sums []sum
+	flush := func(cluster, module string) {
+		if len(sums) == 0 {
+			return
 		}
-		sort.Strings(names)
-		for _, n := range names {
-			dm := delayModule{name: n}
-			ps := make([]int32, 0, len(mods[c][n]))
-			for p := range mods[c][n] {
-				ps = append(ps, p)
+		slices.SortStableFunc(sums, func(a, b sum) int { return cmp.Compare(a.partition, b.partition) })
+		dm := delayModule{name: module}
+		for i := 0; i < len(sums); {
+			s := sums[i]
+			for i++; i < len(sums) && sums[i].partition == s.partition; i++ {
+				s.lag += sums[i].lag
+				s.secs = max(s.secs, sums[i].secs)
 			}
-			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-			for _, p := range ps {
-				k := key{c, n, p}
-				v := strconv.FormatInt(lag[k], 10)
-				if seconds {
-					v = formatSeconds(secs[k])
-				}
-				dm.parts = append(dm.parts, delayPart{partition: p, value: v})
+			v := strconv.FormatInt(s.lag, 10)
+			if seconds {
+				v = formatSeconds(s.secs)
 			}
-			dc.modules = append(dc.modules, dm)
+			dm.parts = append(dm.parts, delayPart{partition: s.partition, value: v})
 		}
-		out = append(out, dc)
+		if i, ok := at[cluster]; ok {
+			out[i].modules = append(out[i].modules, dm)
+		}
+		sums = sums[:0]
+	}
+	for i := range rows {
+		r := &rows[i]
+		if i > 0 && (r.Cluster != rows[i-1].Cluster || r.Module != rows[i-1].Module) {
+			flush(rows[i-1].Cluster, rows[i-1].Module)
+		}
+		if r.Committed != nil && r.LogEnd != nil {
+			sums = append(sums, sum{r.Partition, r.Lag, r.TimeLagSeconds})
+		}
+	}
+	if len(rows) > 0 {
+		flush(rows[len(rows)-1].Cluster, rows[len(rows)-1].Module)
 	}
 	return out
 }
@@ -353,18 +374,10 @@ func (m *Monitor) serveLag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := "lag|" + strings.Join(q.clusters, ",")
-	ctype, body := m.answers.get(key, m.tokens(q.clusters), secondsMaxAge, m.now(), func() (string, []byte) {
+	ctype, body := m.answers.get(key, q.clusters, m.tokens(q.clusters), secondsMaxAge, m.now(), func() (string, []byte) {
 		rows := m.rowsOf(q.clusters)
-		if rows == nil {
-			rows = []PartitionLag{}
-		}
-		b, err := json.Marshal(rows)
-		if err != nil {
-			// Rows hold nothing encoding/json refuses; should that change,
-			// the failure is visible instead of an empty answer.
-			b, _ = json.Marshal(map[string]string{"error": "encode /lag: " + err.Error(), "code": "internal"})
-		}
-		return "application/json", b
+		// About 250 bytes a row: one allocation for the whole answer.
+		return "application/json", appendLagJSON(make([]byte, 0, 256*len(rows)+2), rows)
 	})
 	writeBody(w, ctype, body)
 }
@@ -388,7 +401,7 @@ func (m *Monitor) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		// ContinueOnError does; the failure goes to the log.
 		m.log.Warn("gathering metrics", "err", err)
 	}
-	_, body := m.answers.get("metrics", m.tokens(m.names), secondsMaxAge, m.now(), func() (string, []byte) {
+	_, body := m.answers.get("metrics", m.names, m.tokens(m.names), secondsMaxAge, m.now(), func() (string, []byte) {
 		b := renderMetrics(m.names, m.rowsOf(m.names), m.cfg.Base.MetricsPerPartition, m.metricsSize)
 		m.metricsSize = len(b)
 		return metricsContentType, b
@@ -399,11 +412,6 @@ func (m *Monitor) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(head.Bytes())
 	_, _ = w.Write(body)
-}
-
-func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s)
-	buf.Write(b)
 }
 
 func writeBody(w http.ResponseWriter, contentType string, body []byte) {

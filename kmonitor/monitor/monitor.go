@@ -74,6 +74,7 @@ func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
 			m.Close()
 			return nil, err
 		}
+		c.polledHook = func() { m.answers.drop(c.name) }
 		m.clusters = append(m.clusters, c)
 		m.byName[cc.Name] = c
 		m.names = append(m.names, cc.Name)
@@ -97,12 +98,19 @@ func (m *Monitor) Partitions() []PartitionLag {
 }
 
 // History returns, per "cluster/module", the module's total lag samples (one per
-// poll, kept for one hour) of the last d, oldest first.
+// poll, kept for one hour) of the last d, oldest first. At most historyPoints
+// are returned in all: with many modules, each gets every k-th poll's sample
+// and its last (at least two).
 func (m *Monitor) History(d time.Duration) map[string][]Point {
 	now := m.now()
+	modules := 0
+	for _, c := range m.clusters {
+		modules += c.historyModules()
+	}
+	limit := max(historyPoints/max(modules, 1), 2)
 	out := map[string][]Point{}
 	for _, c := range m.clusters {
-		for k, v := range c.historySince(d, now) {
+		for k, v := range c.historySince(d, now, limit) {
 			out[k] = v
 		}
 	}

@@ -477,8 +477,7 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 	go func() { defer close(done); c.watcher.run(wctx) }()
 	t.Cleanup(func() { cancel(); m.Close(); <-done; wcancel() })
 	eventually(t, 10*time.Second, "all offsets watched", func() bool {
-		parts, _ := c.zk.snapshot()
-		return len(parts) == 8
+		return len(c.zk.snapshot().parts) == 8
 	})
 	c.pollOnce(ctx) // connects, loads metadata
 	listOffsets.Store(0)

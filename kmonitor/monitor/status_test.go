@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -68,10 +69,122 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := evaluate(tt.samples, 4); got != tt.want {
+			if got := judge(tt.samples, 4); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
+			if got := evaluateSamples(tt.samples, 4); got != tt.want {
+				t.Errorf("reference: got %v, want %v", got, tt.want)
+			}
 		})
+	}
+}
+
+// judge adds samples, oldest first, to a window of window and evaluates them.
+func judge(in []sample, window int) Status {
+	var ss samples
+	for _, s := range in {
+		ss.add(s, window)
+	}
+	return ss.evaluate(window)
+}
+
+// evaluateSamples is the status rules of samples.evaluate written for a plain
+// list of samples, the reference the runs are checked against.
+func evaluateSamples(samples []sample, window int) Status {
+	if len(samples) > window {
+		samples = samples[len(samples)-window:]
+	}
+	if len(samples) > 0 && samples[len(samples)-1].oor {
+		return StatusOutOfRange
+	}
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		if a.hasCommit && b.hasCommit && b.committed < a.committed {
+			return StatusRewind
+		}
+	}
+	if len(samples) < window || window < 2 {
+		return StatusOK
+	}
+	owned, committed := false, false
+	for _, s := range samples {
+		owned = owned || s.hasOwner
+		committed = committed || s.hasCommit
+	}
+	if !owned || !committed {
+		return StatusStop
+	}
+	first, last := samples[0], samples[len(samples)-1]
+	for _, s := range samples {
+		if !s.hasCommit || s.lag == 0 {
+			return StatusOK
+		}
+	}
+	if first.committed == last.committed {
+		return StatusStall
+	}
+	for i := 1; i < len(samples); i++ {
+		if samples[i].lag < samples[i-1].lag {
+			return StatusOK
+		}
+	}
+	if last.lag > first.lag {
+		return StatusWarn
+	}
+	return StatusOK
+}
+
+// TestSampleRunsAgreeWithReference feeds random sample sequences, one sample at
+// a time, to samples and to the reference over the same window: the statuses
+// agree after every sample, and runs never hold more than the window.
+func TestSampleRunsAgreeWithReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	seen := map[Status]int{}
+	for trial := range 3000 {
+		window := 2 + rng.IntN(6)
+		var ss samples
+		var all []sample
+		committed := int64(rng.IntN(5))
+		for i := range 30 {
+			// Few distinct values, so runs, stalls and rewinds all occur.
+			switch rng.IntN(4) {
+			case 0:
+				committed += int64(rng.IntN(3))
+			case 1:
+				committed -= int64(rng.IntN(2))
+			}
+			s := sample{committed: committed, lag: int64(rng.IntN(3)), hasCommit: rng.IntN(8) > 0,
+				hasOwner: rng.IntN(6) > 0, oor: rng.IntN(20) == 0}
+			if !s.hasCommit {
+				s.committed = 0
+			}
+			all = append(all, s)
+			ss.add(s, window)
+			got, want := ss.evaluate(window), evaluateSamples(all, window)
+			if got != want {
+				t.Fatalf("trial %d, sample %d, window %d: got %v, want %v for %+v", trial, i, window, got, want, all)
+			}
+			seen[got]++
+			if int(ss.count) != min(len(all), window) || len(ss.runs) > window {
+				t.Fatalf("trial %d: %d samples in %d runs, want %d in at most %d", trial, ss.count, len(ss.runs), min(len(all), window), window)
+			}
+		}
+	}
+	for st := StatusOK; st <= StatusOutOfRange; st++ {
+		if seen[st] == 0 {
+			t.Errorf("no sequence gave %v; the test does not cover it", st)
+		}
+	}
+}
+
+// TestIdleSamplesOneRun: a partition nothing happens to keeps one run.
+func TestIdleSamplesOneRun(t *testing.T) {
+	var ss samples
+	for range 1000 {
+		ss.add(sample{lag: 7}, 10)
+	}
+	if len(ss.runs) != 1 || ss.count != 10 {
+		t.Errorf("got %d runs of %d samples, want 1 of 10", len(ss.runs), ss.count)
 	}
 }
 

@@ -48,6 +48,18 @@ type zkState struct {
 	// version counts changes, so answers rendered from the state can be reused
 	// until it changes.
 	version atomic.Uint64
+
+	// snap is the last snapshot: it is shared until the state changes, since
+	// its readers never modify it.
+	snap *zkSnapshot
+}
+
+// zkSnapshot is a copy of a zkState at one version. It is shared: nobody
+// modifies it.
+type zkSnapshot struct {
+	parts   map[partKey]zkPart
+	topics  []groupTopic
+	version uint64
 }
 
 // Version returns a number that changes whenever the state does.
@@ -98,10 +110,16 @@ func (s *zkState) addTopic(gt groupTopic, delta int) {
 	}
 }
 
-// snapshot copies the state.
-func (s *zkState) snapshot() (map[partKey]zkPart, []groupTopic) {
+// snapshot returns a copy of the state, shared by every caller until the state
+// changes: callers must not modify it. (20,000 groups copied at every poll and
+// answer cost megabytes each time while nothing changed.)
+func (s *zkState) snapshot() *zkSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// version only changes with s.mu held, so it is stable here.
+	if s.snap != nil && s.snap.version == s.version.Load() {
+		return s.snap
+	}
 	parts := make(map[partKey]zkPart, len(s.parts))
 	for k, p := range s.parts {
 		parts[k] = *p
@@ -110,7 +128,8 @@ func (s *zkState) snapshot() (map[partKey]zkPart, []groupTopic) {
 	for gt := range s.topics {
 		topics = append(topics, gt)
 	}
-	return parts, topics
+	s.snap = &zkSnapshot{parts: parts, topics: topics, version: s.version.Load()}
+	return s.snap
 }
 
 // zkWorkers is the number of goroutines a zkWatcher reads ZooKeeper with.
@@ -321,6 +340,9 @@ func (w *zkWatcher) readDir(p string, n *zkNode) {
 		if n.children[name] {
 			continue
 		}
+		if n.children == nil {
+			n.children = make(map[string]bool, len(names))
+		}
 		n.children[name] = true
 		kids := w.children(p, n, name)
 		if len(kids) == 0 {
@@ -431,7 +453,9 @@ type zkChild struct {
 // children returns the paths watched for child name of directory n at p.
 func (w *zkWatcher) children(p string, n *zkNode, name string) []zkChild {
 	dir := func(path string, key partKey, owners bool) zkChild {
-		return zkChild{path, &zkNode{kind: nodeTopics, key: key, owners: owners, children: map[string]bool{}}}
+		// children is made at the first child: most directories of idle
+		// groups (owners/, ids/) do not exist.
+		return zkChild{path, &zkNode{kind: nodeTopics, key: key, owners: owners}}
 	}
 	switch n.kind {
 	case nodeConsumers:
@@ -617,6 +641,12 @@ func (q *zkQueue) next(ctx context.Context) (zkItem, bool) {
 			q.head++
 			if q.head == len(q.paths) {
 				q.paths, q.head = q.paths[:0], 0
+				if cap(q.paths) > 4096 {
+					// The burst of a start (a path per node) is read: its
+					// memory goes (Go maps never shrink). Every queued path
+					// was in paths, so queued holds only p now.
+					q.paths, q.queued = nil, map[string]bool{}
+				}
 			} else if q.head >= 1024 && q.head*2 >= len(q.paths) {
 				q.paths = append(q.paths[:0], q.paths[q.head:]...)
 				q.head = 0
