@@ -89,7 +89,7 @@ func originalConfig(t *testing.T, zkAddr string, port int) string {
 	return path
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

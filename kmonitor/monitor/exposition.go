@@ -8,11 +8,13 @@ import (
 
 // The lag series of /metrics are written here in the Prometheus text format
 // (version 0.0.4) straight from the rows, not through the client library's
-// registry: building, sorting and encoding a metric object per series cost about
-// 60 µs of CPU per module partition per scrape, while writing the same lines costs
-// about 1 µs, and /metrics reuses the bytes until the state changes (see
-// answerCache). Labels are written in the order the client library writes them
-// (sorted by name), so the lines read the same as before.
+// registry: building, gathering, sorting and encoding a metric object per series
+// took about 40 µs per module partition (420 ms and 1.6 million allocations for
+// 200 modules × 50 partitions, BenchmarkMetrics), writing the same lines takes
+// about 1 µs (11 ms, 15 allocations), and /metrics reuses the bytes until the
+// state changes (see answerCache). Labels are written in the order the client
+// library writes them (sorted by name): the lines are the same as before
+// (TestRenderMetricsAsClientLibrary).
 
 // statusHelp names the numbers kmonitor_partition_status and
 // kmonitor_module_status export.
