@@ -83,7 +83,7 @@ func sampleLines(text string) []string {
 
 type collectorFunc func(chan<- prometheus.Metric)
 
-func (collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (collectorFunc) Describe(chan<- *prometheus.Desc)      {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 // TestRenderMetricsAsClientLibrary: the per-partition lines are exactly the

@@ -176,6 +176,11 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/delay?unit=hours", 400, "unknown_unit"},
 		{"GET", "/lag?cluster=nope", 400, "unknown_cluster"},
 		{"POST", "/delay", 405, "method_not_allowed"},
+		// Go's query parser drops "format=zabbix;x=1" whole: answering JSON
+		// to a Zabbix poller would be silent.
+		{"GET", "/delay?format=zabbix;x=1", 400, "bad_query"},
+		{"GET", "/delay?format=zabbix&x=%zz", 400, "bad_query"},
+		{"GET", "/lag?cluster=test_cluster;", 400, "bad_query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.query, func(t *testing.T) {
@@ -191,6 +196,10 @@ func TestBadRequests(t *testing.T) {
 			}
 			if resp.StatusCode != tt.status || body.Code != tt.code || body.Error == "" {
 				t.Errorf("got %d %+v, want %d code %s with a reason", resp.StatusCode, body, tt.status, tt.code)
+			}
+			// The configured clusters are not every client's business.
+			if tt.code == "unknown_cluster" && strings.Contains(body.Error, "test_cluster") {
+				t.Errorf("reason %q lists the configured cluster", body.Error)
 			}
 		})
 	}

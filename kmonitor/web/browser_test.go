@@ -64,22 +64,7 @@ func TestBrowserRendersDashboard(t *testing.T) {
 	srv := httptest.NewServer(Handler(src))
 	t.Cleanup(srv.Close)
 
-	shot := filepath.Join(t.TempDir(), "dashboard.png")
-	testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
-	raw, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if keep := os.Getenv("DASHBOARD_SCREENSHOT"); keep != "" {
-		if err := os.WriteFile(keep, raw, 0o644); err != nil {
-			t.Errorf("keep screenshot: %v", err)
-		}
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
-	}
-	checkScreenshot(t, img)
+	checkScreenshot(t, screenshot(t, bin, srv.URL+"/", "DASHBOARD_SCREENSHOT"))
 
 	dom, _ := testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
 	for _, want := range []string{`>prod / orders-push</h2>`, `>prod / billing</h2>`, `>Last updated `, `id="error" class="error" role="alert" hidden=""`} {
@@ -167,21 +152,7 @@ func TestBrowserLongModuleName(t *testing.T) {
 	srv := httptest.NewServer(Handler(src))
 	t.Cleanup(srv.Close)
 
-	shot := filepath.Join(t.TempDir(), "long.png")
-	testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
-	raw, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if keep := os.Getenv("DASHBOARD_LONG_SCREENSHOT"); keep != "" {
-		if err := os.WriteFile(keep, raw, 0o644); err != nil {
-			t.Errorf("keep screenshot: %v", err)
-		}
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
-	}
+	img := screenshot(t, bin, srv.URL+"/", "DASHBOARD_LONG_SCREENSHOT")
 	// Five badges of about 115 x 18 px: the module's in its header, always on
 	// screen, and one per row, off screen when the table is pushed away.
 	badge := 0
@@ -208,6 +179,28 @@ func TestBrowserLongModuleName(t *testing.T) {
 			t.Errorf("row %d: got %s, want the out-of-range note", p, row)
 		}
 	}
+}
+
+// screenshot loads url in Chromium and returns its screenshot, also written to
+// the file the environment variable keep names, when set.
+func screenshot(t *testing.T, bin, url, keep string) image.Image {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "screenshot.png")
+	testproc.RunChromium(t, bin, url, "--virtual-time-budget=5000", "--screenshot="+shot)
+	raw, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if path := os.Getenv(keep); path != "" {
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Errorf("keep screenshot: %v", err)
+		}
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("decode screenshot: %v", err)
+	}
+	return img
 }
 
 // rowHTML returns the table row of r in dom.
