@@ -167,12 +167,3 @@ func (h *history) since(t time.Time, limit int) map[string][]Point {
 
 // modules returns the number of modules with samples kept.
 func (h *history) modules() int { return len(h.series) }
-
-// runs returns the number of runs kept, for tests and benchmarks.
-func (h *history) runs() int {
-	n := 0
-	for _, s := range h.series {
-		n += len(s.runs)
-	}
-	return n
-}
