@@ -88,7 +88,7 @@ type cluster struct {
 	hist    *history
 	// aboveEnd holds the committed offsets the last poll confirmed above the
 	// log end (see position).
-	aboveEnd map[partKey]int64
+	aboveEnd map[partKey]aboveEnd
 	kafkaErr error
 	polled   bool // a poll finished
 
@@ -149,7 +149,7 @@ func newCluster(cc ClusterConfig, poll time.Duration, window int, log *slog.Logg
 		tsCache:  map[tsKey]time.Time{},
 		misses:   map[topicPart]int{},
 		hist:     newHistory(min(int(historySpan/poll)+1, maxHistoryPoints)),
-		aboveEnd: map[partKey]int64{},
+		aboveEnd: map[partKey]aboveEnd{},
 	}
 	for _, state := range []string{"tracked", "filtered", "over_cap"} {
 		m.groups.WithLabelValues(cc.Name, state).Set(0)
@@ -474,12 +474,28 @@ func (c *cluster) sample(now time.Time, before map[partKey]zkPart, found map[tsK
 	c.polled = true
 }
 
+// aboveEnd is a committed offset found above the log end by polls in a row.
+type aboveEnd struct {
+	offset int64
+	polls  int
+}
+
+// confirmPolls is the number of polls in a row that must find a committed
+// offset above the log end before it counts as out of range: for a moment after
+// a leader change the new leader's high watermark can lag behind the old one's,
+// and one such read must not report a whole log of lag.
+const confirmPolls = 2
+
+// confirmed reports whether a confirms committed offset off out of range.
+func (a aboveEnd) confirmed(off int64) bool { return a.offset == off && a.polls >= confirmPolls }
+
 // confirmOutOfRange notes the committed offsets that lie above the log end just
-// read although they were read before it and have not changed since: those are
-// out of range (see position). A partition whose log offsets could not be read
-// keeps its note while its committed offset stays. c.mu is held.
+// read although they were read before it and have not changed since; found so
+// by confirmPolls polls in a row, they are out of range (see position). A
+// partition whose log offsets could not be read keeps its note while its
+// committed offset stays. c.mu is held.
 func (c *cluster) confirmOutOfRange(before, after map[partKey]zkPart) {
-	next := map[partKey]int64{}
+	next := map[partKey]aboveEnd{}
 	for k, p := range after {
 		if !p.hasCommit {
 			continue
@@ -488,12 +504,16 @@ func (c *cluster) confirmOutOfRange(before, after map[partKey]zkPart) {
 		switch {
 		case !ok:
 		case !e.fresh:
-			if off, noted := c.aboveEnd[k]; noted && off == p.committed {
-				next[k] = off
+			if a, noted := c.aboveEnd[k]; noted && a.offset == p.committed {
+				next[k] = a
 			}
 		default:
 			if b, ok := before[k]; ok && b.hasCommit && b.committed == p.committed && p.committed > e.end {
-				next[k] = p.committed
+				a := aboveEnd{offset: p.committed, polls: 1}
+				if prev := c.aboveEnd[k]; prev.offset == p.committed {
+					a.polls = min(prev.polls+1, confirmPolls)
+				}
+				next[k] = a
 			}
 		}
 	}
@@ -657,8 +677,7 @@ func (c *cluster) rowLocked(k partKey, p zkPart, zkOK bool, now time.Time, a *ro
 	if !known {
 		return r
 	}
-	off, noted := c.aboveEnd[k]
-	r.pos, r.OutOfRange = position(p.committed, e.logOffsets, noted && off == p.committed)
+	r.pos, r.OutOfRange = position(p.committed, e.logOffsets, c.aboveEnd[k].confirmed(p.committed))
 	r.Lag = max(0, e.end-r.pos)
 	if r.Lag > 0 {
 		if ts, ok := c.tsCache[tsKey{tp, r.pos}]; ok {

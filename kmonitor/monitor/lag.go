@@ -18,8 +18,9 @@ package monitor
 //     (lag 0).
 //
 // confirmed says the committed offset was read before the log end it is compared
-// with (see cluster.pollOnce): a log end read later can only be lower than a
-// committed offset if the log really is shorter.
+// with, by confirmPolls polls in a row (see cluster.confirmOutOfRange): a log
+// end read later can only be lower than a committed offset if the log really is
+// shorter (or, for a moment, a new leader's high watermark lags).
 func position(committed int64, lo logOffsets, confirmed bool) (pos int64, oor bool) {
 	switch {
 	case committed < lo.start:

@@ -257,3 +257,37 @@ func TestZabbixKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConfirmOutOfRange: a committed offset above the log end counts as out of
+// range only when read before that log end, unchanged, in confirmPolls polls in
+// a row; a poll that cannot read the log keeps the note.
+func TestConfirmOutOfRange(t *testing.T) {
+	k := partKey{"m", "t", 0}
+	tp := topicPart{"t", 0}
+	committed := func(off int64) map[partKey]zkPart { return map[partKey]zkPart{k: {committed: off, hasCommit: true}} }
+	c := &cluster{logs: map[topicPart]logEntry{tp: {logOffsets: logOffsets{0, 200}, fresh: true}}, aboveEnd: map[partKey]aboveEnd{}}
+	steps := []struct {
+		name          string
+		before, after int64
+		fresh         bool
+		want          bool
+	}{
+		{"first poll above the end", 500, 500, true, false},
+		{"second poll in a row", 500, 500, true, true},
+		{"a poll without Kafka keeps it", 500, 500, false, true},
+		{"a commit during the poll", 500, 0, true, false},
+		{"above again", 500, 500, true, false},
+		{"a commit past a log end read before it", 190, 250, true, false},
+		{"the same commit seen before the next read", 250, 250, true, false},
+		{"and once more", 250, 250, true, true},
+	}
+	for _, st := range steps {
+		e := c.logs[tp]
+		e.fresh = st.fresh
+		c.logs[tp] = e
+		c.confirmOutOfRange(committed(st.before), committed(st.after))
+		if got := c.aboveEnd[k].confirmed(st.after); got != st.want {
+			t.Errorf("%s: got confirmed %v, want %v (%+v)", st.name, got, st.want, c.aboveEnd[k])
+		}
+	}
+}
