@@ -86,8 +86,8 @@ type cluster struct {
 	tsCache map[tsKey]time.Time
 	misses  map[topicPart]int // failed timestamp reads, to ask for those first
 	hist    *history
-	// aboveEnd holds the committed offsets the last poll confirmed above the
-	// log end (see position).
+	// aboveEnd holds the committed offsets polls found above the log end,
+	// with how many polls in a row (see confirmOutOfRange).
 	aboveEnd map[partKey]aboveEnd
 	kafkaErr error
 	polled   bool // a poll finished
