@@ -47,7 +47,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./kproxy/proxy/ ./kproxy/httpapi/ ./ktransfer/push/ ./ktransfer/window/ ./ktransfer/dispatch/
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 30m -v ./kproxy/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
-	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
+	$(GO) test -run '^$$' -bench . -benchmem ./kmonitor/monitor/
+	$(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkIdleGroups' -benchtime 1x -timeout 30m -v ./kmonitor/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
 FUZZ_TARGETS := \
@@ -75,6 +76,8 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
+	./kmonitor/monitor:FuzzSubscription \
+	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
 	./kproxy/pubsub:FuzzFrame
 
