@@ -8,6 +8,7 @@
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
 #   make vulncheck  govulncheck on the code (needs https://vuln.go.dev)
+#   make install  binaries, example configuration, systemd units, logrotate (PREFIX, SYSCONFDIR, DESTDIR)
 #   make proto   regenerate the Go code of kproxy/pubsub/pubsub.proto (protoc, pinned protoc-gen-go)
 
 GO        ?= go
@@ -16,7 +17,7 @@ FUZZTIME  ?= 30s
 DURATION  ?= 30m
 TESTFLAGS ?=
 
-.PHONY: all build deps test soak browser-test bench fuzz vulncheck proto run stop clean
+.PHONY: all build install deps test soak browser-test bench fuzz vulncheck proto run stop clean
 
 all: build
 
@@ -48,7 +49,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench BenchmarkGateways -benchtime 1x -timeout 30m -v ./kproxy/
 	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 1x -timeout 30m -v ./kproxy/pubsub/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
-	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
+	$(GO) test -run '^$$' -bench . -benchmem ./kmonitor/monitor/
+	$(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkIdleGroups' -benchtime 1x -timeout 30m -v ./kmonitor/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
 FUZZ_TARGETS := \
@@ -65,6 +67,7 @@ FUZZ_TARGETS := \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
+	./kproxy/proxy:FuzzReadValue \
 	./ktransfer/push:FuzzReadHead \
 	./ktransfer/push:FuzzQueryEscape \
 	./ktransfer/push:FuzzResponse \
@@ -75,6 +78,8 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
+	./kmonitor/monitor:FuzzSubscription \
+	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
 	./kproxy/pubsub:FuzzFrame \
 	./kproxy/devicehive:FuzzFrame
@@ -115,3 +120,43 @@ stop:
 
 clean:
 	rm -rf $(BIN)
+
+# Install as a service. PREFIX (/usr/local) holds the binaries and the systemd
+# units (PREFIX/lib/systemd/system, which systemd reads); SYSCONFDIR (/etc) the
+# configuration, the logrotate file and nothing else. DESTDIR stages the whole tree
+# (packaging). An existing configuration file is never overwritten; the installed
+# ktransfer.yaml leaves ops_listen unset, so each ktransfer@ process of a host finds
+# a free operations port when 5040 is taken. Without
+# DESTDIR, the system user comes from systemd-sysusers when it is present.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+BINDIR     := $(PREFIX)/bin
+UNITDIR    := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+CONFDIR    := $(SYSCONFDIR)/kafka-http-wrapper
+LOGDIR     := /var/log/kafka-http-wrapper
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(CONFDIR)/modules $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(BIN)/kproxy $(BIN)/ktransfer $(BIN)/kmonitor $(DESTDIR)$(BINDIR)/
+	for f in conf/systemd/*.service.in; do \
+		u=$$(basename $$f .in); \
+		sed -e 's#@BINDIR@#$(BINDIR)#g' -e 's#@CONFDIR@#$(CONFDIR)#g' $$f > $(DESTDIR)$(UNITDIR)/$$u; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	install -m 0644 conf/systemd/kafka-http-wrapper.sysusers $(DESTDIR)$(SYSUSERSDIR)/kafka-http-wrapper.conf
+	install -m 0644 conf/logrotate/kafka-http-wrapper $(DESTDIR)$(SYSCONFDIR)/logrotate.d/kafka-http-wrapper
+	for d in kproxy ktransfer kmonitor; do \
+		dst=$(DESTDIR)$(CONFDIR)/$$d.yaml; \
+		[ -e $$dst ] || sed -e 's#^\( *log_dir:\).*#\1 $(LOGDIR)#' \
+			-e 's#^module_conf_dir:.*#module_conf_dir: $(CONFDIR)/modules#' \
+			-e 's#^ops_listen:#\# (unset: several ktransfer@ processes share this file) ops_listen:#' \
+			conf/$$d.yaml > $$dst; \
+	done
+	[ -e $(DESTDIR)$(CONFDIR)/modules/example.yaml ] || install -m 0644 conf/modules/example.yaml $(DESTDIR)$(CONFDIR)/modules/
+	chmod 0644 $(DESTDIR)$(CONFDIR)/*.yaml
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/kafka-http-wrapper.conf; \
+	fi

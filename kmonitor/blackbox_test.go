@@ -89,7 +89,7 @@ func originalConfig(t *testing.T, zkAddr string, port int) string {
 	return path
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -104,6 +104,13 @@ func get(t *testing.T, url string) (int, string) {
 // ZooKeeper and kfake in the state of the original README's example: on
 // test_cluster, test_module_1 is 12 records behind and test_module_2 is done.
 func startOriginal(t *testing.T) (base string, p *testproc.Proc) {
+	t.Helper()
+	base, p, _ = startOriginalFile(t)
+	return base, p
+}
+
+// startOriginalFile is startOriginal that also returns the configuration file.
+func startOriginalFile(t *testing.T) (base string, p *testproc.Proc, cfg string) {
 	t.Helper()
 	kafka := testcluster.Kafka(t, kfake.SeedTopics(1, "test_topic"))
 	broker := testcluster.Brokers(kafka)[0]
@@ -130,7 +137,7 @@ func startOriginal(t *testing.T) (base string, p *testproc.Proc) {
 	}
 
 	port := testproc.FreePort(t)
-	cfg := originalConfig(t, z.Addr, port)
+	cfg = originalConfig(t, z.Addr, port)
 	bin := testproc.Build(t, ".")
 	if out, err := exec.Command(bin, "-t", "-f", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("-t: %v %s", err, out)
@@ -138,7 +145,58 @@ func startOriginal(t *testing.T) (base string, p *testproc.Proc) {
 	p = testproc.Start(t, bin, "-f", cfg)
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	return base, p
+	return base, p, cfg
+}
+
+// TestSecondKmonitorOnOnePortFails starts a second kmonitor from the same
+// original file on the same host: its port (the one Zabbix polls) is taken, so
+// it must not start elsewhere; it exits 1 naming the port, and the first one
+// keeps serving.
+func TestSecondKmonitorOnOnePortFails(t *testing.T) {
+	base, first, cfg := startOriginalFile(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get(t, base+"/delay"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first kmonitor does not answer /delay:\n%s", first.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	second := testproc.Start(t, testproc.Build(t, "."), "-f", cfg)
+	code := second.Wait(20 * time.Second)
+	if code != 1 {
+		t.Fatalf("second kmonitor: got exit code %d (-1: still running), want 1\n%s", code, second.Output())
+	}
+	// The original file logs to log_dir: both processes write kmonitor.log there.
+	logDir := ""
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, " log_dir: "); ok {
+			logDir = v
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(logDir, "kmonitor.log"))
+	if err != nil {
+		t.Fatalf("read the log: %v", err)
+	}
+	port := strings.TrimPrefix(base, "http://127.0.0.1:")
+	want := regexp.MustCompile(`level=FATAL .*http_server\.port ` + port + `: cannot listen on :` + port + ` .*address already in use`)
+	if !want.Match(log) {
+		t.Errorf("log lacks a fatal line matching %s:\n%s", want, log)
+	}
+	if code, body := get(t, base+"/delay"); code != http.StatusOK {
+		t.Errorf("first kmonitor after the second failed: got %d %s, want 200", code, body)
+	}
+	select {
+	case <-first.Exited():
+		t.Errorf("the first kmonitor exited:\n%s", first.Output())
+	default:
+	}
 }
 
 func TestOriginalConfigDelayAndZabbixSender(t *testing.T) {

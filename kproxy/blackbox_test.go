@@ -313,8 +313,9 @@ func TestCheckFlag(t *testing.T) {
 
 // TestHTTPSWithClientCertificates runs the binary with the tls section: a client
 // with a certificate of the client CA writes a record (read back with kcat), one
-// without is refused, plain HTTP gets nowhere, and SIGHUP serves a renewed
-// certificate without a restart.
+// without is refused, plain HTTP gets nowhere, the operations endpoints answer
+// on ops_listen over plain HTTP without a certificate, and SIGHUP serves a
+// renewed certificate without a restart.
 func TestHTTPSWithClientCertificates(t *testing.T) {
 	const topic = "bb-tls"
 	ca := testpki.NewCA(t, "bb")
@@ -323,9 +324,10 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	client := clientCA.Client(t, "service")
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, topic))
 	brokers := testcluster.Brokers(c)
+	opsAddr := fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))
 	cfg, port, logDir := bbOriginalConfig(t, brokers, fmt.Sprintf(
-		"tls:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\n  min_version: \"1.2\"\n",
-		server.CertFile, server.KeyFile, clientCA.CertFile))
+		"tls:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\n  min_version: \"1.2\"\nops_listen: %s\npprof: true\n",
+		server.CertFile, server.KeyFile, clientCA.CertFile, opsAddr))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	httpsClient := func(certs ...tls.Certificate) *http.Client {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: certs}}
@@ -374,6 +376,22 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	recs := kcatRead(t, brokers[0], topic, 1)
 	if len(recs) < 1 || !bytes.Equal(recs[0].value, val) || recs[0].key != "k1" {
 		t.Fatalf("kcat: got %+v, want the record posted over TLS", recs)
+	}
+
+	// Probes and Prometheus need no client certificate on ops_listen.
+	for _, path := range []string{"/readyz", "/metrics", "/debug/pprof/cmdline"} {
+		resp, err := http.Get("http://" + opsAddr + path)
+		if err != nil {
+			t.Fatalf("ops_listen %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("ops_listen %s: got %d, want 200", path, resp.StatusCode)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), `kproxy_requests_total{code="ok",status="200"} `) {
+			t.Errorf("ops_listen /metrics lacks the commit:\n%s", body)
+		}
 	}
 
 	// Renew the certificate in place and signal: new connections get it.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,13 @@ func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
 
 func (p program) Run(ctx context.Context, log *slog.Logger) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Collect garbage before the process grows past what the configuration
+		// bounds its live memory to.
+		debug.SetMemoryLimit(p.cfg.MemoryBound())
+	}
+	log.Info("memory bound", "bytes", p.cfg.MemoryBound(), "max_connections", p.cfg.MaxConnections,
+		"max_header_bytes", p.cfg.MaxHeaderBytes, "max_body_memory_bytes", p.cfg.MaxBodyMemoryBytes)
 	core, err := proxy.New(ctx, p.cfg, log)
 	if err != nil {
 		return err

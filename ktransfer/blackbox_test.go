@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -219,39 +218,11 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	}
 
 	want := keys * perKey
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got := map[string]bool{}
-		for _, d := range be.snapshot() {
-			got[d] = true
-		}
-		if len(got) == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered %d distinct records of %d\nprocess a:\n%s\nprocess b:\n%s", len(got), want, a.logs(), b.logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	// First deliveries of each key arrive in offset (seq) order.
+	waitDistinct(t, be, want, 60*time.Second, func() string {
+		return fmt.Sprintf("process a:\n%s\nprocess b:\n%s", a.logs(), b.logs())
+	})
 	delivered := be.snapshot()
-	first := map[string]bool{}
-	last := map[string]int{}
-	for _, d := range delivered {
-		if first[d] {
-			continue
-		}
-		first[d] = true
-		key, seqStr, _ := strings.Cut(d, "/")
-		seq, _ := strconv.Atoi(seqStr)
-		if prev, ok := last[key]; ok && seq != prev+1 {
-			t.Fatalf("key %s: first delivery of seq %d after seq %d", key, seq, prev)
-		} else if !ok && seq != 0 {
-			t.Fatalf("key %s: first delivery is seq %d", key, seq)
-		}
-		last[key] = seq
-	}
+	checkKeyOrder(t, "", delivered)
 	dups := len(delivered) - want
 	// A crash re-pushes at most what was done after the last commit: bounded by
 	// the window of every partition the dead process owned.
@@ -265,14 +236,67 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	}
 	be.mu.Unlock()
 
-	// Final offsets in ZooKeeper equal the log end.
+	waitOffsetsAtEnd(t, z, cl, "/mq/test_cluster", module, topic, partitions)
+
+	// A clean shutdown exits 0.
+	stopAll(t, a, b)
+}
+
+// waitDistinct waits until s has delivered want distinct records; on timeout it
+// fails the test with what logs returns.
+func waitDistinct(t *testing.T, s *sink, want int, timeout time.Duration, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := map[string]bool{}
+		for _, d := range s.snapshot() {
+			got[d] = true
+		}
+		if len(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d distinct records of %d\n%s", len(got), want, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkKeyOrder fails the test unless the first delivery of each key's records
+// came in seq order, starting at 0. what names the deliveries in messages.
+func checkKeyOrder(t *testing.T, what string, delivered []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, d := range delivered {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		key, seqStr, _ := strings.Cut(d, "/")
+		seq, _ := strconv.Atoi(seqStr)
+		prev, ok := last[key]
+		if !ok {
+			prev = -1
+		}
+		if seq != prev+1 {
+			t.Fatalf("%skey %s: first delivery of seq %d after seq %d", what, key, seq, prev)
+		}
+		last[key] = seq
+	}
+}
+
+// waitOffsetsAtEnd waits until the module's offsets in ZooKeeper equal the log
+// end of every partition.
+func waitOffsetsAtEnd(t *testing.T, z *testcluster.ZooKeeper, cl *kgo.Client, chroot, module, topic string, partitions int32) {
+	t.Helper()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn := z.Conn(t)
-	layout := zkconsumers.New("/mq/test_cluster")
-	deadline = time.Now().Add(20 * time.Second)
+	layout := zkconsumers.New(chroot)
+	deadline := time.Now().Add(20 * time.Second)
 	for p := int32(0); p < partitions; p++ {
 		end, _ := ends.Lookup(topic, p)
 		for {
@@ -285,18 +309,6 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("partition %d: offset in ZooKeeper %s (%v), log end %d", p, data, err, end.Offset)
 			}
 			time.Sleep(100 * time.Millisecond)
-		}
-	}
-
-	// A clean shutdown exits 0.
-	for _, p := range []*proc{a, b} {
-		p.Signal(syscall.SIGTERM)
-		code := p.Wait(40 * time.Second)
-		if code == -1 {
-			t.Fatalf("%s did not exit after SIGTERM", p.name)
-		}
-		if code != 0 {
-			t.Errorf("%s: exit code %d after SIGTERM\n%s", p.name, code, p.logs())
 		}
 	}
 }

@@ -19,6 +19,7 @@ type program struct{ cfg transfer.Config }
 
 func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
+func (p program) Warnings() []string             { return p.cfg.Warnings }
 
 func (p program) Run(ctx context.Context, log *slog.Logger) error {
 	t, err := transfer.New(ctx, p.cfg, log.With("instance", p.cfg.InstanceID))

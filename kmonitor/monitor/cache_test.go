@@ -1,12 +1,13 @@
 package monitor
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
 
-func TestDelayCache(t *testing.T) {
-	var c delayCache
+func TestAnswerCache(t *testing.T) {
+	var c answerCache
 	renders := 0
 	render := func() (string, []byte) {
 		renders++
@@ -31,12 +32,26 @@ func TestDelayCache(t *testing.T) {
 	}
 	for i, s := range steps {
 		now = now.Add(s.after)
-		_, body := c.get(s.q, s.token, now, render)
+		key := s.q.format + "|" + strconv.FormatBool(s.q.seconds)
+		var maxAge time.Duration
+		if s.q.seconds {
+			maxAge = secondsMaxAge
+		}
+		_, body := c.get(key, s.q.clusters, s.token, maxAge, now, render)
 		if renders != s.renders {
 			t.Fatalf("step %d: got %d renders, want %d", i, renders, s.renders)
 		}
 		if want := byte('0' + renders); body[0] != want {
 			t.Fatalf("step %d: got body %q, want the latest render %q", i, body, want)
 		}
+	}
+	// A poll of cluster a drops its answers; the next request renders.
+	c.drop("b")
+	if c.get("json|true", []string{"a"}, "2.1.false;", secondsMaxAge, now, render); renders != 6 {
+		t.Fatalf("after another cluster's poll: got %d renders, want 6", renders)
+	}
+	c.drop("a")
+	if c.get("json|true", []string{"a"}, "2.1.false;", secondsMaxAge, now, render); renders != 7 {
+		t.Fatalf("after the cluster's poll: got %d renders, want 7", renders)
 	}
 }

@@ -40,6 +40,11 @@ type BaseConfig struct {
 	StatusWindow int `key:"status_window"`
 	// Shutdown bounds the drain of HTTP requests after SIGTERM, default 30s.
 	Shutdown time.Duration `key:"shutdown_timeout"`
+	// MetricsPerPartition adds the per-partition series (kmonitor_lag_records
+	// and the rest, eight per module partition) to /metrics, default false:
+	// /lag serves the same detail, and per module and per status series are
+	// always there.
+	MetricsPerPartition bool `key:"metrics_per_partition"`
 }
 
 // HTTPConfig is the http_server section.
@@ -77,6 +82,23 @@ type ClusterConfig struct {
 	Kafka kafkaconn.Config `key:"kafka"`
 	// PollIntervalMs overrides base.poll_interval_ms for this cluster; 0 = use base.
 	PollIntervalMs int `key:"poll_interval_ms"`
+	// Groups selects the consumer groups to monitor by name.
+	Groups GroupsConfig `key:"groups"`
+	// MaxGroups bounds the consumer groups monitored, default 10000. Beyond it
+	// further groups are not monitored, with a warning and the metric
+	// kmonitor_groups{state="over_cap"}.
+	MaxGroups int `key:"max_groups"`
+}
+
+// GroupsConfig is a cluster section's groups subsection. A group is monitored
+// when it matches no Deny pattern and, if Allow is not empty, an Allow pattern.
+// Patterns are regular expressions matching the whole group name (as kproxy's
+// topics.allow and topics.deny).
+type GroupsConfig struct {
+	// Allow, when not empty, lists the patterns a group must match.
+	Allow []string `key:"allow"`
+	// Deny lists the patterns of groups not monitored.
+	Deny []string `key:"deny"`
 }
 
 // Defaults returns the base and http_server defaults; Clusters is empty.
@@ -106,6 +128,8 @@ func ClusterDefaults() ClusterConfig {
 		ZKHosts:            []string{},
 		BrokerHosts:        []string{},
 		Kafka:              kafkaconn.Config{ClientID: "kmonitor"},
+		Groups:             GroupsConfig{Allow: []string{}, Deny: []string{}},
+		MaxGroups:          10000,
 	}
 }
 
@@ -198,4 +222,7 @@ func (cc *ClusterConfig) check(f *config.File, key string) {
 	if cc.PollIntervalMs != 0 {
 		f.Range(key+".poll_interval_ms", int64(cc.PollIntervalMs), 10, 3600000)
 	}
+	f.Regexps(key+".groups.allow", cc.Groups.Allow)
+	f.Regexps(key+".groups.deny", cc.Groups.Deny)
+	f.Range(key+".max_groups", int64(cc.MaxGroups), 1, 1000000)
 }

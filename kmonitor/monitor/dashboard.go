@@ -26,13 +26,13 @@ func (d dashboard) History(span time.Duration) map[string][]web.Point {
 
 // Rows implements web.Source.
 func (d dashboard) Rows() []web.Row {
-	parts := d.m.Partitions()
+	parts := d.m.rowsOf(d.m.names)
 	rows := make([]web.Row, len(parts))
 	for i, p := range parts {
 		rows[i] = web.Row{
 			Cluster: p.Cluster, Module: p.Module, Topic: p.Topic, Partition: p.Partition,
 			Lag: p.Lag, TimeLagSeconds: p.TimeLagSeconds, Status: p.Status.String(),
-			Stale: p.Stale, NoCommit: p.NoCommit, Owner: p.Owner,
+			Stale: p.Stale, NoCommit: p.NoCommit, OutOfRange: p.OutOfRange, Owner: p.Owner,
 		}
 	}
 	return rows

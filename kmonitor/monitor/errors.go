@@ -8,6 +8,9 @@ import (
 // Errors of a /delay request; each maps to an HTTP status and machine code in
 // classify.
 var (
+	// ErrBadQuery means the query string is malformed: a semicolon as a
+	// separator, a bad escape (400).
+	ErrBadQuery = errors.New("malformed query")
 	// ErrUnknownCluster means ?cluster= names no configured cluster (400).
 	ErrUnknownCluster = errors.New("unknown cluster")
 	// ErrUnknownFormat means ?format= is not json, zabbix or zabbix_discovery (400).
@@ -21,6 +24,8 @@ var (
 // classify maps a request error to its HTTP status and machine code.
 func classify(err error) (int, string) {
 	switch {
+	case errors.Is(err, ErrBadQuery):
+		return http.StatusBadRequest, "bad_query"
 	case errors.Is(err, ErrUnknownCluster):
 		return http.StatusBadRequest, "unknown_cluster"
 	case errors.Is(err, ErrUnknownFormat):

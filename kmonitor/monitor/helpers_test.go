@@ -91,7 +91,13 @@ type running struct {
 // start serves cfg until the test ends.
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
-	m, err := New(cfg, testLogger(t))
+	return startMonitor(t, cfg, testLogger(t))
+}
+
+// startMonitor serves cfg, logging to log, until the test ends.
+func startMonitor(t *testing.T, cfg Config, log *slog.Logger) *running {
+	t.Helper()
+	m, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,21 @@ package monitor
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 )
 
 // Handler returns kmonitor's HTTP handler: /delay, /lag, /healthz, /readyz,
@@ -22,6 +28,13 @@ func (m *Monitor) Handler() http.Handler { return m.mux }
 func (m *Monitor) Handle(pattern string, h http.Handler) { m.mux.Handle(pattern, h) }
 
 func (m *Monitor) mount() {
+	// /healthz and /readyz are the shared ones; /metrics adds the lag series
+	// to the registry's.
+	ops := http.NewServeMux()
+	opshttp.Mount(ops, m.ready, m.reg)
+	m.mux.Handle("GET /healthz", ops)
+	m.mux.Handle("GET /readyz", ops)
+	m.mux.HandleFunc("GET /metrics", m.serveMetrics)
 	m.mux.HandleFunc("/delay", m.serveDelay)
 	m.mux.HandleFunc("/lag", m.serveLag)
 }
@@ -35,27 +48,35 @@ type delayQuery struct {
 
 func (m *Monitor) parseQuery(r *http.Request) (delayQuery, error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return delayQuery{}, fmt.Errorf("%w: %s", ErrMethodNotAllowed, r.Method)
+		return delayQuery{}, fmt.Errorf("%w: %s", ErrMethodNotAllowed, quoteCut(r.Method))
 	}
-	q := r.URL.Query()
+	// A query the standard parser cannot read whole is refused rather than
+	// read in part: url.Query drops a parameter it cannot parse, so
+	// "format=zabbix;x=1" (a semicolon is no separator) would answer JSON.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return delayQuery{}, fmt.Errorf("%w %s: %v; separate parameters with & and escape reserved characters", ErrBadQuery, quoteCut(r.URL.RawQuery), err)
+	}
 	dq := delayQuery{format: q.Get("format")}
 	switch dq.format {
 	case "":
 		dq.format = "json"
 	case "json", "zabbix", "zabbix_discovery":
 	default:
-		return delayQuery{}, fmt.Errorf("%w %q: use json, zabbix or zabbix_discovery", ErrUnknownFormat, dq.format)
+		return delayQuery{}, fmt.Errorf("%w %s: use json, zabbix or zabbix_discovery", ErrUnknownFormat, quoteCut(dq.format))
 	}
 	switch u := q.Get("unit"); u {
 	case "", "records":
 	case "seconds":
 		dq.seconds = true
 	default:
-		return delayQuery{}, fmt.Errorf("%w %q: use records or seconds", ErrUnknownUnit, u)
+		return delayQuery{}, fmt.Errorf("%w %s: use records or seconds", ErrUnknownUnit, quoteCut(u))
 	}
 	if name, ok := q["cluster"]; ok {
 		if _, known := m.byName[name[0]]; !known {
-			return delayQuery{}, fmt.Errorf("%w %q: configured clusters are %v", ErrUnknownCluster, name[0], m.names)
+			// The configured names are not listed: they are the operator's, not
+			// every client's business.
+			return delayQuery{}, fmt.Errorf("%w %s: it is not one of the %d configured", ErrUnknownCluster, quoteCut(name[0]), len(m.names))
 		}
 		dq.clusters = []string{name[0]}
 	} else {
@@ -64,10 +85,16 @@ func (m *Monitor) parseQuery(r *http.Request) (delayQuery, error) {
 	return dq, nil
 }
 
+// rowsOf returns the rows of clusters (sorted names), shared between answers:
+// callers must not modify them.
 func (m *Monitor) rowsOf(clusters []string) []PartitionLag {
+	now := m.now()
+	if len(clusters) == 1 {
+		return m.byName[clusters[0]].sharedRows(now)
+	}
 	var rows []PartitionLag
 	for _, n := range clusters {
-		rows = append(rows, m.byName[n].rows(m.now())...)
+		rows = append(rows, m.byName[n].sharedRows(now)...)
 	}
 	return rows
 }
@@ -82,8 +109,22 @@ func (m *Monitor) serveDelay(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, err)
 		return
 	}
-	ctype, body := m.delayCache.get(q, m.tokens(q.clusters), m.now(), func() (string, []byte) { return m.renderDelay(q) })
+	key := q.format + "|" + strconv.FormatBool(q.seconds) + "|" + strings.Join(q.clusters, ",")
+	var maxAge time.Duration // records only change with the state
+	if q.seconds {
+		maxAge = secondsMaxAge
+	}
+	ctype, body := m.answers.get(key, q.clusters, m.tokens(q.clusters), maxAge, m.now(), func() (string, []byte) { return m.renderDelay(q) })
 	writeBody(w, ctype, body)
+}
+
+// quoteCut quotes s for an error message, cut to 64 bytes.
+func quoteCut(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		return strconv.Quote(s[:limit]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // tokens identifies the state of the selected clusters.
@@ -96,47 +137,63 @@ func (m *Monitor) tokens(clusters []string) string {
 	return sb.String()
 }
 
-// delayCache keeps rendered /delay answers until the state they were rendered
-// from changes (a ZooKeeper change, a poll, a session change): rendering 10,000
-// partitions costs tens of milliseconds, and dashboards and Zabbix ask far more
-// often than the state changes. Time lags change with the clock, so answers in
-// seconds are kept for at most secondsMaxAge. The keys are bounded: formats ×
-// units × (configured clusters + 1).
-type delayCache struct {
+// answerCache keeps rendered answers of /delay, /lag and /metrics until the
+// state they were rendered from changes (a ZooKeeper change, a poll, a session
+// change): rendering 10,000 partitions costs tens of milliseconds, and
+// dashboards, Zabbix and Prometheus ask far more often than the state changes.
+// Time lags change with the clock, so answers holding them are kept for at most
+// secondsMaxAge. The keys are bounded: /delay's formats × units × (configured
+// clusters + 1), /lag's configured clusters + 1, and /metrics.
+type answerCache struct {
 	mu      sync.Mutex
-	entries map[string]*delayEntry
+	entries map[string]*answer
 }
 
-type delayEntry struct {
-	mu    sync.Mutex // held while rendering, so concurrent requests render once
-	token string
-	at    time.Time
-	ctype string
-	body  []byte
+type answer struct {
+	clusters []string   // the clusters it is rendered from
+	mu       sync.Mutex // held while rendering, so concurrent requests render once
+	token    string
+	at       time.Time
+	ctype    string
+	body     []byte
 }
 
-// secondsMaxAge bounds the age of a cached answer in seconds.
+// secondsMaxAge bounds the age of a cached answer holding time lags.
 const secondsMaxAge = 250 * time.Millisecond
 
-func (c *delayCache) get(q delayQuery, token string, now time.Time, render func() (string, []byte)) (string, []byte) {
-	key := q.format + "|" + strconv.FormatBool(q.seconds) + "|" + strings.Join(q.clusters, ",")
+// get returns the answer under key rendered from the state token, rendering it
+// when there is none, the state changed, or maxAge (0: no limit) has passed.
+func (c *answerCache) get(key string, clusters []string, token string, maxAge time.Duration, now time.Time, render func() (string, []byte)) (string, []byte) {
 	c.mu.Lock()
 	if c.entries == nil {
-		c.entries = map[string]*delayEntry{}
+		c.entries = map[string]*answer{}
 	}
 	e := c.entries[key]
 	if e == nil {
-		e = &delayEntry{}
+		e = &answer{clusters: clusters}
 		c.entries[key] = e
 	}
 	c.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.body == nil || e.token != token || (q.seconds && now.Sub(e.at) > secondsMaxAge) {
+	if e.body == nil || e.token != token || (maxAge > 0 && now.Sub(e.at) > maxAge) {
 		e.ctype, e.body = render()
 		e.token, e.at = token, now
 	}
 	return e.ctype, e.body
+}
+
+// drop forgets the answers rendered from cluster: after its poll they are out
+// of date, and at tens of thousands of partitions they are megabytes that would
+// otherwise wait for the next request for the same answer.
+func (c *answerCache) drop(cluster string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.entries {
+		if slices.Contains(e.clusters, cluster) {
+			delete(c.entries, key)
+		}
+	}
 }
 
 // renderDelay renders /delay for q.
@@ -166,13 +223,13 @@ func (m *Monitor) renderDelay(q delayQuery) (string, []byte) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			writeJSONString(&buf, c.name)
+			buf.Write(appendJSONString(buf.AvailableBuffer(), c.name))
 			buf.WriteString(":{")
 			for j, mod := range c.modules {
 				if j > 0 {
 					buf.WriteByte(',')
 				}
-				writeJSONString(&buf, mod.name)
+				buf.Write(appendJSONString(buf.AvailableBuffer(), mod.name))
 				buf.WriteString(":{")
 				for k, p := range mod.parts {
 					if k > 0 {
@@ -221,57 +278,57 @@ type delayPart struct {
 	value     string
 }
 
-// delayTable folds rows (sorted) into clusters → modules → partitions, in order.
-// Every selected cluster appears, also without modules.
+// delayTable folds rows (sorted by cluster, module, topic, partition) into
+// clusters → modules → partitions, in order, summing a module's topics per
+// partition number. Every selected cluster appears, also without modules. It
+// walks the rows once, one module at a time.
 func delayTable(clusters []string, rows []PartitionLag, seconds bool) []delayCluster {
-	type key struct {
-		cluster, module string
-		partition       int32
-	}
-	lag := map[key]int64{}
-	secs := map[key]float64{}
-	mods := map[string]map[string]map[int32]bool{}
-	for _, r := range rows {
-		if r.Committed == nil || r.LogEnd == nil {
-			continue
-		}
-		k := key{r.Cluster, r.Module, r.Partition}
-		lag[k] += r.Lag
-		secs[k] = max(secs[k], r.TimeLagSeconds)
-		if mods[r.Cluster] == nil {
-			mods[r.Cluster] = map[string]map[int32]bool{}
-		}
-		if mods[r.Cluster][r.Module] == nil {
-			mods[r.Cluster][r.Module] = map[int32]bool{}
-		}
-		mods[r.Cluster][r.Module][r.Partition] = true
-	}
 	out := make([]delayCluster, 0, len(clusters))
+	at := make(map[string]int, len(clusters))
 	for _, c := range clusters {
-		dc := delayCluster{name: c}
-		names := make([]string, 0, len(mods[c]))
-		for n := range mods[c] {
-			names = append(names, n)
+		at[c] = len(out)
+		out = append(out, delayCluster{name: c})
+	}
+	type sum struct {
+		partition int32
+		lag       int64
+		secs      float64
+	}
+	var sums []sum
+	flush := func(cluster, module string) {
+		if len(sums) == 0 {
+			return
 		}
-		sort.Strings(names)
-		for _, n := range names {
-			dm := delayModule{name: n}
-			ps := make([]int32, 0, len(mods[c][n]))
-			for p := range mods[c][n] {
-				ps = append(ps, p)
+		slices.SortStableFunc(sums, func(a, b sum) int { return cmp.Compare(a.partition, b.partition) })
+		dm := delayModule{name: module}
+		for i := 0; i < len(sums); {
+			s := sums[i]
+			for i++; i < len(sums) && sums[i].partition == s.partition; i++ {
+				s.lag += sums[i].lag
+				s.secs = max(s.secs, sums[i].secs)
 			}
-			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-			for _, p := range ps {
-				k := key{c, n, p}
-				v := strconv.FormatInt(lag[k], 10)
-				if seconds {
-					v = formatSeconds(secs[k])
-				}
-				dm.parts = append(dm.parts, delayPart{partition: p, value: v})
+			v := strconv.FormatInt(s.lag, 10)
+			if seconds {
+				v = formatSeconds(s.secs)
 			}
-			dc.modules = append(dc.modules, dm)
+			dm.parts = append(dm.parts, delayPart{partition: s.partition, value: v})
 		}
-		out = append(out, dc)
+		if i, ok := at[cluster]; ok {
+			out[i].modules = append(out[i].modules, dm)
+		}
+		sums = sums[:0]
+	}
+	for i := range rows {
+		r := &rows[i]
+		if i > 0 && (r.Cluster != rows[i-1].Cluster || r.Module != rows[i-1].Module) {
+			flush(rows[i-1].Cluster, rows[i-1].Module)
+		}
+		if r.Committed != nil && r.LogEnd != nil {
+			sums = append(sums, sum{r.Partition, r.Lag, r.TimeLagSeconds})
+		}
+	}
+	if len(rows) > 0 {
+		flush(rows[len(rows)-1].Cluster, rows[len(rows)-1].Module)
 	}
 	return out
 }
@@ -292,10 +349,13 @@ type discoveryItem struct {
 	Partition string `json:"{#PARTITION}"`
 }
 
+// writeDiscovery lists every partition Kafka knows of every module, with a
+// committed offset or not: a partition without one gets its items before its
+// first commit, and a nodata() trigger on them finds partitions nobody pushes.
 func writeDiscovery(buf *bytes.Buffer, rows []PartitionLag) {
 	items := []discoveryItem{}
 	for _, r := range rows {
-		if r.Committed == nil || r.LogEnd == nil {
+		if r.LogEnd == nil {
 			continue
 		}
 		items = append(items, discoveryItem{r.Cluster, r.Module, r.Topic, strconv.Itoa(int(r.Partition))})
@@ -305,28 +365,53 @@ func writeDiscovery(buf *bytes.Buffer, rows []PartitionLag) {
 }
 
 // serveLag answers /lag: a JSON array of every row, including partitions without
-// a commit, ordered by cluster, module, topic and partition.
+// a commit, ordered by cluster, module, topic and partition. Answers are cached
+// as /delay's in seconds are.
 func (m *Monitor) serveLag(w http.ResponseWriter, r *http.Request) {
 	q, err := m.parseQuery(r)
 	if err != nil {
 		m.fail(w, err)
 		return
 	}
-	rows := m.rowsOf(q.clusters)
-	if rows == nil {
-		rows = []PartitionLag{}
-	}
-	b, err := json.Marshal(rows)
-	if err != nil {
-		m.fail(w, err)
-		return
-	}
-	writeBody(w, "application/json", b)
+	key := "lag|" + strings.Join(q.clusters, ",")
+	ctype, body := m.answers.get(key, q.clusters, m.tokens(q.clusters), secondsMaxAge, m.now(), func() (string, []byte) {
+		rows := m.rowsOf(q.clusters)
+		// About 250 bytes a row: one allocation for the whole answer.
+		return "application/json", appendLagJSON(make([]byte, 0, 256*len(rows)+2), rows)
+	})
+	writeBody(w, ctype, body)
 }
 
-func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s)
-	buf.Write(b)
+// metricsContentType is the Prometheus text format, version 0.0.4.
+const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// serveMetrics answers /metrics in the Prometheus text format: the registry's
+// series (Go runtime, process, polls, ZooKeeper, groups), then the lag series,
+// cached as /lag is.
+func (m *Monitor) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	var head bytes.Buffer
+	mfs, err := m.reg.Gather()
+	for _, mf := range mfs {
+		if _, werr := expfmt.MetricFamilyToText(&head, mf); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		// Gather returns what it could with the error, as promhttp's
+		// ContinueOnError does; the failure goes to the log.
+		m.log.Warn("gathering metrics", "err", err)
+	}
+	_, body := m.answers.get("metrics", m.names, m.tokens(m.names), secondsMaxAge, m.now(), func() (string, []byte) {
+		b := renderMetrics(m.names, m.rowsOf(m.names), m.cfg.Base.MetricsPerPartition, m.metricsSize)
+		m.metricsSize = len(b)
+		return metricsContentType, b
+	})
+	w.Header().Set("Content-Type", metricsContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(head.Len()+len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(head.Bytes())
+	_, _ = w.Write(body)
 }
 
 func writeBody(w http.ResponseWriter, contentType string, body []byte) {

@@ -251,6 +251,12 @@ func (r *kafkaReader) fetchTimestamps(ctx context.Context, leader int32, set map
 	}
 	out := map[topicPart]time.Time{}
 	var errs []error
+	var stale []string
+	defer func() {
+		if len(stale) > 0 {
+			r.cl.PurgeTopicsFromClient(stale...)
+		}
+	}()
 	for i := range resp.Topics {
 		rt := &resp.Topics[i]
 		topic := rt.Topic
@@ -271,6 +277,11 @@ func (r *kafkaReader) fetchTimestamps(ctx context.Context, leader int32, set map
 			}, rp, r.dec, nil)
 			if fp.Err != nil {
 				errs = append(errs, fmt.Errorf("fetch %s/%d at %d: %w", topic, rp.Partition, off, fp.Err))
+				if errors.Is(fp.Err, kerr.UnknownTopicID) {
+					// The topic was deleted and created again: the client's
+					// cached metadata still has the old topic id.
+					stale = append(stale, topic)
+				}
 				continue
 			}
 			for _, rec := range fp.Records {

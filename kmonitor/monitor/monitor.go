@@ -40,8 +40,11 @@ type Monitor struct {
 	metrics  *metrics
 	now      func() time.Time
 
-	delayCache delayCache
-	closeOnce  sync.Once
+	answers   answerCache
+	closeOnce sync.Once
+	// metricsSize is the length of the last rendered lag series, so the next
+	// rendering allocates once; guarded by the cache entry's lock.
+	metricsSize int
 }
 
 // New creates a Monitor from a checked configuration. It starts connecting to
@@ -71,6 +74,7 @@ func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
 			m.Close()
 			return nil, err
 		}
+		c.polledHook = func() { m.answers.drop(c.name) }
 		m.clusters = append(m.clusters, c)
 		m.byName[cc.Name] = c
 		m.names = append(m.names, cc.Name)
@@ -78,7 +82,6 @@ func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
 	}
 	sort.Strings(m.names)
 	sort.Slice(m.clusters, func(i, j int) bool { return m.clusters[i].name < m.clusters[j].name })
-	opshttp.Mount(m.mux, m.ready, m.reg)
 	m.mount()
 	return m, nil
 }
@@ -95,24 +98,34 @@ func (m *Monitor) Partitions() []PartitionLag {
 }
 
 // History returns, per "cluster/module", the module's total lag samples (one per
-// poll, kept for one hour) of the last d, oldest first.
+// poll, kept for one hour) of the last d, oldest first. At most historyPoints
+// are returned in all: with many modules, each gets every k-th poll's sample
+// and its last (at least two).
 func (m *Monitor) History(d time.Duration) map[string][]Point {
 	now := m.now()
+	modules := 0
+	for _, c := range m.clusters {
+		modules += c.historyModules()
+	}
+	limit := max(historyPoints/max(modules, 1), 2)
 	out := map[string][]Point{}
 	for _, c := range m.clusters {
-		for k, v := range c.historySince(d, now) {
+		for k, v := range c.historySince(d, now, limit) {
 			out[k] = v
 		}
 	}
 	return out
 }
 
-// Run listens on listen_address:port and serves until ctx ends (see Serve).
+// Run listens on listen_address:port and serves until ctx ends (see Serve). A
+// port that cannot be bound is an error: Zabbix and Prometheus poll that port,
+// so kmonitor never moves to another one.
 func (m *Monitor) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", m.cfg.Addr())
 	if err != nil {
 		m.Close()
-		return fmt.Errorf("listen on %s: %w", m.cfg.Addr(), err)
+		return fmt.Errorf("http_server.port %d: cannot listen on %s (another kmonitor running? free the port or set another): %w",
+			m.cfg.HTTP.Port, m.cfg.Addr(), err)
 	}
 	return m.Serve(ctx, ln)
 }

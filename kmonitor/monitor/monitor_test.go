@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -67,18 +69,52 @@ func TestDelayOriginalShapes(t *testing.T) {
 		code, _ := get(t, r.url+"/readyz")
 		return code == http.StatusOK
 	})
-	metrics := r.body(t, "/metrics")
+	// By default /metrics has per-module and per-status series, not the
+	// per-partition ones.
+	metrics := scrape(t, r)
+	for _, want := range []string{
+		`kmonitor_module_lag_records{cluster="test_cluster",module="test_module_1"} 12`,
+		`kmonitor_module_lag_records{cluster="test_cluster",module="test_module_2"} 0`,
+		`kmonitor_module_lag_seconds{cluster="test_cluster",module="test_module_2"} 0`,
+		`kmonitor_module_status{cluster="test_cluster",module="test_module_1"} 0`,
+		`kmonitor_partitions{cluster="test_cluster",status="OK"} 2`,
+		`kmonitor_partitions{cluster="test_cluster",status="OUT_OF_RANGE"} 0`,
+		`kmonitor_partitions_no_commit{cluster="test_cluster"} 0`,
+		`kmonitor_partitions_stale{cluster="test_cluster"} 0`,
+		`kmonitor_groups{cluster="test_cluster",state="tracked"} 2`,
+		`kmonitor_groups{cluster="test_cluster",state="over_cap"} 0`,
+		`kmonitor_zookeeper_connected{cluster="test_cluster"} 1`,
+		`kmonitor_poll_duration_seconds_count{cluster="test_cluster"}`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(metrics, "\n"+want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, "kmonitor_lag_records{") {
+		t.Error("/metrics has per-partition series without metrics_per_partition")
+	}
+	// With metrics_per_partition, eight series per module partition.
+	cfg := testConfig(200*time.Millisecond, 10, e.clusterConfig("test_cluster", chroot))
+	cfg.Base.MetricsPerPartition = true
+	rp := start(t, cfg)
+	eventually(t, 10*time.Second, "/delay of the second monitor", func() bool {
+		return rp.body(t, "/delay") == wantJSON
+	})
+	metrics = scrape(t, rp)
 	for _, want := range []string{
 		`kmonitor_lag_records{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 12`,
 		`kmonitor_committed_offset{cluster="test_cluster",module="test_module_2",partition="0",topic="t"} 12`,
 		`kmonitor_log_end_offset{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 12`,
+		`kmonitor_log_start_offset{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 0`,
 		`kmonitor_partition_status{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 0`,
+		`kmonitor_partition_no_commit{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 0`,
+		`kmonitor_partition_stale{cluster="test_cluster",module="test_module_1",partition="0",topic="t"} 0`,
 		`kmonitor_lag_seconds{cluster="test_cluster",module="test_module_2",partition="0",topic="t"} 0`,
-		`kmonitor_zookeeper_connected{cluster="test_cluster"} 1`,
-		`kmonitor_poll_duration_seconds_count{cluster="test_cluster"}`,
+		`kmonitor_module_lag_records{cluster="test_cluster",module="test_module_1"} 12`,
 	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+		if !strings.Contains(metrics, "\n"+want+"\n") {
+			t.Errorf("/metrics with metrics_per_partition lacks %s", want)
 		}
 	}
 	eventually(t, 10*time.Second, "an hour's history has points", func() bool {
@@ -90,6 +126,26 @@ func TestDelayOriginalShapes(t *testing.T) {
 	if h := r.m.History(0); len(h) != 0 {
 		t.Errorf("History(0): got %d modules, want none", len(h))
 	}
+}
+
+// scrape returns /metrics after checking it is the Prometheus text format and
+// parses (every family once, every line well-formed).
+func scrape(t *testing.T, r *running) string {
+	t.Helper()
+	resp, err := http.Get(r.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Fatalf("/metrics: got %d %s, want 200 in the text format", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	if _, err := p.TextToMetricFamilies(strings.NewReader(body)); err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
+	}
+	return body
 }
 
 func readAll(t *testing.T, resp *http.Response) string {
@@ -120,6 +176,11 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/delay?unit=hours", 400, "unknown_unit"},
 		{"GET", "/lag?cluster=nope", 400, "unknown_cluster"},
 		{"POST", "/delay", 405, "method_not_allowed"},
+		// Go's query parser drops "format=zabbix;x=1" whole: answering JSON
+		// to a Zabbix poller would be silent.
+		{"GET", "/delay?format=zabbix;x=1", 400, "bad_query"},
+		{"GET", "/delay?format=zabbix&x=%zz", 400, "bad_query"},
+		{"GET", "/lag?cluster=test_cluster;", 400, "bad_query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.query, func(t *testing.T) {
@@ -135,6 +196,10 @@ func TestBadRequests(t *testing.T) {
 			}
 			if resp.StatusCode != tt.status || body.Code != tt.code || body.Error == "" {
 				t.Errorf("got %d %+v, want %d code %s with a reason", resp.StatusCode, body, tt.status, tt.code)
+			}
+			// The configured clusters are not every client's business.
+			if tt.code == "unknown_cluster" && strings.Contains(body.Error, "test_cluster") {
+				t.Errorf("reason %q lists the configured cluster", body.Error)
 			}
 		})
 	}
@@ -268,7 +333,7 @@ func TestTimeLag(t *testing.T) {
 	if !strings.Contains(zbx, "- c.done.0.delay_seconds 0\n") || !strings.Contains(zbx, "- c.m.0.delay_seconds 18") {
 		t.Errorf("zabbix seconds: got %q", zbx)
 	}
-	if m := r.body(t, "/metrics"); !strings.Contains(m, `kmonitor_lag_seconds{cluster="c",module="m",partition="0",topic="t"} 18`) {
+	if m := scrape(t, r); !strings.Contains(m, `kmonitor_module_lag_seconds{cluster="c",module="m"} 18`) {
 		t.Errorf("/metrics lacks the time lag of m")
 	}
 }
@@ -421,8 +486,7 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 	go func() { defer close(done); c.watcher.run(wctx) }()
 	t.Cleanup(func() { cancel(); m.Close(); <-done; wcancel() })
 	eventually(t, 10*time.Second, "all offsets watched", func() bool {
-		parts, _ := c.zk.snapshot()
-		return len(parts) == 8
+		return len(c.zk.snapshot().parts) == 8
 	})
 	c.pollOnce(ctx) // connects, loads metadata
 	listOffsets.Store(0)

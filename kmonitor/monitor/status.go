@@ -21,11 +21,17 @@ const (
 	StatusStop
 	// StatusRewind: the committed offset went backwards within the window.
 	StatusRewind
+	// StatusOutOfRange: at the last poll the committed offset lay outside the
+	// partition's log (above the log end: the topic was recreated or the log
+	// truncated; below the log start: retention deleted records not yet pushed).
+	// Resuming there loses records; see outOfRange for the lag reported then.
+	StatusOutOfRange
 )
 
-var statusNames = [...]string{"OK", "WARN", "STALL", "STOP", "REWIND"}
+var statusNames = [...]string{"OK", "WARN", "STALL", "STOP", "REWIND", "OUT_OF_RANGE"}
 
-// String returns the status's name: OK, WARN, STALL, STOP or REWIND.
+// String returns the status's name: OK, WARN, STALL, STOP, REWIND or
+// OUT_OF_RANGE.
 func (s Status) String() string {
 	if s < 0 || int(s) >= len(statusNames) {
 		return "UNKNOWN"
@@ -52,16 +58,50 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// sample is one poll's view of a module partition.
+// sample is one poll's view of a module partition. Samples are comparable:
+// equal ones in a row are kept as one run.
 type sample struct {
 	committed int64 // valid when hasCommit
+	lag       int64
 	hasCommit bool
 	hasOwner  bool
-	lag       int64
+	oor       bool // the committed offset was out of range (see position)
 }
 
-// evaluate judges samples, oldest first, against a window of window samples.
-// Rules in order of precedence:
+// sampleRun is n equal samples in a row.
+type sampleRun struct {
+	s sample
+	n int32
+}
+
+// samples are a module partition's last samples, at most a window of them, as
+// runs of equal ones: a partition nothing happens to costs one run.
+type samples struct {
+	runs  []sampleRun // oldest first
+	count int32       // samples in runs
+}
+
+// add appends s and drops the oldest samples beyond window.
+func (ss *samples) add(s sample, window int) {
+	if n := len(ss.runs); n > 0 && ss.runs[n-1].s == s {
+		ss.runs[n-1].n++
+	} else {
+		ss.runs = append(ss.runs, sampleRun{s: s, n: 1})
+	}
+	ss.count++
+	for ss.count > int32(window) {
+		ss.runs[0].n--
+		ss.count--
+		if ss.runs[0].n == 0 {
+			ss.runs = ss.runs[1:]
+		}
+	}
+}
+
+// evaluate judges the samples, oldest first, against a window of window
+// samples. Rules in order of precedence:
+//   - OUT_OF_RANGE: the last sample's committed offset was out of range; it
+//     needs no full window, as records are being lost.
 //   - REWIND: some committed offset is below the one before it.
 //   - STOP (full window only): no sample has an owner, or none has a commit.
 //   - STALL (full window only): every sample has lag > 0 and the same committed
@@ -70,38 +110,45 @@ type sample struct {
 //     > 0, lag never fell from one sample to the next and ended above where it
 //     started.
 //   - OK otherwise (lag reached 0, or fell, or the window is not full yet).
-func evaluate(samples []sample, window int) Status {
-	if len(samples) > window {
-		samples = samples[len(samples)-window:]
+//
+// Within a run the samples are equal, so comparing neighbours means comparing
+// neighbouring runs.
+func (ss *samples) evaluate(window int) Status {
+	runs := ss.runs
+	if len(runs) == 0 {
+		return StatusOK
 	}
-	for i := 1; i < len(samples); i++ {
-		a, b := samples[i-1], samples[i]
+	if runs[len(runs)-1].s.oor {
+		return StatusOutOfRange
+	}
+	for i := 1; i < len(runs); i++ {
+		a, b := runs[i-1].s, runs[i].s
 		if a.hasCommit && b.hasCommit && b.committed < a.committed {
 			return StatusRewind
 		}
 	}
-	if len(samples) < window || window < 2 {
+	if int(ss.count) < window || window < 2 {
 		return StatusOK
 	}
 	owned, committed := false, false
-	for _, s := range samples {
-		owned = owned || s.hasOwner
-		committed = committed || s.hasCommit
+	for _, r := range runs {
+		owned = owned || r.s.hasOwner
+		committed = committed || r.s.hasCommit
 	}
 	if !owned || !committed {
 		return StatusStop
 	}
-	first, last := samples[0], samples[len(samples)-1]
-	for _, s := range samples {
-		if !s.hasCommit || s.lag == 0 {
+	first, last := runs[0].s, runs[len(runs)-1].s
+	for _, r := range runs {
+		if !r.s.hasCommit || r.s.lag == 0 {
 			return StatusOK
 		}
 	}
 	if first.committed == last.committed {
 		return StatusStall
 	}
-	for i := 1; i < len(samples); i++ {
-		if samples[i].lag < samples[i-1].lag {
+	for i := 1; i < len(runs); i++ {
+		if runs[i].s.lag < runs[i-1].s.lag {
 			return StatusOK
 		}
 	}

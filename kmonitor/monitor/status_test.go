@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -56,18 +57,171 @@ func TestEvaluate(t *testing.T) {
 		{"window not full", seq([]int64{7, 7}, []int64{3, 4}), StatusOK},
 		{"rewind left the window", seq([]int64{9, 1, 2, 3, 4, 5}, []int64{0, 0, 0, 0, 0, 0}), StatusOK},
 		{"only the last window counts", seq([]int64{1, 2, 2, 2, 2}, []int64{0, 5, 5, 5, 5}), StatusStall},
+		{"out of range at once", outOfRange(seq([]int64{500}, []int64{200}), 0), StatusOutOfRange},
+		{"out of range beats rewind and stop", func() []sample {
+			s := outOfRange(seq([]int64{10, 3, 500, 500}, []int64{1, 1, 200, 200}), 2, 3)
+			for i := range s {
+				s[i].hasOwner = false
+			}
+			return s
+		}(), StatusOutOfRange},
+		{"reset to the log start rewinds", outOfRange(seq([]int64{500, 500, 0, 40}, []int64{200, 200, 200, 160}), 0, 1), StatusRewind},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := evaluate(tt.samples, 4); got != tt.want {
+			if got := judge(tt.samples, 4); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if got := evaluateSamples(tt.samples, 4); got != tt.want {
+				t.Errorf("reference: got %v, want %v", got, tt.want)
 			}
 		})
 	}
 }
 
+// judge adds samples, oldest first, to a window of window and evaluates them.
+func judge(in []sample, window int) Status {
+	var ss samples
+	for _, s := range in {
+		ss.add(s, window)
+	}
+	return ss.evaluate(window)
+}
+
+// evaluateSamples is the status rules of samples.evaluate written for a plain
+// list of samples, the reference the runs are checked against.
+func evaluateSamples(samples []sample, window int) Status {
+	if len(samples) > window {
+		samples = samples[len(samples)-window:]
+	}
+	if len(samples) > 0 && samples[len(samples)-1].oor {
+		return StatusOutOfRange
+	}
+	for i := 1; i < len(samples); i++ {
+		a, b := samples[i-1], samples[i]
+		if a.hasCommit && b.hasCommit && b.committed < a.committed {
+			return StatusRewind
+		}
+	}
+	if len(samples) < window || window < 2 {
+		return StatusOK
+	}
+	owned, committed := false, false
+	for _, s := range samples {
+		owned = owned || s.hasOwner
+		committed = committed || s.hasCommit
+	}
+	if !owned || !committed {
+		return StatusStop
+	}
+	first, last := samples[0], samples[len(samples)-1]
+	for _, s := range samples {
+		if !s.hasCommit || s.lag == 0 {
+			return StatusOK
+		}
+	}
+	if first.committed == last.committed {
+		return StatusStall
+	}
+	for i := 1; i < len(samples); i++ {
+		if samples[i].lag < samples[i-1].lag {
+			return StatusOK
+		}
+	}
+	if last.lag > first.lag {
+		return StatusWarn
+	}
+	return StatusOK
+}
+
+// TestSampleRunsAgreeWithReference feeds random sample sequences, one sample at
+// a time, to samples and to the reference over the same window: the statuses
+// agree after every sample, and runs never hold more than the window.
+func TestSampleRunsAgreeWithReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	seen := map[Status]int{}
+	for trial := range 3000 {
+		window := 2 + rng.IntN(6)
+		var ss samples
+		var all []sample
+		committed := int64(rng.IntN(5))
+		for i := range 30 {
+			// Few distinct values, so runs, stalls and rewinds all occur.
+			switch rng.IntN(4) {
+			case 0:
+				committed += int64(rng.IntN(3))
+			case 1:
+				committed -= int64(rng.IntN(2))
+			}
+			s := sample{committed: committed, lag: int64(rng.IntN(3)), hasCommit: rng.IntN(8) > 0,
+				hasOwner: rng.IntN(6) > 0, oor: rng.IntN(20) == 0}
+			if !s.hasCommit {
+				s.committed = 0
+			}
+			all = append(all, s)
+			ss.add(s, window)
+			got, want := ss.evaluate(window), evaluateSamples(all, window)
+			if got != want {
+				t.Fatalf("trial %d, sample %d, window %d: got %v, want %v for %+v", trial, i, window, got, want, all)
+			}
+			seen[got]++
+			if int(ss.count) != min(len(all), window) || len(ss.runs) > window {
+				t.Fatalf("trial %d: %d samples in %d runs, want %d in at most %d", trial, ss.count, len(ss.runs), min(len(all), window), window)
+			}
+		}
+	}
+	for st := StatusOK; st <= StatusOutOfRange; st++ {
+		if seen[st] == 0 {
+			t.Errorf("no sequence gave %v; the test does not cover it", st)
+		}
+	}
+}
+
+// TestIdleSamplesOneRun: a partition nothing happens to keeps one run.
+func TestIdleSamplesOneRun(t *testing.T) {
+	var ss samples
+	for range 1000 {
+		ss.add(sample{lag: 7}, 10)
+	}
+	if len(ss.runs) != 1 || ss.count != 10 {
+		t.Errorf("got %d runs of %d samples, want 1 of 10", len(ss.runs), ss.count)
+	}
+}
+
+// outOfRange marks samples i as out of range.
+func outOfRange(s []sample, i ...int) []sample {
+	for _, j := range i {
+		s[j].oor = true
+	}
+	return s
+}
+
+func TestPosition(t *testing.T) {
+	lo := logOffsets{start: 100, end: 300}
+	for _, tc := range []struct {
+		name      string
+		committed int64
+		confirmed bool
+		pos       int64
+		oor       bool
+	}{
+		{"in range", 250, true, 250, false},
+		{"at the log start", 100, true, 100, false},
+		{"caught up", 300, true, 300, false},
+		{"below the log start", 40, true, 100, true},
+		{"below the log start, not confirmed", 40, false, 100, true},
+		{"above the log end", 500, true, 100, true},
+		{"above a log end read before the commit", 301, false, 300, false},
+	} {
+		pos, oor := position(tc.committed, lo, tc.confirmed)
+		if pos != tc.pos || oor != tc.oor {
+			t.Errorf("%s: position(%d) got %d %v, want %d %v", tc.name, tc.committed, pos, oor, tc.pos, tc.oor)
+		}
+	}
+}
+
 func TestStatusJSON(t *testing.T) {
-	for s := StatusOK; s <= StatusRewind; s++ {
+	for s := StatusOK; s <= StatusOutOfRange; s++ {
 		b, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)
@@ -83,6 +237,12 @@ func TestStatusJSON(t *testing.T) {
 	if b, _ := json.Marshal(StatusStall); string(b) != `"STALL"` {
 		t.Errorf("got %s, want \"STALL\"", b)
 	}
+	// /metrics exports the numbers; the README documents this mapping.
+	for s, want := range []string{"OK", "WARN", "STALL", "STOP", "REWIND", "OUT_OF_RANGE"} {
+		if got := Status(s).String(); got != want {
+			t.Errorf("status %d: got %s, want %s", s, got, want)
+		}
+	}
 }
 
 func TestZabbixKey(t *testing.T) {
@@ -94,6 +254,40 @@ func TestZabbixKey(t *testing.T) {
 	} {
 		if got := zabbixKey(tc.in); got != tc.want {
 			t.Errorf("zabbixKey(%q): got %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestConfirmOutOfRange: a committed offset above the log end counts as out of
+// range only when read before that log end, unchanged, in confirmPolls polls in
+// a row; a poll that cannot read the log keeps the note.
+func TestConfirmOutOfRange(t *testing.T) {
+	k := partKey{"m", "t", 0}
+	tp := topicPart{"t", 0}
+	committed := func(off int64) map[partKey]zkPart { return map[partKey]zkPart{k: {committed: off, hasCommit: true}} }
+	c := &cluster{logs: map[topicPart]logEntry{tp: {logOffsets: logOffsets{0, 200}, fresh: true}}, aboveEnd: map[partKey]aboveEnd{}}
+	steps := []struct {
+		name          string
+		before, after int64
+		fresh         bool
+		want          bool
+	}{
+		{"first poll above the end", 500, 500, true, false},
+		{"second poll in a row", 500, 500, true, true},
+		{"a poll without Kafka keeps it", 500, 500, false, true},
+		{"a commit during the poll", 500, 0, true, false},
+		{"above again", 500, 500, true, false},
+		{"a commit past a log end read before it", 190, 250, true, false},
+		{"the same commit seen before the next read", 250, 250, true, false},
+		{"and once more", 250, 250, true, true},
+	}
+	for _, st := range steps {
+		e := c.logs[tp]
+		e.fresh = st.fresh
+		c.logs[tp] = e
+		c.confirmOutOfRange(committed(st.before), committed(st.after))
+		if got := c.aboveEnd[k].confirmed(st.after); got != st.want {
+			t.Errorf("%s: got confirmed %v, want %v (%+v)", st.name, got, st.want, c.aboveEnd[k])
 		}
 	}
 }

@@ -39,8 +39,9 @@ type PartitionLag struct {
 	// at the last poll; nil until Kafka has answered once.
 	LogStart *int64 `json:"log_start"`
 	LogEnd   *int64 `json:"log_end"`
-	// Lag is LogEnd minus the committed offset, at least 0; a committed offset
-	// below LogStart counts from LogStart (records deleted by retention are not lag).
+	// Lag is LogEnd minus the committed offset, at least 0. Out of range (see
+	// OutOfRange) it is LogEnd minus LogStart: the records a module resuming at
+	// the log start has to push (records deleted by retention are not lag).
 	Lag int64 `json:"lag"`
 	// TimeLagSeconds is the age of the oldest record not yet pushed (now minus the
 	// timestamp of the record at the committed offset); 0 when Lag is 0.
@@ -54,6 +55,12 @@ type PartitionLag struct {
 	Stale bool `json:"stale"`
 	// Status is the partition's status over the last status_window samples.
 	Status Status `json:"status"`
+	// OutOfRange is true when the committed offset lies outside the log: below
+	// LogStart (retention deleted records never pushed), or above LogEnd as
+	// confirmed by the last poll (the topic was recreated or its log truncated).
+	OutOfRange bool `json:"out_of_range"`
+
+	pos int64 // where pushing resumes: the record whose timestamp gives the time lag
 }
 
 var _ View = (*Monitor)(nil)

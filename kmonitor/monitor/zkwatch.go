@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,7 @@ type groupTopic struct{ group, topic string }
 type zkState struct {
 	mu     sync.Mutex
 	parts  map[partKey]*zkPart
-	topics map[groupTopic]int // reference count: offsets/ and owners/ dirs
+	topics map[groupTopic]int // reference count: offsets/ and owners/ dirs, registrations subscribing
 	// added receives a signal (without blocking) when a partition or topic
 	// directory appears, so the poll loop reads its log offsets at once rather
 	// than a poll interval later.
@@ -47,6 +48,18 @@ type zkState struct {
 	// version counts changes, so answers rendered from the state can be reused
 	// until it changes.
 	version atomic.Uint64
+
+	// snap is the last snapshot: it is shared until the state changes, since
+	// its readers never modify it.
+	snap *zkSnapshot
+}
+
+// zkSnapshot is a copy of a zkState at one version. It is shared: nobody
+// modifies it.
+type zkSnapshot struct {
+	parts   map[partKey]zkPart
+	topics  []groupTopic
+	version uint64
 }
 
 // Version returns a number that changes whenever the state does.
@@ -97,10 +110,16 @@ func (s *zkState) addTopic(gt groupTopic, delta int) {
 	}
 }
 
-// snapshot copies the state.
-func (s *zkState) snapshot() (map[partKey]zkPart, []groupTopic) {
+// snapshot returns a copy of the state, shared by every caller until the state
+// changes: callers must not modify it. (20,000 groups copied at every poll and
+// answer cost megabytes each time while nothing changed.)
+func (s *zkState) snapshot() *zkSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// version only changes with s.mu held, so it is stable here.
+	if s.snap != nil && s.snap.version == s.version.Load() {
+		return s.snap
+	}
 	parts := make(map[partKey]zkPart, len(s.parts))
 	for k, p := range s.parts {
 		parts[k] = *p
@@ -109,7 +128,8 @@ func (s *zkState) snapshot() (map[partKey]zkPart, []groupTopic) {
 	for gt := range s.topics {
 		topics = append(topics, gt)
 	}
-	return parts, topics
+	s.snap = &zkSnapshot{parts: parts, topics: topics, version: s.version.Load()}
+	return s.snap
 }
 
 // zkWorkers is the number of goroutines a zkWatcher reads ZooKeeper with.
@@ -132,6 +152,9 @@ type zkWatcher struct {
 
 	q *zkQueue // the queue conn's events go to (from dialZK)
 
+	filter *groupFilter    // which groups to watch
+	report func(admission) // told the outcome of every read of {chroot}/consumers
+
 	mu      sync.Mutex         // guards the fields below
 	nodes   map[string]*zkNode // watched paths
 	session int64              // the last ZooKeeper session seen; 0 = none yet
@@ -141,11 +164,13 @@ type zkWatcher struct {
 type zkNodeKind uint8
 
 const (
-	nodeConsumers  zkNodeKind = iota // {chroot}/consumers: children are groups
-	nodeTopics                       // offsets/ or owners/ of a group: children are topics
-	nodePartitions                   // a topic directory: children are partitions
-	nodeOffset                       // an offset node
-	nodeOwner                        // an owner node
+	nodeConsumers    zkNodeKind = iota // {chroot}/consumers: children are groups
+	nodeTopics                         // offsets/ or owners/ of a group: children are topics
+	nodePartitions                     // a topic directory: children are partitions
+	nodeOffset                         // an offset node
+	nodeOwner                          // an owner node
+	nodeIDs                            // ids/ of a group: children are registrations
+	nodeRegistration                   // an instance's registration: its subscription names topics
 )
 
 // zkNode is one watched path. A node read while it is already replaced in
@@ -156,9 +181,12 @@ type zkNode struct {
 	owners   bool            // nodeTopics and nodePartitions: below owners/
 	children map[string]bool // directories: the children listed last
 	set      bool            // leaves: a value is in the state
+	topics   []string        // registrations: the topics put in the state
 }
 
-func (n *zkNode) leaf() bool { return n.kind == nodeOffset || n.kind == nodeOwner }
+func (n *zkNode) leaf() bool {
+	return n.kind == nodeOffset || n.kind == nodeOwner || n.kind == nodeRegistration
+}
 
 // dialZK opens a ZooKeeper client; it connects, and reconnects, in the background.
 // Its events go to the returned queue, which the connection's zkWatcher processes.
@@ -290,6 +318,11 @@ func (w *zkWatcher) readDir(p string, n *zkNode) {
 		w.mu.Unlock()
 		return
 	}
+	if n.kind == nodeConsumers {
+		a := w.filter.admit(names, n.children)
+		names = a.keep
+		w.report(a)
+	}
 	want := make(map[string]bool, len(names))
 	for _, name := range names {
 		want[name] = true
@@ -306,6 +339,9 @@ func (w *zkWatcher) readDir(p string, n *zkNode) {
 	for _, name := range names {
 		if n.children[name] {
 			continue
+		}
+		if n.children == nil {
+			n.children = make(map[string]bool, len(names))
 		}
 		n.children[name] = true
 		kids := w.children(p, n, name)
@@ -348,7 +384,25 @@ func (w *zkWatcher) readLeaf(p string, n *zkNode) {
 		return
 	}
 	n.set = true
-	if n.kind == nodeOwner {
+	switch n.kind {
+	case nodeRegistration:
+		topics, perr := parseSubscription(data)
+		if perr != nil {
+			w.log.Debug("registration unreadable; its topics are not listed", "path", p, "err", perr)
+		}
+		for _, t := range n.topics {
+			if !slices.Contains(topics, t) {
+				w.state.addTopic(groupTopic{n.key.group, t}, -1)
+			}
+		}
+		for _, t := range topics {
+			if !slices.Contains(n.topics, t) {
+				w.state.addTopic(groupTopic{n.key.group, t}, 1)
+			}
+		}
+		n.topics = topics
+		return
+	case nodeOwner:
 		owner := string(data)
 		if owner == "" {
 			owner = "?" // an owner node without data still means owned
@@ -399,14 +453,21 @@ type zkChild struct {
 // children returns the paths watched for child name of directory n at p.
 func (w *zkWatcher) children(p string, n *zkNode, name string) []zkChild {
 	dir := func(path string, key partKey, owners bool) zkChild {
-		return zkChild{path, &zkNode{kind: nodeTopics, key: key, owners: owners, children: map[string]bool{}}}
+		// children is made at the first child: most directories of idle
+		// groups (owners/, ids/) do not exist.
+		return zkChild{path, &zkNode{kind: nodeTopics, key: key, owners: owners}}
 	}
 	switch n.kind {
 	case nodeConsumers:
+		ids := dir(w.layout.IDs(name), partKey{group: name}, false)
+		ids.node.kind = nodeIDs
 		return []zkChild{
 			dir(w.layout.OffsetsRoot(name), partKey{group: name}, false),
 			dir(path.Join(w.layout.Group(name), "owners"), partKey{group: name}, true),
+			ids,
 		}
+	case nodeIDs:
+		return []zkChild{{path.Join(p, name), &zkNode{kind: nodeRegistration, key: n.key}}}
 	case nodeTopics:
 		c := dir(path.Join(p, name), partKey{group: n.key.group, topic: name}, n.owners)
 		c.node.kind = nodePartitions
@@ -452,9 +513,15 @@ func (w *zkWatcher) clear(n *zkNode) {
 		return
 	}
 	n.set = false
-	if n.kind == nodeOwner {
+	switch n.kind {
+	case nodeRegistration:
+		for _, t := range n.topics {
+			w.state.addTopic(groupTopic{n.key.group, t}, -1)
+		}
+		n.topics = nil
+	case nodeOwner:
 		w.state.update(n.key, func(p *zkPart) { p.owner = "" })
-	} else {
+	default:
 		w.state.update(n.key, func(p *zkPart) { p.hasCommit, p.committed, p.commitTime = false, 0, time.Time{} })
 	}
 }
@@ -574,6 +641,12 @@ func (q *zkQueue) next(ctx context.Context) (zkItem, bool) {
 			q.head++
 			if q.head == len(q.paths) {
 				q.paths, q.head = q.paths[:0], 0
+				if cap(q.paths) > 4096 {
+					// The burst of a start (a path per node) is read: its
+					// memory goes (Go maps never shrink). Every queued path
+					// was in paths, so queued holds only p now.
+					q.paths, q.queued = nil, map[string]bool{}
+				}
 			} else if q.head >= 1024 && q.head*2 >= len(q.paths) {
 				q.paths = append(q.paths[:0], q.paths[q.head:]...)
 				q.head = 0

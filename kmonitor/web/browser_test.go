@@ -64,22 +64,7 @@ func TestBrowserRendersDashboard(t *testing.T) {
 	srv := httptest.NewServer(Handler(src))
 	t.Cleanup(srv.Close)
 
-	shot := filepath.Join(t.TempDir(), "dashboard.png")
-	testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--screenshot="+shot)
-	raw, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if keep := os.Getenv("DASHBOARD_SCREENSHOT"); keep != "" {
-		if err := os.WriteFile(keep, raw, 0o644); err != nil {
-			t.Errorf("keep screenshot: %v", err)
-		}
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
-	}
-	checkScreenshot(t, img)
+	checkScreenshot(t, screenshot(t, bin, srv.URL+"/", "DASHBOARD_SCREENSHOT"))
 
 	dom, _ := testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
 	for _, want := range []string{`>prod / orders-push</h2>`, `>prod / billing</h2>`, `>Last updated `, `id="error" class="error" role="alert" hidden=""`} {
@@ -141,6 +126,81 @@ func TestBrowserKeepsDataWhenUnreachable(t *testing.T) {
 			t.Errorf("after the failed refresh the page lacks %s", want)
 		}
 	}
+}
+
+// oorColour is the OUT_OF_RANGE badge's background in the light theme
+// (--oor-bg in app.css).
+var oorColour = color.RGBA{0xa4, 0x0e, 0x26, 0xff}
+
+// TestBrowserLongModuleName: a module name of 3,000 characters (anything a
+// ZooKeeper client wrote) is cut on screen, whole in the title, and its
+// partition table stays within the window: the status badges of its rows are
+// drawn in the screenshot.
+func TestBrowserLongModuleName(t *testing.T) {
+	bin := testproc.Chromium(t, "BROWSER_TEST")
+	long := strings.Repeat("m", 3000)
+	end := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	var pts []Point
+	for i := 0; i <= 60; i++ {
+		pts = append(pts, Point{Time: end.Add(time.Duration(i-60) * time.Minute), Lag: int64(200 + i)})
+	}
+	src := &fakeSource{hist: map[string][]Point{"prod/" + long: pts}}
+	for p := int32(0); p < 4; p++ {
+		src.rows = append(src.rows, Row{Cluster: "prod", Module: long, Topic: "orders", Partition: p, Lag: 200,
+			TimeLagSeconds: 3600, Status: "OUT_OF_RANGE", OutOfRange: true, Owner: strings.Repeat("h", 500)})
+	}
+	srv := httptest.NewServer(Handler(src))
+	t.Cleanup(srv.Close)
+
+	img := screenshot(t, bin, srv.URL+"/", "DASHBOARD_LONG_SCREENSHOT")
+	// Five badges of about 115 x 18 px: the module's in its header, always on
+	// screen, and one per row, off screen when the table is pushed away.
+	badge := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if near(color.RGBAModel.Convert(img.At(x, y)).(color.RGBA), oorColour, 12) {
+				badge++
+			}
+		}
+	}
+	if badge < 5000 {
+		t.Errorf("got %d pixels of the OUT_OF_RANGE badges' colour %v, want at least 5000: the partition table is off screen", badge, oorColour)
+	}
+	t.Logf("%d pixels of the OUT_OF_RANGE badges' colour", badge)
+
+	dom, _ := testproc.RunChromium(t, bin, srv.URL+"/", "--virtual-time-budget=5000", "--dump-dom")
+	if want := `title="prod / ` + long + `"`; !strings.Contains(dom, want) {
+		t.Error("the heading does not carry the whole name in its title")
+	}
+	for p := range 4 {
+		row := rowHTML(t, dom, src.rows[p])
+		if !strings.Contains(row, ">offset out of range</span>") {
+			t.Errorf("row %d: got %s, want the out-of-range note", p, row)
+		}
+	}
+}
+
+// screenshot loads url in Chromium and returns its screenshot, also written to
+// the file the environment variable keep names, when set.
+func screenshot(t *testing.T, bin, url, keep string) image.Image {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "screenshot.png")
+	testproc.RunChromium(t, bin, url, "--virtual-time-budget=5000", "--screenshot="+shot)
+	raw, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if path := os.Getenv(keep); path != "" {
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Errorf("keep screenshot: %v", err)
+		}
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("decode screenshot: %v", err)
+	}
+	return img
 }
 
 // rowHTML returns the table row of r in dom.

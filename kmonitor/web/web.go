@@ -5,6 +5,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
@@ -38,6 +39,7 @@ type Row struct {
 	Status         string  `json:"status"`
 	Stale          bool    `json:"stale"`
 	NoCommit       bool    `json:"no_commit"`
+	OutOfRange     bool    `json:"out_of_range"`
 	Owner          string  `json:"owner"`
 }
 
@@ -91,7 +93,7 @@ func Handler(src Source) http.Handler {
 		writeJSON(w, http.StatusOK, history(src.History(time.Duration(minutes)*time.Minute)))
 	})
 	mux.HandleFunc("GET /api/partitions", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, rows(src.Rows()))
+		writeRows(w, rows(src.Rows()))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -154,18 +156,46 @@ func history(src map[string][]Point) map[string][]Point {
 	return out
 }
 
-// rows copies src sorted for display, with non-finite time lags as 0.
+// rows returns src sorted for display, with non-finite time lags as 0: src
+// itself when it is so already (the usual case: tens of thousands of rows are
+// not copied), else a copy.
 func rows(src []Row) []Row {
+	if slices.IsSortedFunc(src, compareRows) && !slices.ContainsFunc(src, func(r Row) bool { return finite(r.TimeLagSeconds) != r.TimeLagSeconds }) {
+		return src
+	}
 	out := make([]Row, len(src))
 	for i, r := range src {
 		r.TimeLagSeconds = finite(r.TimeLagSeconds)
 		out[i] = r
 	}
-	slices.SortFunc(out, func(a, b Row) int {
-		return cmp.Or(cmp.Compare(a.Cluster, b.Cluster), cmp.Compare(a.Module, b.Module),
-			cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
+	slices.SortFunc(out, compareRows)
 	return out
+}
+
+func compareRows(a, b Row) int {
+	return cmp.Or(cmp.Compare(a.Cluster, b.Cluster), cmp.Compare(a.Module, b.Module),
+		cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}
+
+// writeRows writes rows as a JSON array one row at a time, so an answer of
+// tens of megabytes is never held whole.
+func writeRows(w http.ResponseWriter, rows []Row) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteByte('[')
+	for i := range rows {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		// A Row holds nothing encoding/json refuses (time lags are finite).
+		b, _ := json.Marshal(&rows[i])
+		bw.Write(b)
+	}
+	bw.WriteString("]\n")
+	bw.Flush()
 }
 
 func finite(f float64) float64 {

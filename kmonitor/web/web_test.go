@@ -178,14 +178,16 @@ func TestPartitionsJSON(t *testing.T) {
 		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 10, Lag: 3, TimeLagSeconds: 2.5, Status: "WARN", Owner: "host-1"},
 		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 2, Status: "STOP", NoCommit: true},
 		{Cluster: "c0", Module: "zeta", Topic: "a", Partition: 0, Lag: 9, TimeLagSeconds: math.NaN(), Status: "STALL", Stale: true, Owner: "h"},
+		{Cluster: "c1", Module: "gone", Topic: "t", Partition: 0, Lag: 200, Status: "OUT_OF_RANGE", OutOfRange: true, Owner: "h"},
 	}}
 	a := get(t, Handler(src), http.MethodGet, "/api/partitions", nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("got status %d (%s), want 200", a.status, a.body)
 	}
-	want := `[{"cluster":"c0","module":"zeta","topic":"a","partition":0,"lag":9,"time_lag_seconds":0,"status":"STALL","stale":true,"no_commit":false,"owner":"h"},` +
-		`{"cluster":"c1","module":"orders","topic":"t","partition":2,"lag":0,"time_lag_seconds":0,"status":"STOP","stale":false,"no_commit":true,"owner":""},` +
-		`{"cluster":"c1","module":"orders","topic":"t","partition":10,"lag":3,"time_lag_seconds":2.5,"status":"WARN","stale":false,"no_commit":false,"owner":"host-1"}]` + "\n"
+	want := `[{"cluster":"c0","module":"zeta","topic":"a","partition":0,"lag":9,"time_lag_seconds":0,"status":"STALL","stale":true,"no_commit":false,"out_of_range":false,"owner":"h"},` +
+		`{"cluster":"c1","module":"gone","topic":"t","partition":0,"lag":200,"time_lag_seconds":0,"status":"OUT_OF_RANGE","stale":false,"no_commit":false,"out_of_range":true,"owner":"h"},` +
+		`{"cluster":"c1","module":"orders","topic":"t","partition":2,"lag":0,"time_lag_seconds":0,"status":"STOP","stale":false,"no_commit":true,"out_of_range":false,"owner":""},` +
+		`{"cluster":"c1","module":"orders","topic":"t","partition":10,"lag":3,"time_lag_seconds":2.5,"status":"WARN","stale":false,"no_commit":false,"out_of_range":false,"owner":"host-1"}]` + "\n"
 	if a.body != want {
 		t.Errorf("got  %s\nwant %s", a.body, want)
 	}

@@ -15,33 +15,33 @@ import (
 func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, fmt.Errorf("%w: got %s", ErrMethodNotAllowed, r.Method))
+		s.refuse(w, r, fmt.Errorf("%w: got %s", ErrMethodNotAllowed, r.Method))
 		return
 	}
 	if !s.core.Authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kproxy"`)
-		s.fail(w, proxy.ErrUnauthorized)
+		s.refuse(w, r, proxy.ErrUnauthorized)
 		return
 	}
 	if s.core.Draining() {
-		s.fail(w, proxy.ErrShuttingDown)
+		s.refuse(w, r, proxy.ErrShuttingDown)
 		return
 	}
 	params, err := parseCommitQuery(r.URL.RawQuery, s.core.DefaultAcks())
 	if err != nil {
-		s.fail(w, err)
+		s.refuse(w, r, err)
 		return
 	}
 	rec, err := s.core.Admit(params.topic)
 	if err != nil {
-		s.fail(w, err)
+		s.refuse(w, r, err)
 		return
 	}
 	defer rec.Release()
 	rec.Acks = params.acks
 	rec.SetKey(params.key)
-	if err := s.readBody(w, r, rec); err != nil {
-		s.fail(w, err)
+	if err := s.readBody(r, rec); err != nil {
+		s.refuse(w, r, err)
 		return
 	}
 	if s.cfg.ValidateMsgpack {
@@ -64,12 +64,21 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
 	writeSuccess(w, ack.Topic, ack.Partition, ack.Offset)
 }
 
+// refuse answers a request whose body was not read to its end with err, and has
+// its connection closed after the answer: otherwise net/http would read (up to
+// 256 KiB of) the body first, waiting for a client that may send it slowly or
+// never, which is what refusing early avoids.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	s.fail(w, err)
+}
+
 // readBody reads the body into rec, bounded by max_request_size_bytes. The bound
 // holds while reading: a declared length over it is refused before any byte is
-// read, and a chunked body is refused at the first byte past it; that connection
-// is closed after the answer (net/http reads on for at most 256 KiB or until
-// read_timeout_ms, so the client can read the 413).
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rec *proxy.Record) error {
+// read, and a chunked body is refused at the first byte past it.
+func (s *Server) readBody(r *http.Request, rec *proxy.Record) error {
 	limit := int64(s.cfg.MaxRequestSizeBytes)
 	if r.ContentLength > limit {
 		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", proxy.ErrBodyTooLarge, r.ContentLength, limit)
@@ -77,9 +86,5 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, rec *proxy.Rec
 	if r.ContentLength == 0 {
 		return proxy.ErrEmptyBody
 	}
-	err := rec.ReadValue(r.Body)
-	if errors.Is(err, proxy.ErrBodyTooLarge) {
-		w.Header().Set("Connection", "close")
-	}
-	return err
+	return rec.ReadValue(r.Body)
 }

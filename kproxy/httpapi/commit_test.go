@@ -79,6 +79,12 @@ func (r *running) stop(t *testing.T) error {
 // is https:// when cfg enables TLS.
 func start(t *testing.T, cfg proxy.Config, extra ...kgo.Opt) *running {
 	t.Helper()
+	return startWith(t, cfg, nil, extra...)
+}
+
+// startWith is start with setup applied to the server before it serves.
+func startWith(t *testing.T, cfg proxy.Config, setup func(*Server), extra ...kgo.Opt) *running {
+	t.Helper()
 	core, err := proxy.New(context.Background(), cfg, logging.Discard(), extra...)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
@@ -87,6 +93,9 @@ func start(t *testing.T, cfg proxy.Config, extra ...kgo.Opt) *running {
 	if err != nil {
 		core.Close()
 		t.Fatalf("New: %v", err)
+	}
+	if setup != nil {
+		setup(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,19 +115,23 @@ func start(t *testing.T, cfg proxy.Config, extra ...kgo.Opt) *running {
 	return r
 }
 
-// inflight returns kproxy_inflight_requests of r.
-func inflight(t *testing.T, r *running) int {
+// metric returns the value of the unlabelled counter or gauge name of r.
+func metric(t *testing.T, r *running, name string) float64 {
 	t.Helper()
 	mfs, err := r.core.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "kproxy_inflight_requests" {
-			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
-	t.Fatal("no kproxy_inflight_requests")
+	t.Fatalf("no metric %s", name)
 	return 0
 }
 
@@ -596,7 +609,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 		go func() { answers <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 	}
 	<-held
-	eventually(t, 5*time.Second, func() bool { return inflight(t, r) == n })
+	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_inflight_requests") == n })
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop(t) }()
 	// New connections are refused while the drain waits for Kafka.

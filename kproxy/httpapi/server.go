@@ -1,9 +1,9 @@
 // Package httpapi is kproxy's HTTP front: the listener on port (plain or TLS, with
-// its size and time limits), the HTTP doors to the core (POST /commit), the one
-// map from the core's errors to HTTP statuses (Status), the operations endpoints,
-// and the lifecycle of serving: stop accepting, drain, flush the Kafka clients.
-// Other doors (the WebSocket gateways) are http.Handlers mounted on it with
-// Handle.
+// its size and time limits and max_connections), the HTTP doors to the core
+// (POST /commit), the one map from the core's errors to HTTP statuses (Status),
+// the operations endpoints (on port, and on ops_listen when set), and the
+// lifecycle of serving: stop accepting, drain, flush the Kafka clients. Other
+// doors (the WebSocket gateways) are http.Handlers mounted on it with Handle.
 package httpapi
 
 import (
@@ -34,13 +34,18 @@ type Server struct {
 	metrics    *metrics
 	retryAfter string
 	tlsConf    atomic.Pointer[tls.Config] // nil when serving plain HTTP
+	conns      *connLimiter
+	opsMux     *http.ServeMux // nil without ops_listen
+	opsLimits  opshttp.Limits
+	opsAddr    atomic.Pointer[string]
 
 	mu     sync.Mutex
 	drains []func(context.Context) error
 }
 
-// New creates the HTTP front of core: /commit, /healthz, /readyz, /metrics and,
-// with pprof on, /debug/pprof/ on port. It reads the TLS files when the tls
+// New creates the HTTP front of core: /commit, /healthz, /readyz, /metrics on
+// port, the same on ops_listen when it is set, and /debug/pprof/ with pprof on
+// (on ops_listen when set, else on port). It reads the TLS files when the tls
 // section enables HTTPS.
 func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 	cfg := core.Config()
@@ -61,9 +66,23 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 		core.Registry().MustRegister(s.tlsExpiry())
 		s.logCertificate("TLS certificate loaded", tc)
 	}
+	maxConns, lowered := effectiveMaxConns(cfg.MaxConnections)
+	if lowered {
+		log.Warn("max_connections lowered to fit the open file limit", "max_connections", cfg.MaxConnections, "effective", maxConns, "reserve", fdReserve)
+	}
+	s.conns = newConnLimiter(maxConns, log, core.Registry())
 	s.mux.HandleFunc("/commit", s.commit)
+	// /healthz, /readyz and /metrics stay on port with ops_listen set, so load
+	// balancers probing port keep working; pprof moves to ops_listen.
 	opshttp.Mount(s.mux, core.Ready(), core.Registry())
-	if cfg.Pprof {
+	if cfg.OpsListen != "" {
+		s.opsMux = http.NewServeMux()
+		s.opsLimits = opshttp.DefaultLimits()
+		opshttp.Mount(s.opsMux, core.Ready(), core.Registry())
+		if cfg.Pprof {
+			mountPprof(s.opsMux)
+		}
+	} else if cfg.Pprof {
 		mountPprof(s.mux)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +94,8 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 // mountPprof serves net/http/pprof under /debug/pprof/.
 func mountPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	// Profile and Trace move the connection's write deadline by the seconds
+	// they run for, so the listener's write timeout does not cut them off.
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
@@ -96,7 +117,28 @@ func (s *Server) OnDrain(f func(ctx context.Context) error) {
 }
 
 // Handler returns the handler of port.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP serves a request on port. A chunked request has its connection
+// closed after the answer: net/http drops a Content-Length sent beside
+// Transfer-Encoding: chunked and keeps no trace of it, so kproxy cannot tell
+// such a request (RFC 9112, 6.1: the connection must be closed) from any other
+// chunked one.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TransferEncoding != nil {
+		w.Header().Set("Connection", "close")
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// OpsAddr returns the address the ops_listen listener is bound to once Serve
+// runs, or "".
+func (s *Server) OpsAddr() string {
+	if a := s.opsAddr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
 
 // Run listens on listen_address:port and serves until ctx ends, then drains.
 func (s *Server) Run(ctx context.Context) error {
@@ -114,8 +156,25 @@ func (s *Server) Run(ctx context.Context) error {
 // clients still hold and closes them, all within shutdown_timeout. It returns nil
 // after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := HTTPServer(s.cfg, s.mux)
+	var ops *http.Server
+	var opsLn net.Listener
+	if s.opsMux != nil {
+		var err error
+		if opsLn, err = net.Listen("tcp", s.cfg.OpsListen); err != nil {
+			ln.Close()
+			s.core.Close()
+			return fmt.Errorf("ops_listen %s: %w", s.cfg.OpsListen, err)
+		}
+		addr := opsLn.Addr().String()
+		s.opsAddr.Store(&addr)
+		ops = opshttp.NewServer(s.cfg.OpsListen, s.opsMux, s.opsLimits)
+		ops.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	}
+	srv := HTTPServer(s.cfg, s.Handler())
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	srv.ConnState = s.conns.connState
+	// Connections are counted below TLS: one refused costs no handshake.
+	ln = s.conns.listener(ln)
 	tc := s.tlsConf.Load()
 	if tc != nil {
 		// The handshake takes whatever ReloadTLS stored last.
@@ -134,13 +193,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Wait()
 	}()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if ops != nil {
+		go func() { errc <- ops.Serve(opsLn) }()
+		s.log.Info("serving operations endpoints", "addr", opsLn.Addr().String(), "pprof", s.cfg.Pprof)
+	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil,
-		"partitioner", s.cfg.Partitioner, "validate_msgpack", s.cfg.ValidateMsgpack)
+		"partitioner", s.cfg.Partitioner, "validate_msgpack", s.cfg.ValidateMsgpack, "max_connections", s.conns.max)
 
 	select {
 	case err := <-errc:
+		srv.Close()
+		if ops != nil {
+			ops.Close()
+		}
 		s.core.Close()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
@@ -165,6 +232,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.core.Shutdown(sctx); err != nil {
 		errs = append(errs, err)
+	}
+	if ops != nil {
+		// The operations endpoints answered (/readyz: 503) until here.
+		if err := ops.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop ops_listen: %w", err))
+		}
+		<-errc
 	}
 	s.log.Info("drained", "took", time.Since(start).Round(time.Millisecond), "ok", len(errs) == 0)
 	return errors.Join(errs...)

@@ -27,8 +27,9 @@ type Ack struct {
 // package's sentinels or a Kafka error that Code classifies. Commit waits at most
 // produce_timeout_ms (then ErrTimeout: the record may or may not be written) and
 // until ctx ends (then ErrCanceled: the caller is gone). After those two, Kafka's
-// client may still read r's key and value: the door must not touch them, and
-// Release leaves them to the client. r must have been admitted and hold a value.
+// client may still read r's key, value and headers: the door must not touch
+// them, and Release leaves them to the client. r must have been admitted and
+// hold a value.
 func (p *Proxy) Commit(ctx context.Context, r *Record) (Ack, error) {
 	r.rec.Topic, r.rec.Value, r.rec.Headers = r.Topic, r.value, r.Headers
 	// explicitPartitioner writes to a partition set here, and leaves NoPartition

@@ -78,9 +78,26 @@ type Config struct {
 	Auth AuthConfig `key:"auth"`
 	// Shutdown bounds the drain of in-flight requests after SIGTERM.
 	Shutdown time.Duration `key:"shutdown_timeout"`
-	// Pprof serves net/http/pprof under /debug/pprof/ on the same port; off by
-	// default, as profiles reveal internals.
+	// Pprof serves net/http/pprof under /debug/pprof/ (on ops_listen when that is
+	// set, else on port); off by default, as profiles reveal internals.
 	Pprof bool `key:"pprof"`
+	// MaxConnections bounds the connections open on port. At the bound a new
+	// connection closes the longest idle keep-alive connection, or is closed at
+	// once when none is idle. It is lowered to fit the open file limit.
+	MaxConnections int `key:"max_connections"`
+	// MaxBodyMemoryBytes bounds the memory of request bodies held at once: read
+	// so far, or waiting for Kafka's answer. A body that would go beyond it gets
+	// 503 (backpressure).
+	MaxBodyMemoryBytes int64 `key:"max_body_memory_bytes"`
+	// AllowAutoTopicCreation asks Kafka to create an unknown topic when a record
+	// is written to it, as the original kproxy did; the broker creates it only
+	// when its auto.create.topics.enable is on, else the record gets 404.
+	AllowAutoTopicCreation bool `key:"allow_auto_topic_creation"`
+	// OpsListen, when set, is the HOST:PORT of a separate plain-HTTP listener for
+	// /healthz, /readyz, /metrics and pprof, so probes and Prometheus need no
+	// client certificate when port requires one. /healthz, /readyz and /metrics
+	// stay on port too; pprof then moves there.
+	OpsListen string `key:"ops_listen"`
 	// WebSocket configures the WebSocket gateways on port (both off by default).
 	WebSocket WebSocketConfig `key:"websocket"`
 }
@@ -134,8 +151,42 @@ func Defaults() Config {
 		MaxBufferedRecords:  10000,
 		RetryAfterSec:       1,
 		Shutdown:            30 * time.Second,
-		WebSocket:           webSocketDefaults(),
+		MaxConnections:      10000,
+		MaxBodyMemoryBytes:  256 << 20,
+		// The original kproxy (sarama) asked Kafka to create unknown topics.
+		AllowAutoTopicCreation: true,
+		WebSocket:              webSocketDefaults(),
 	}
+}
+
+// What MemoryBound counts besides the configured sizes: the process without
+// load (runtime, Kafka clients, metrics), and what one connection costs beside
+// its request headers (net/http's read and write buffers and goroutine, the
+// request's state), plus crypto/tls's record buffers when port speaks TLS.
+const (
+	memBase       = 64 << 20
+	memPerConn    = 32 << 10
+	memPerTLSConn = 48 << 10
+)
+
+// MemoryBound returns the most memory, in bytes, kproxy uses with this
+// configuration:
+//
+//	64 MiB + max_connections × (32 KiB [+ 48 KiB with tls] + 2 × max_header_bytes)
+//	       + 2 × max_body_memory_bytes
+//
+// Connections are bounded by max_connections; the headers of a request being
+// read by max_header_bytes (read, then parsed: twice); bodies, from their first
+// byte until Kafka answered, by max_body_memory_bytes, counted twice for the
+// copies the Kafka clients write into produce requests. The kproxy command sets
+// it as Go's soft memory limit (unless GOMEMLIMIT is set), so that garbage does
+// not lift the process above it.
+func (c Config) MemoryBound() int64 {
+	perConn := int64(memPerConn + 2*c.MaxHeaderBytes)
+	if c.TLS.Enabled() {
+		perConn += memPerTLSConn
+	}
+	return memBase + int64(c.MaxConnections)*perConn + 2*c.MaxBodyMemoryBytes
 }
 
 // Compressions lists the accepted compression names.
@@ -197,6 +248,19 @@ func (c *Config) check(f *config.File) {
 	}
 	if c.Shutdown <= 0 {
 		f.Problem("shutdown_timeout", c.Shutdown.String(), "must be positive")
+	}
+	f.Range("max_connections", int64(c.MaxConnections), 1, 1<<20)
+	f.Range("max_body_memory_bytes", c.MaxBodyMemoryBytes, 1<<20, 1<<40)
+	if c.MaxBodyMemoryBytes < int64(c.MaxRequestSizeBytes) {
+		f.Problem("max_body_memory_bytes", c.MaxBodyMemoryBytes,
+			fmt.Sprintf("is below max_request_size_bytes %d: a body of the largest size could never be held", c.MaxRequestSizeBytes))
+	}
+	if c.OpsListen != "" {
+		if _, port, err := net.SplitHostPort(c.OpsListen); err != nil {
+			f.Problem("ops_listen", c.OpsListen, "is not HOST:PORT")
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			f.Problem("ops_listen", c.OpsListen, "has no port in 0..65535")
+		}
 	}
 	c.WebSocket.check(f)
 }

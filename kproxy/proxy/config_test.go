@@ -71,6 +71,8 @@ shutdown_timeout: soon
 kafka: {sasl: {mechanism: GSSAPI}, tls: {ca_file: /nonexistent/ca.pem}}
 log_format: xml
 tls: {key_file: /nonexistent/key.pem, min_version: "1.0"}
+max_connections: 0
+ops_listen: "localhost"
 `, []string{
 			`kproxy.yaml: auth.tokens: token 1 is shorter than 16 characters`,
 			`kproxy.yaml: broker_hosts: "localhost" is not HOST:PORT`,
@@ -82,6 +84,8 @@ tls: {key_file: /nonexistent/key.pem, min_version: "1.0"}
 			`kproxy.yaml: kafka.tls.enabled: is false although TLS files are configured`,
 			`kproxy.yaml: log_format: "xml" is not one of text, json`,
 			`kproxy.yaml: max_request_size_bytes: 0 is not in 1..1073741824`,
+			`kproxy.yaml: max_connections: 0 is not in 1..1048576`,
+			`kproxy.yaml: ops_listen: "localhost" is not HOST:PORT`,
 			`kproxy.yaml: partitioner: "fnv" is not one of sarama, murmur2, crc32`,
 			`kproxy.yaml: port: 0 is not in 1..65535`,
 			`kproxy.yaml: producer_num: 100 is not in 1..64`,
@@ -93,6 +97,14 @@ tls: {key_file: /nonexistent/key.pem, min_version: "1.0"}
 			`kproxy.yaml: topics.allow: "(" is not a valid regular expression`,
 		}},
 	}
+	tests = append(tests, struct {
+		name string
+		yaml string
+		want []string
+	}{"body memory below the body size", "broker_hosts: [127.0.0.1:9092]\nmax_request_size_bytes: 10485760\nmax_body_memory_bytes: 4194304\nops_listen: \"127.0.0.1:x\"\n", []string{
+		"kproxy.yaml: max_body_memory_bytes: 4194304 is below max_request_size_bytes 10485760",
+		`kproxy.yaml: ops_listen: "127.0.0.1:x" has no port in 0..65535`,
+	}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "kproxy.yaml")
@@ -128,5 +140,18 @@ func TestTopicRules(t *testing.T) {
 	open, _ := newTopicRules(TopicsConfig{AllowInternal: true})
 	if !open.allowed("__audit") || !open.allowed("any") {
 		t.Error("allow_internal with no lists must allow every topic")
+	}
+}
+
+// TestMemoryBound checks the formula of MemoryBound for the defaults and with TLS.
+func TestMemoryBound(t *testing.T) {
+	c := Defaults()
+	want := int64(64<<20 + 10000*(32<<10+2*64<<10) + 2*256<<20)
+	if got := c.MemoryBound(); got != want {
+		t.Errorf("defaults: got %d, want %d", got, want)
+	}
+	c.TLS = TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}
+	if got := c.MemoryBound(); got != want+10000*48<<10 {
+		t.Errorf("with TLS: got %d, want %d", got, want+10000*48<<10)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -288,7 +289,8 @@ func TestReadValue(t *testing.T) {
 }
 
 // TestCommitGivesUp checks the two ways Commit stops waiting: produce_timeout_ms
-// and the caller's context. Kafka holds every produce request meanwhile.
+// and the caller's context. Kafka holds every produce request meanwhile; once it
+// answers, the records Commit gave up on give their memory back.
 func TestCommitGivesUp(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
@@ -303,7 +305,9 @@ func TestCommitGivesUp(t *testing.T) {
 		c.SleepControl(func() { <-gate })
 		return nil, nil, false
 	})
-	defer close(gate)
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
 
 	_, err := commitValue(t, p, testTopic, "", []byte("slow"))
 	if !errors.Is(err, ErrTimeout) || Code(err) != CodeKafkaTimeout {
@@ -320,6 +324,17 @@ func TestCommitGivesUp(t *testing.T) {
 	r.Release()
 	if !errors.Is(err, ErrCanceled) || Code(err) != CodeCanceled {
 		t.Errorf("caller gone: got %v, want ErrCanceled", err)
+	}
+	if got := p.mem.used.Load(); got == 0 {
+		t.Error("records held by Kafka's client count no body memory, want theirs counted")
+	}
+	open()
+	deadline := time.Now().Add(15 * time.Second)
+	for p.mem.used.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after Kafka answered: %d bytes of body memory still held, want 0", p.mem.used.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

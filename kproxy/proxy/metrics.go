@@ -39,6 +39,10 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) *metrics {
 			Help: "Records admitted and not yet answered, from every door (bounded by req_pool_size).",
 		}, func() float64 { return float64(p.inflight.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kproxy_body_memory_bytes",
+			Help: "Bytes of buffers holding request bodies, read so far or waiting for Kafka (bounded by max_body_memory_bytes).",
+		}, func() float64 { return float64(p.mem.used.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kproxy_kafka_up",
 			Help: "1 when the last probe reached a Kafka broker, else 0.",
 		}, func() float64 {

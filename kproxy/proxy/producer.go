@@ -68,6 +68,11 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 		kgo.UnknownTopicRetries(2),
 		kgo.MetadataMinAge(500*time.Millisecond),
 	)
+	if cfg.AllowAutoTopicCreation {
+		// The broker creates the topic only when auto.create.topics.enable is on;
+		// otherwise the record still fails as an unknown topic.
+		common = append(common, kgo.AllowAutoTopicCreation())
+	}
 	common = append(common, extra...)
 	p := &producers{}
 	for _, acks := range []Acks{AcksNone, AcksLeader, AcksAll} {

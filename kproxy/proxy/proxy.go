@@ -39,6 +39,7 @@ type Proxy struct {
 	defaultAcks    Acks
 	produceTimeout time.Duration
 	inflight       atomic.Int64
+	mem            bodyMemory
 	draining       atomic.Bool
 	purging        sync.Map       // topic -> true while its purge runs
 	bg             sync.WaitGroup // background purges
@@ -89,6 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 		produceTimeout: time.Duration(cfg.ProduceTimeoutMs) * time.Millisecond,
 		tokens:         digestTokens(cfg.Auth.Tokens),
 	}
+	p.mem.limit = cfg.MaxBodyMemoryBytes
 	probe := prod.byAcks[AcksLeader.index()][0]
 	p.health = newHealth(probe.Ping, log)
 	p.metrics = newMetrics(p.reg, p)

@@ -28,7 +28,8 @@ type Record struct {
 	// Partition is the partition to write to, or NoPartition (Admit's default).
 	Partition int32
 	// Headers are the record's Kafka headers; nil for none. The door owns the
-	// slice and must leave it alone until Release.
+	// slice and must leave it alone until Release, and for good when Commit
+	// returned ErrTimeout or ErrCanceled (Kafka's client may still read it).
 	Headers []kgo.RecordHeader
 
 	p     *Proxy
@@ -36,6 +37,7 @@ type Record struct {
 	key   []byte    // pooled key bytes, nil for no key
 	buf   *valueBuf // the value's buffer, nil until a value is read or set
 	value []byte    // the value, in buf
+	probe [1]byte   // reads the byte past max_request_size_bytes
 	rec   kgo.Record
 	err   error
 	done  chan struct{}
@@ -78,11 +80,8 @@ var recordPool = sync.Pool{New: func() any {
 // reachable as far as the health probe knows (ErrKafkaUnavailable). Every
 // admitted record holds a slot of req_pool_size until Release.
 func (p *Proxy) Admit(topic string) (*Record, error) {
-	if err := ValidTopic(topic); err != nil {
+	if err := p.CheckTopic(topic); err != nil {
 		return nil, err
-	}
-	if !p.topicAllowed(topic) {
-		return nil, fmt.Errorf("%w: %q is refused by this kproxy's topic rules", ErrTopicNotAllowed, topic)
 	}
 	if p.draining.Load() {
 		return nil, ErrShuttingDown
@@ -134,35 +133,61 @@ func (r *Record) Value() []byte { return r.value }
 // bytes arrive, whatever length the client announced, and holds at most
 // max_request_size_bytes: the first byte past it ends the read with
 // ErrBodyTooLarge. Nothing read gives ErrEmptyBody, a failing src ErrBodyRead.
+// Every buffer is taken from max_body_memory_bytes first; when that is used up
+// the read ends with ErrBackpressure.
 func (r *Record) ReadValue(src io.Reader) error {
 	limit := r.p.cfg.MaxRequestSizeBytes
-	b := r.valueBuf(minValueBuf)
+	b, err := r.valueBuf(minValueBuf)
+	if err != nil {
+		return err
+	}
 	for {
+		if len(b) >= limit {
+			// At the limit: the body must end here.
+			err = r.expectEOF(src, limit)
+			break
+		}
 		if len(b) == cap(b) {
-			b = r.grow(b, len(b)+1, limit+1)
+			if b, err = r.grow(b, len(b)+1, limit); err != nil {
+				break
+			}
 		}
-		// Read at most one byte past the limit, to tell a body at the limit from
-		// one above it.
-		end := min(cap(b), limit+1)
-		n, err := src.Read(b[len(b):end])
+		var n int
+		n, err = src.Read(b[len(b):min(cap(b), limit)])
 		b = b[:len(b)+n]
-		if len(b) > limit {
-			r.value = b[:0]
-			return fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, limit)
-		}
 		if errors.Is(err, io.EOF) {
+			err = nil
 			break
 		}
 		if err != nil {
-			r.value = b[:0]
-			return fmt.Errorf("%w: %v", ErrBodyRead, err)
+			err = fmt.Errorf("%w: %v", ErrBodyRead, err)
+			break
 		}
+	}
+	if err != nil {
+		r.value = b[:0]
+		return err
 	}
 	r.value = b
 	if len(b) == 0 {
 		return ErrEmptyBody
 	}
 	return nil
+}
+
+// expectEOF reads src after limit bytes: the first further byte is one too many.
+func (r *Record) expectEOF(src io.Reader, limit int) error {
+	for {
+		n, err := src.Read(r.probe[:])
+		switch {
+		case n > 0:
+			return fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, limit)
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("%w: %v", ErrBodyRead, err)
+		}
+	}
 }
 
 // SetValue sets the record's value to a copy of v, under the rules of
@@ -175,9 +200,12 @@ func (r *Record) SetValue(v []byte) error {
 	case len(v) > limit:
 		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, len(v), limit)
 	}
-	b := r.valueBuf(len(v))
-	if cap(b) < len(v) {
-		b = r.grow(b, len(v), len(v))
+	b, err := r.valueBuf(len(v))
+	if err == nil && cap(b) < len(v) {
+		b, err = r.grow(b, len(v), len(v))
+	}
+	if err != nil {
+		return err
 	}
 	r.value = append(b[:0], v...)
 	return nil

@@ -83,8 +83,11 @@ type Options struct {
 	// answers in memory. Default DefaultMaxInFlight.
 	MaxInFlight int
 
-	// FetchMaxBytes bounds the keys and values of one fetch answer (one
-	// record is always sent, however large). Default DefaultFetchMaxBytes.
+	// FetchMaxBytes bounds the record batches one fetch answer is read
+	// from, counted as Kafka stores them (compressed or not), as Kafka's own
+	// fetch limit: whole batches, but always the batch of the requested
+	// offset and the record after it, however large. Default
+	// DefaultFetchMaxBytes.
 	FetchMaxBytes int32
 
 	// FetchMaxWait is how long a fetch at the log end waits for new records

@@ -431,7 +431,7 @@ func TestPipelined(t *testing.T) {
 // batchAt returns the record batch holding offset, read with a raw fetch.
 func batchAt(t *testing.T, g *gateway, topic string, offset int64) batchHeader {
 	t.Helper()
-	rp, err := g.h.reader.fetchOnce(context.Background(), topic, 0, offset, false)
+	rp, err := g.h.reader.fetchOnce(context.Background(), topic, 0, offset, 1<<20, false)
 	if err != nil {
 		t.Fatalf("raw fetch: %v", err)
 	}

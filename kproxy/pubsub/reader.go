@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -94,31 +95,33 @@ func (r *reader) listOffset(ctx context.Context, topic string, partition int32, 
 	return 0, fmt.Errorf("%w: Kafka's answer lacks the partition", ErrUnknownTopicOrPartition)
 }
 
-// maxFetchRounds bounds the Fetch requests of one command that each return
-// records (a batch larger than the answer's bytes comes alone).
+// maxFetchRounds bounds the Fetch requests of one command that return records.
 const maxFetchRounds = 8
 
 // fetch returns records of the partition in offset order, the first one at
 // offset, or the first record after it when offset holds none (a transaction
-// marker, an aborted record or one removed by compaction). Together they hold
-// at most maxBytes of keys and values, but always at least one record. At the
-// log end it waits up to maxWait for records, then returns none.
+// marker, an aborted record or one removed by compaction). At the log end it
+// waits up to maxWait for records, then returns none.
 //
-// Kafka returns whole batches, and a first batch larger than the request's
-// bytes alone: when the records after offset in it are fewer than maxBytes,
-// fetch reads on from the next batch, so that a client asking again from the
-// last offset it got (as the APISIX clients do) always gets further.
+// An answer holds whole record batches as Kafka stores them (the first from
+// offset on): while they stay within maxBytes as stored, compressed or not,
+// as Kafka's own fetch limit counts, but always the batch of offset, and
+// always the record after offset when there is one, so that a client asking
+// again from the last offset it got (as the APISIX clients do) gets further.
+// No batch is decoded twice for one answer, and none is cut.
 func (r *reader) fetch(ctx context.Context, topic string, partition int32, offset int64) ([]*KafkaMessage, error) {
 	deadline := time.Now().Add(r.maxWait)
 	pos := offset
+	budget := int(r.maxBytes) // batch bytes still allowed
 	var (
 		out            []*KafkaMessage
-		size, rounds   int
+		rounds         int
 		timer          *time.Timer
 		fresh, retried bool
 	)
 	for {
-		rp, err := r.fetchOnce(ctx, topic, partition, pos, fresh)
+		// At least one byte: Kafka then answers with one whole batch.
+		rp, err := r.fetchOnce(ctx, topic, partition, pos, int32(max(budget, 1)), fresh)
 		fresh = false
 		if err != nil {
 			if len(out) > 0 {
@@ -147,21 +150,21 @@ func (r *reader) fetch(ctx context.Context, topic string, partition int32, offse
 			}
 			return nil, fmt.Errorf("%w: read record batch at offset %d: %v", ErrKafkaUnavailable, pos, fp.Err)
 		}
-		full := false
-		out, size, full = r.appendMessages(out, size, fp.Records)
+		budget -= len(rp.RecordBatches)
+		out = appendMessages(out, fp.Records)
+		if len(fp.Records) > 0 {
+			rounds++
+		}
 		end := rp.LastStableOffset // what read_committed may read
 		if end < 0 {
 			end = rp.HighWatermark
 		}
-		if len(fp.Records) > 0 {
-			rounds++
-		}
 		switch {
-		case full || (len(out) > 0 && (next >= end || next <= pos || rounds >= maxFetchRounds)):
+		case len(out) > 0 && (next >= end || rounds >= maxFetchRounds || (budget <= 0 && len(out) > 1)):
 			return out, nil
 		case next > pos:
-			// Read on: after a batch the answer has room for, or after
-			// markers and aborted records only.
+			// Read on: room for more batches, only the offset's own record so
+			// far, or only markers and aborted records.
 			pos = next
 			continue
 		}
@@ -184,31 +187,27 @@ func (r *reader) fetch(ctx context.Context, topic string, partition int32, offse
 	}
 }
 
-// appendMessages converts records onto out while keys and values stay within
-// maxBytes, taking at least one record so that a client always gets on. It
-// returns the new total size and whether the answer is full.
-func (r *reader) appendMessages(out []*KafkaMessage, size int, recs []*kgo.Record) ([]*KafkaMessage, int, bool) {
-	for _, rec := range recs {
-		n := len(rec.Key) + len(rec.Value)
-		if len(out) > 0 && size+n > int(r.maxBytes) {
-			return out, size, true
-		}
-		size += n
-		out = append(out, &KafkaMessage{
-			Offset:    rec.Offset,
-			Timestamp: rec.Timestamp.UnixMilli(),
-			Key:       rec.Key,
-			Value:     rec.Value,
-		})
+// appendMessages converts records onto out, the messages allocated together.
+// The keys and values stay the decoded batches' own bytes.
+func appendMessages(out []*KafkaMessage, recs []*kgo.Record) []*KafkaMessage {
+	if len(recs) == 0 {
+		return out
 	}
-	return out, size, size >= int(r.maxBytes)
+	slab := make([]KafkaMessage, len(recs))
+	out = slices.Grow(out, len(recs))
+	for i, rec := range recs {
+		m := &slab[i]
+		m.Offset, m.Timestamp, m.Key, m.Value = rec.Offset, rec.Timestamp.UnixMilli(), rec.Key, rec.Value
+		out = append(out, m)
+	}
+	return out
 }
 
-// fetchOnce sends one Fetch request for the partition at offset to its leader
-// and returns the partition's part of the answer. A Kafka error of the
+// fetchOnce sends one Fetch request for the partition at offset, for at most
+// maxBytes of batches (but one whole batch at least), to its leader and returns the partition's part of the answer. A Kafka error of the
 // partition is returned along with that part (out-of-range answers carry the
 // log start and end).
-func (r *reader) fetchOnce(ctx context.Context, topic string, partition int32, offset int64, fresh bool) (*kmsg.FetchResponseTopicPartition, error) {
+func (r *reader) fetchOnce(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32, fresh bool) (*kmsg.FetchResponseTopicPartition, error) {
 	leader, topicID, err := r.leader(ctx, topic, partition, fresh)
 	if err != nil {
 		return nil, err
@@ -216,7 +215,7 @@ func (r *reader) fetchOnce(ctx context.Context, topic string, partition int32, o
 	req := kmsg.NewPtrFetchRequest()
 	req.MaxWaitMillis = 0
 	req.MinBytes = 1
-	req.MaxBytes = r.maxBytes
+	req.MaxBytes = maxBytes
 	req.IsolationLevel = 1
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic = topic
@@ -224,7 +223,7 @@ func (r *reader) fetchOnce(ctx context.Context, topic string, partition int32, o
 	rp := kmsg.NewFetchRequestTopicPartition()
 	rp.Partition = partition
 	rp.FetchOffset = offset
-	rp.PartitionMaxBytes = r.maxBytes
+	rp.PartitionMaxBytes = maxBytes
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	kresp, err := r.cl.Broker(int(leader)).Request(ctx, req)

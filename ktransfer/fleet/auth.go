@@ -99,7 +99,10 @@ func (s *Session) Authenticate(a Auth) error {
 // It is the migration of a module whose nodes were created before zk_auth was
 // set: a node whose ACL already grants a every permission and everybody else at
 // most READ is left alone; any other node gets a.ACL() through SetACL, logged
-// at info level. A node whose ACL these credentials may not read or change
+// at info level. A persistent node where only live instances' ephemeral nodes
+// belong ({group}/ids/{instance}, {group}/owners/{topic}/{partition}) is a ghost
+// that would hold a partition for ever: it is deleted, with a warning naming it,
+// instead. A node whose ACL these credentials may not read or change
 // makes SecureGroup fail with an error wrapping ErrForeignACL and zk.ErrNoAuth
 // that names the node: another tenant's module of the same name, or one
 // protected with other credentials. A zero Auth, or a group without nodes,
@@ -136,6 +139,19 @@ func SecureGroup(sess *Session, layout zkconsumers.Layout, group string, a Auth,
 		case err != nil:
 			return fmt.Errorf("read the ACL of %s: %w", p, err)
 		}
+		if st.EphemeralOwner == 0 && ghostPath(layout, group, p) {
+			// Only a live instance's ephemeral node belongs here: a persistent
+			// one would hold a partition (or a place in the assignment) for
+			// ever. Protecting it would keep it; delete it instead.
+			if err := deleteTree(conn, p); err != nil {
+				if errors.Is(err, zk.ErrNoAuth) {
+					return foreign(p, acl, err)
+				}
+				return fmt.Errorf("delete the persistent node %s: %w", p, err)
+			}
+			log.Warn("persistent node where only a live instance's ephemeral node belongs: deleted", "path", p)
+			continue
+		}
 		if !aclFits(acl, want) {
 			_, err := conn.SetACL(p, want, st.Aversion)
 			switch {
@@ -163,6 +179,17 @@ func SecureGroup(sess *Session, layout zkconsumers.Layout, group string, a Auth,
 		}
 	}
 	return nil
+}
+
+// ghostPath tells whether p is where only ephemeral nodes of live instances
+// belong: {group}/ids/{instance} or {group}/owners/{topic}/{partition}.
+func ghostPath(layout zkconsumers.Layout, group, p string) bool {
+	rel, ok := strings.CutPrefix(p, layout.Group(group)+"/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	return (len(parts) == 2 && parts[0] == "ids") || (len(parts) == 3 && parts[0] == "owners")
 }
 
 // aclFits tells whether have holds every entry of want and grants world no more

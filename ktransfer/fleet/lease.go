@@ -40,6 +40,70 @@ type Lease struct {
 	resync        bool // a write's outcome is unknown: read the nodes again first
 	lost          bool // a check failed: someone else owns the partition
 	released      bool
+	found         NodeVersion // the offset node when the claim read it
+	written       NodeVersion // the offset node after this lease's last known write
+}
+
+// NodeVersion identifies one state of a partition's offset node: the ZooKeeper
+// transaction that last wrote it, its data version and the offset it holds. The
+// zero NodeVersion means unknown (or, from Found, no node).
+type NodeVersion struct {
+	zxid    int64
+	version int32
+	offset  int64
+	// pending: a write of offset whose outcome is unknown was made on top of
+	// the state zxid names; if it happened, the node is at version holding
+	// offset.
+	pending bool
+}
+
+// IsZero tells whether the version is unknown.
+func (v NodeVersion) IsZero() bool { return v.zxid == 0 }
+
+// String shows the version for logs.
+func (v NodeVersion) String() string {
+	if v.zxid == 0 {
+		return "unknown"
+	}
+	s := fmt.Sprintf("zxid 0x%x, version %d, offset %d", v.zxid, v.version, v.offset)
+	if v.pending {
+		s += " (a write of unknown outcome after it)"
+	}
+	return s
+}
+
+// Unchanged tells whether found — a later lease's Found — is still the node as
+// w — an earlier lease's Written — left it: nobody else wrote it in between. A
+// write whose outcome was unknown counts as this lease's when the node shows its
+// exact result (the version it would have made, holding its offset): any other
+// writer takes the partition first, and that claim bumps the version again.
+func (w NodeVersion) Unchanged(found NodeVersion) bool {
+	if w.IsZero() || found.IsZero() {
+		return false
+	}
+	if found.zxid == w.zxid {
+		return true
+	}
+	return w.pending && found.version == w.version && found.offset == w.offset
+}
+
+// Found returns the offset node as the claim found it when the member took the
+// partition, before the claim rewrote it: with an earlier lease's Written, it
+// tells whether anyone wrote the node after that lease (NodeVersion.Unchanged).
+// Zero when the node did not exist.
+func (l *Lease) Found() NodeVersion {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.found
+}
+
+// Written returns the offset node as this lease last wrote it (the claim's
+// rewrite or a Commit), including a last write whose outcome is unknown. Zero
+// when unknown.
+func (l *Lease) Written() NodeVersion {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
 }
 
 // Partition returns the leased partition.
@@ -147,8 +211,16 @@ func (l *Lease) Commit(off int64) error {
 	case err == nil:
 		if len(res) == 2 && res[1].Stat != nil {
 			l.offsetVersion = res[1].Stat.Version
+			l.written = NodeVersion{zxid: res[1].Stat.Mzxid, version: l.offsetVersion, offset: off}
 		} else {
-			l.offsetVersion++ // created: version 0
+			// Created: version 0. A create answers no stat; while the owner
+			// node is unchanged nobody else can have written the node since,
+			// so its stat now is the stat of this write.
+			l.offsetVersion = 0
+			l.written = NodeVersion{}
+			if ok, st, err := l.m.sess.conn.Exists(l.offsetPath); err == nil && ok && st.Version == 0 {
+				l.written = NodeVersion{zxid: st.Mzxid, offset: off}
+			}
 		}
 		l.last, l.hasLast = off, true
 		return nil
@@ -156,6 +228,9 @@ func (l *Lease) Commit(off int64) error {
 		return fmt.Errorf("commit offset %s at %d: %w", l, off, l.loseLocked(fmt.Sprintf("ZooKeeper's check failed: %v", err)))
 	default:
 		l.resync = true
+		if l.offsetVersion >= 0 && !l.written.IsZero() {
+			l.written.pending, l.written.version, l.written.offset = true, l.offsetVersion+1, off
+		}
 		return fmt.Errorf("commit offset %s at %d: %w", l, off, err)
 	}
 }
@@ -235,6 +310,7 @@ func (l *Lease) resyncLocked() error {
 		l.offsetVersion = st.Version
 		off, err := zkconsumers.DecodeOffset(data)
 		l.last, l.hasLast = off, err == nil
+		l.written = NodeVersion{zxid: st.Mzxid, version: st.Version, offset: off}
 	}
 	l.resync = false
 	return nil

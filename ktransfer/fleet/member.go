@@ -51,6 +51,14 @@ func WithAuth(a Auth) Option {
 	return func(m *Member) { m.auth = a }
 }
 
+// WithOpsListen adds the address of the process's operations endpoints (and
+// its host name and process id) to the instance's registration in ids/, so an
+// operator finds every process's /status; readers of the Kafka 0.8 layout
+// ignore the added fields. Empty: the registration holds only Kafka's fields.
+func WithOpsListen(addr string) Option {
+	return func(m *Member) { m.opsListen = addr }
+}
+
 // Member is one instance's membership in one module (consumer group) for one
 // topic. It registers the instance, computes the partitions the instance should
 // own, takes them, and hands them to the engine as leases on Leases. It runs
@@ -64,6 +72,12 @@ func WithAuth(a Auth) Option {
 // other instance pushes it meanwhile); release_timeout_ms bounds the engine's
 // drain for that reason.
 //
+// Only ephemeral nodes count: a persistent node under ids/ (a ghost instance, no
+// process made it) is left out of the assignment and logged at warning level; a
+// persistent owner node, or an ephemeral one naming an instance that has not been
+// registered for longer than a leaving member may drain (close timeout plus the
+// session timeout), is stale and replaced, with a warning naming it.
+//
 // Its methods are safe for concurrent use.
 type Member struct {
 	sess      *Session
@@ -75,6 +89,12 @@ type Member struct {
 	closeWait time.Duration
 	auth      Auth
 	acl       []zk.ACL // of every node from the group's node downward
+	opsListen string   // added to the registration when not empty
+	// staleAfter is how long an ephemeral owner node naming an instance that
+	// is not registered is respected before it counts as stale: a leaving
+	// member deletes its ids node first and holds its owner nodes for at most
+	// its close timeout while it drains.
+	staleAfter time.Duration
 
 	cancel context.CancelFunc
 	out    chan *Lease
@@ -101,7 +121,9 @@ type Member struct {
 	desired  map[int32]bool
 	waiting  map[int32]string // desired partitions held by another instance, and by whom
 	lastErr  error
-	secured  bool // SecureGroup succeeded
+	secured  bool                  // SecureGroup succeeded
+	ghosts   map[string]bool       // persistent ids nodes already warned about
+	orphans  map[int32]orphanOwner // owner nodes naming an unregistered instance, since when
 
 	smu  sync.Mutex
 	snap Snapshot
@@ -112,6 +134,13 @@ type Member struct {
 type heldNode struct {
 	czxid   int64
 	session int64
+}
+
+// orphanOwner is an ephemeral owner node, held by another session, whose data
+// names no registered instance: stale once it stays so for staleAfter.
+type orphanOwner struct {
+	czxid int64
+	since time.Time
 }
 
 type releaseReq struct {
@@ -149,13 +178,20 @@ type Snapshot struct {
 // Join starts the membership of instanceID in group for topic, through sess,
 // with the nodes laid out by layout. The member runs until ctx ends or Close is
 // called; either revokes every lease with cause ErrClosed, waits for their
-// release and leaves the group. Group, topic and instance id must be non-empty
-// ZooKeeper node names. log nil means no logging.
+// release and leaves the group. Group, topic and instance id must be ZooKeeper
+// node names (zkconsumers.CheckNodeName); sess must not be nil. log nil means no
+// logging.
 func Join(ctx context.Context, sess *Session, layout zkconsumers.Layout, group, topic, instanceID string, log *slog.Logger, opts ...Option) (*Member, error) {
 	for _, n := range []struct{ what, v string }{{"group", group}, {"topic", topic}, {"instance id", instanceID}} {
-		if err := checkName(n.v); err != nil {
-			return nil, fmt.Errorf("join fleet: %s %q: %w", n.what, n.v, err)
+		if err := zkconsumers.CheckNodeName(n.v); err != nil {
+			return nil, fmt.Errorf("join fleet: %s %q %w", n.what, n.v, err)
 		}
+	}
+	if err := zkconsumers.CheckChroot(layout.Chroot); err != nil {
+		return nil, fmt.Errorf("join fleet: chroot %q %w", layout.Chroot, err)
+	}
+	if sess == nil {
+		return nil, errors.New("join fleet: no ZooKeeper session")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -177,9 +213,14 @@ func Join(ctx context.Context, sess *Session, layout zkconsumers.Layout, group, 
 		held:      map[int32]heldNode{},
 		desired:   map[int32]bool{},
 		waiting:   map[int32]string{},
+		ghosts:    map[string]bool{},
+		orphans:   map[int32]orphanOwner{},
 	}
 	for _, o := range opts {
 		o(m)
+	}
+	if m.staleAfter <= 0 {
+		m.staleAfter = m.closeWait + sess.Timeout()
 	}
 	m.acl = m.auth.ACL()
 	m.publish()
@@ -189,25 +230,13 @@ func Join(ctx context.Context, sess *Session, layout zkconsumers.Layout, group, 
 }
 
 // NewMember is Join with a context that never ends: the member runs until Close.
-// An empty instanceID means DefaultInstanceID. When the names are invalid the
-// error is logged and the member is returned closed, with the error in its
-// Snapshot.
-func NewMember(sess *Session, layout zkconsumers.Layout, group, topic, instanceID string, log *slog.Logger, opts ...Option) *Member {
+// An empty instanceID means DefaultInstanceID. Invalid names are an error, and
+// no member is made.
+func NewMember(sess *Session, layout zkconsumers.Layout, group, topic, instanceID string, log *slog.Logger, opts ...Option) (*Member, error) {
 	if instanceID == "" {
 		instanceID = DefaultInstanceID()
 	}
-	m, err := Join(context.Background(), sess, layout, group, topic, instanceID, log, opts...)
-	if err == nil {
-		return m
-	}
-	if log != nil {
-		log.Error("cannot join the fleet", "err", err)
-	}
-	m = &Member{sess: sess, id: instanceID, out: make(chan *Lease), done: make(chan struct{}), cancel: func() {}}
-	m.snap = Snapshot{Instance: instanceID, Session: sess.State(), LastError: err.Error()}
-	close(m.out)
-	close(m.done)
-	return m
+	return Join(context.Background(), sess, layout, group, topic, instanceID, log, opts...)
 }
 
 // DefaultInstanceID returns HOST-PID-RANDOM, unique per process.
@@ -364,8 +393,13 @@ func (m *Member) reconcile() error {
 			delete(m.waiting, p)
 		}
 	}
+	for p := range m.orphans {
+		if !m.desired[p] {
+			delete(m.orphans, p)
+		}
+	}
 	for _, p := range sortedKeys(m.desired) {
-		if m.leases[p] != nil || m.isWatching(m.ownerPath(p)) {
+		if m.leases[p] != nil || (m.isWatching(m.ownerPath(p)) && !m.orphanDue(p)) {
 			continue
 		}
 		if err := m.acquire(ep, p); err != nil {
@@ -409,8 +443,13 @@ func (m *Member) register(ep *epoch) (fresh bool, err error) {
 		return false, nil
 	}
 	p := m.layout.ID(m.group, m.id)
-	data := zkconsumers.NewRegistration(m.topic, time.Now()).Encode()
-	err = m.create(p, data, zk.FlagEphemeral)
+	reg := zkconsumers.NewRegistration(m.topic, time.Now())
+	if m.opsListen != "" {
+		reg.OpsListen = m.opsListen
+		reg.Host, _ = os.Hostname()
+		reg.PID = os.Getpid()
+	}
+	err = m.create(p, reg.Encode(), zk.FlagEphemeral)
 	if err == nil {
 		m.regID = ep.id
 		m.log.Info("registered in the group", "path", p)
@@ -429,6 +468,15 @@ func (m *Member) register(ep *epoch) (fresh bool, err error) {
 	case st.EphemeralOwner == ep.id:
 		m.regID = ep.id
 		return true, nil
+	case st.EphemeralOwner == 0:
+		// No session holds it: a ghost left by someone else, never removed by
+		// ZooKeeper. It would keep this instance from registering forever.
+		m.log.Warn("a persistent node holds this instance's registration path (no live instance made it): deleting it", "path", p)
+		if err := deleteTree(m.sess.conn, p); err != nil {
+			return false, fmt.Errorf("register %s: delete the persistent node there: %w", p, err)
+		}
+		m.nudge()
+		return false, nil
 	}
 	if m.isWatching(p) {
 		return false, nil
@@ -453,17 +501,50 @@ func (m *Member) listInstances(force bool) (listed bool, err error) {
 	if !force && m.isWatching(dir) {
 		return false, nil
 	}
-	ids, _, ch, err := m.sess.conn.ChildrenW(dir)
+	children, _, ch, err := m.sess.conn.ChildrenW(dir)
 	if err != nil {
 		return false, fmt.Errorf("list instances %s: %w", dir, err)
 	}
 	m.armWatch(dir, ch)
+	ids := make([]string, 0, len(children))
+	for _, id := range children {
+		live, err := m.liveInstance(id)
+		if err != nil {
+			return false, err
+		}
+		if live {
+			ids = append(ids, id)
+		}
+	}
 	slices.Sort(ids)
 	if !slices.Equal(ids, m.ids) {
 		m.log.Info("group instances", "instances", ids)
 	}
 	m.ids = ids
 	return true, nil
+}
+
+// liveInstance tells whether ids/{id} is an ephemeral node, the registration of
+// a live instance. A persistent node there is a ghost (no process made it, and
+// ZooKeeper never removes it): it is left out of the assignment, so it holds
+// no partition, and logged at warning level once.
+func (m *Member) liveInstance(id string) (bool, error) {
+	p := m.layout.ID(m.group, id)
+	ok, st, err := m.sess.conn.Exists(p)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("read instance %s: %w", p, err)
+	case !ok:
+		return false, nil
+	case st.EphemeralOwner != 0:
+		delete(m.ghosts, id)
+		return true, nil
+	}
+	if !m.ghosts[id] {
+		m.ghosts[id] = true
+		m.log.Warn("persistent node among the registered instances: ignored (a live instance's node is ephemeral); delete it, or set zk_auth to have it removed", "path", p)
+	}
+	return false, nil
 }
 
 // assign returns the partitions of 0..n-1 that instance id owns when they are
@@ -499,6 +580,19 @@ func (m *Member) acquire(ep *epoch, p int32) error {
 		return fmt.Errorf("read owner node %s: %w", op, err)
 	}
 	if st.EphemeralOwner != ep.id {
+		stale, why, err := m.staleOwner(p, string(data), st)
+		if err != nil {
+			return err
+		}
+		if stale {
+			m.log.Warn("owner node is stale: replacing it", "partition", p, "path", op, "holder", string(data), "reason", why)
+			if err := conn.Delete(op, st.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+				return fmt.Errorf("delete stale owner node %s: %w", op, err)
+			}
+			delete(m.orphans, p)
+			m.nudge()
+			return nil
+		}
 		exists, _, ch, err := conn.ExistsW(op)
 		if err != nil {
 			return fmt.Errorf("watch owner node %s: %w", op, err)
@@ -515,6 +609,7 @@ func (m *Member) acquire(ep *epoch, p int32) error {
 		return nil
 	}
 	delete(m.waiting, p)
+	delete(m.orphans, p)
 	m.held[p] = heldNode{czxid: st.Czxid, session: ep.id}
 	l, err := m.claim(ep, p, st)
 	if err != nil || l == nil {
@@ -524,6 +619,47 @@ func (m *Member) acquire(ep *epoch, p int32) error {
 	m.pending = append(m.pending, l)
 	m.log.Info("partition acquired", "partition", p, "committed", lastOffset(l))
 	return nil
+}
+
+// staleOwner tells whether p's owner node, held by someone else (data names the
+// holder, st is the node's stat), is stale and may be replaced: a persistent node
+// (no live instance made it; ZooKeeper never removes it), or an ephemeral one
+// whose holder has had no registration for staleAfter (a leaving member holds its
+// owner nodes without a registration only while it drains).
+func (m *Member) staleOwner(p int32, holder string, st *zk.Stat) (bool, string, error) {
+	if st.EphemeralOwner == 0 {
+		return true, "persistent node: no live instance holds it", nil
+	}
+	registered := false
+	if zkconsumers.CheckNodeName(holder) == nil {
+		live, err := m.liveInstance(holder)
+		if err != nil {
+			return false, "", err
+		}
+		registered = live
+	}
+	if registered {
+		delete(m.orphans, p)
+		return false, "", nil
+	}
+	o, ok := m.orphans[p]
+	if !ok || o.czxid != st.Czxid {
+		m.orphans[p] = orphanOwner{czxid: st.Czxid, since: time.Now()}
+		m.log.Info("owner node names an instance that is not registered; it counts as stale unless it goes within the grace", "partition", p, "holder", holder, "grace", m.staleAfter)
+		time.AfterFunc(m.staleAfter, m.nudge)
+		return false, "", nil
+	}
+	if time.Since(o.since) < m.staleAfter {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("held by a session whose instance %q has not been registered for %v", holder, m.staleAfter), nil
+}
+
+// orphanDue tells whether p's owner node has named an unregistered instance for
+// staleAfter, so it is looked at again although its watch has not fired.
+func (m *Member) orphanDue(p int32) bool {
+	o, ok := m.orphans[p]
+	return ok && time.Since(o.since) >= m.staleAfter
 }
 
 // claim makes a new lease on p whose owner node (ours, with stat owner) exists.
@@ -560,7 +696,10 @@ func (m *Member) claim(ep *epoch, p int32, owner *zk.Stat) (*Lease, error) {
 			}
 			if !absent {
 				l.offsetVersion = res[1].Stat.Version
-				if off, err := zkconsumers.DecodeOffset(data); err == nil {
+				off, derr := zkconsumers.DecodeOffset(data)
+				l.found = NodeVersion{zxid: ost.Mzxid, version: ost.Version, offset: off}
+				l.written = NodeVersion{zxid: res[1].Stat.Mzxid, version: res[1].Stat.Version, offset: off}
+				if derr == nil {
 					l.last, l.hasLast = off, true
 				}
 			}
@@ -837,15 +976,23 @@ func sortedKeys[V any](m map[int32]V) []int32 {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// checkName rejects what cannot be one ZooKeeper node name.
-func checkName(s string) error {
+// deleteTree deletes the node at p and everything below it, whatever their
+// versions; nodes already gone are fine.
+func deleteTree(conn *zk.Conn, p string) error {
+	children, _, err := conn.Children(p)
 	switch {
-	case s == "":
-		return errors.New("is empty")
-	case s == "." || s == "..":
-		return errors.New("is not a node name")
-	case strings.ContainsAny(s, "/\x00"):
-		return errors.New("contains '/' or NUL")
+	case errors.Is(err, zk.ErrNoNode):
+		return nil
+	case err != nil:
+		return fmt.Errorf("list %s: %w", p, err)
+	}
+	for _, c := range children {
+		if err := deleteTree(conn, p+"/"+c); err != nil {
+			return err
+		}
+	}
+	if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("delete %s: %w", p, err)
 	}
 	return nil
 }

@@ -22,6 +22,14 @@
 // Nothing is written for a partition until the process has registered again
 // and owns it anew.
 //
+// Ghosts: the layout's ids and owner nodes are ephemeral, so a persistent one
+// there (planted before the module ever ran, or left by a tool) belongs to no
+// live process; a member ignores ghost instances and replaces ghost owners, and
+// SecureGroup deletes both. Taking a partition back after a fence, the engine can
+// compare the offset node the claim found ([Lease.Found]) with the one its
+// previous lease last wrote ([Lease.Written]): equal means nobody pushed the
+// partition meanwhile.
+//
 // Access control (optional): a member joined WithAuth authenticates the session
 // with a ZooKeeper digest credential and protects its module's nodes with it
 // (digest ALL, world READ), so tenants sharing one ZooKeeper cannot change each

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -20,7 +21,8 @@ func cannedServer(tb testing.TB) string {
 		tb.Fatalf("listen: %v", err)
 	}
 	done := make(chan struct{})
-	conns := make(chan net.Conn, 1024)
+	var mu sync.Mutex
+	var conns []net.Conn // every accepted connection, closed at the end
 	go func() {
 		defer close(done)
 		for {
@@ -28,15 +30,18 @@ func cannedServer(tb testing.TB) string {
 			if err != nil {
 				return
 			}
-			conns <- c
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 			go serveCanned(c)
 		}
 	}()
 	tb.Cleanup(func() {
 		ln.Close()
 		<-done
-		close(conns)
-		for c := range conns {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
 			c.Close()
 		}
 	})
@@ -75,10 +80,10 @@ var benchRecord = Record{Topic: "orders", Partition: 3, Offset: 1234567, Key: []
 
 const benchURI = "/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack"
 
-func benchPusher(b *testing.B, addr string) *Pusher {
+func benchPusher(b *testing.B, addrs ...string) *Pusher {
 	b.Helper()
 	p, err := New(Config{
-		Servers: []string{addr}, URI: benchURI,
+		Servers: addrs, URI: benchURI,
 		Headers:     []map[string]string{{"Host": "www.myhug.cn"}},
 		ConnTimeout: 100e6, WriteTimeout: 100e6, ReadTimeout: 1e9,
 		MaxRetries: -1, FailThreshold: 5, Cooldown: 5e9, Slow: 1e9,
@@ -104,13 +109,30 @@ func BenchmarkPush(b *testing.B) {
 	}
 }
 
-// BenchmarkPush64 is 64 workers sharing one Pusher, next to the same requests
-// made through net/http's Transport for reference.
+// BenchmarkPush64 is 64 workers sharing one Pusher, with one server and with
+// two, next to the same requests made through net/http's Transport for
+// reference.
 func BenchmarkPush64(b *testing.B) {
 	addr := cannedServer(b)
 	par := max(1, 64/runtime.GOMAXPROCS(0))
 	b.Run("push", func(b *testing.B) {
 		p := benchPusher(b, addr)
+		b.ReportAllocs()
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for pb.Next() {
+				if res := p.Push(ctx, benchRecord); res.Err != nil {
+					b.Error(res.Err)
+					return
+				}
+			}
+		})
+	})
+	// Two servers: the watch of stalled servers tracks every request.
+	b.Run("push-2-servers", func(b *testing.B) {
+		p := benchPusher(b, addr, cannedServer(b))
 		b.ReportAllocs()
 		b.SetParallelism(par)
 		b.RunParallel(func(pb *testing.PB) {

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +35,10 @@ const (
 	maxInterim = 8
 	// snippetLen bounds the body start kept in a StatusError.
 	snippetLen = 256
+	// peekWait bounds the read of bytes known to be waiting on a connection
+	// that is not carrying a request, to tell data from the end of the
+	// connection (over TLS, records must be decrypted first).
+	peekWait = 10 * time.Millisecond
 )
 
 // aLongTimeAgo is a deadline that has passed: setting it aborts a blocked read
@@ -41,11 +48,21 @@ var aLongTimeAgo = time.Unix(1, 0)
 // conn is one connection to a server, used by one goroutine at a time.
 type conn struct {
 	nc        net.Conn
+	peek      *peeker // the TCP socket under nc, looked into while idle; nil if unavailable
+	tls       bool
 	br        *bufio.Reader
 	wbuf      []byte
-	abort     func() // cuts the connection's deadlines short; built once
+	abort     func()      // cuts the connection's deadlines short; built once
+	cut       atomic.Bool // abort was called: the connection is spoilt
 	idleSince time.Time
 	reused    bool // served a request before: the server may have closed it since
+	// The record whose answer the connection read last, named when
+	// unsolicited bytes follow: that answer may have been one too.
+	lastTopic     string
+	lastPartition int32
+	lastOffset    int64
+
+	flight // the request in progress, among its server's
 }
 
 func (c *conn) close() { c.nc.Close() }
@@ -60,6 +77,7 @@ type response struct {
 // dial opens a connection to s within the connect timeout (TCP and TLS).
 func (p *Pusher) dial(ctx context.Context, s *server, start time.Time) (*conn, error) {
 	nc, err := p.dialer.DialContext(ctx, "tcp", s.addr)
+	tcp := nc
 	if err != nil {
 		if isTimeout(err) {
 			return nil, p.wrap("connect", p.cfg.ConnTimeout, err)
@@ -78,8 +96,19 @@ func (p *Pusher) dial(ctx context.Context, s *server, start time.Time) (*conn, e
 		nc.SetDeadline(time.Time{})
 		nc = tc
 	}
-	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufSize)}
-	c.abort = func() { nc.SetDeadline(aLongTimeAgo) }
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, readBufSize), tls: s.tlsConf != nil}
+	if tc, ok := tcp.(syscall.Conn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			c.peek = newPeeker(rc)
+		}
+	}
+	c.abort = func() {
+		// Marked before the deadline moves, so that an exchange setting a
+		// deadline of its own afterwards sees it (it checks cut after).
+		c.cut.Store(true)
+		nc.SetDeadline(aLongTimeAgo)
+	}
+	c.flight.abort = c.abort
 	return c, nil
 }
 
@@ -93,36 +122,188 @@ func (p *Pusher) wrap(phase string, limit time.Duration, err error) error {
 }
 
 // attempt sends r to s once, on an idle connection when there is one. When a
-// reused connection fails before any answer arrived, the server had closed it
-// while idle and has not taken the request: it is sent again on a new connection
-// within the same attempt.
-func (p *Pusher) attempt(ctx context.Context, s *server, r *Record, start time.Time) (response, error) {
-	c := s.get(start)
-	if c == nil {
-		var err error
-		if c, err = p.dial(ctx, s, start); err != nil {
-			return response{retryAfter: -1}, err
+// reused connection fails before any answer arrived (the server closed it while
+// idle, or it holds bytes nobody asked for), the server has not taken the
+// request: it goes out on the next idle connection or a new one, within the same
+// attempt. patience is how long the attempt may wait on a stalled server before
+// it is abandoned (see stall.go).
+func (p *Pusher) attempt(ctx context.Context, s *server, r *Record, start time.Time, patience time.Duration) (response, error) {
+	for {
+		c := s.get(time.Now())
+		if c == nil {
+			var err error
+			if c, err = p.dialWatched(ctx, s, start, patience); err != nil {
+				return response{retryAfter: -1}, err
+			}
 		}
-	}
-	resp, keep, unanswered, err := p.exchange(ctx, c, s, r)
-	if err != nil && unanswered && c.reused && ctx.Err() == nil {
-		c.close()
-		if c, err = p.dial(ctx, s, time.Now()); err != nil {
-			return response{retryAfter: -1}, err
+		if p.beforeExchange != nil {
+			p.beforeExchange(c)
 		}
-		resp, keep, _, err = p.exchange(ctx, c, s, r)
+		watched := p.stallAfter > 0
+		if watched {
+			s.enter(&c.flight, p.since(start), patience)
+		}
+		resp, keep, unanswered, err := p.exchange(ctx, c, s, r)
+		abandoned := false
+		if watched {
+			s.leave(&c.flight)
+			if abandoned = c.flight.abandoned.Load(); abandoned {
+				keep = false
+				if err != nil {
+					err = p.abandonedErr(s, start)
+				}
+			}
+		}
+		if err != nil && unanswered && c.reused && !abandoned && ctx.Err() == nil {
+			c.close()
+			continue
+		}
+		if keep {
+			s.put(c, time.Now())
+		} else {
+			c.close()
+		}
+		return resp, err
 	}
-	if keep {
-		s.put(c, time.Now())
-	} else {
-		c.close()
-	}
-	return resp, err
 }
+
+// errIdleClosed and errUnsolicited are why a reused connection is not used: the
+// server closed it while idle, or sent bytes no request asked for.
+var (
+	errIdleClosed  = errors.New("connection closed by the server while idle")
+	errUnsolicited = errors.New("unsolicited response on an idle connection")
+)
+
+// Idle states of a connection that carries no request.
+const (
+	idleSilent = iota // nothing arrived: it may carry a request
+	idleClosed        // the server closed or reset it
+	idleData          // bytes arrived that no request asked for
+)
+
+// sockState is what a socket holds, seen without reading it (peeker).
+type sockState uint8
+
+const (
+	sockUnknown sockState = iota // cannot tell on this system
+	sockEmpty
+	sockData
+	sockClosed
+)
+
+// idleState tells what arrived on c since its last answer, without waiting:
+// bytes already read, bytes waiting in the socket (over TLS: decrypted and not
+// yet read, or records waiting), or the end of the connection. It must be
+// called right before c carries a request: whatever arrives after it is read
+// as that request's answer.
+func (c *conn) idleState() int {
+	if c.br.Buffered() > 0 {
+		return c.dataState()
+	}
+	// A read deadline of the previous exchange may have passed, which would
+	// refuse the peek.
+	c.nc.SetReadDeadline(time.Time{})
+	switch c.peek.state() {
+	case sockClosed:
+		return idleClosed
+	case sockData:
+		// Read what is there (no more than peekWait) to tell an answer
+		// from the end of the connection; over TLS, records that carry no
+		// data (a close_notify, a session ticket) are decrypted on the way.
+		c.nc.SetReadDeadline(time.Now().Add(peekWait))
+		_, err := c.br.Peek(1)
+		if err == nil {
+			return c.dataState()
+		}
+		// The end of the connection, or TLS records without data, or part
+		// of a record: not trusted to frame the next answer.
+		return idleClosed
+	}
+	if c.tls {
+		// Plaintext decrypted with the previous answer and not yet read
+		// stays inside the TLS connection; a deadline that has passed reads
+		// it without touching the socket (a timeout does not spoil a TLS
+		// connection for reading).
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		_, err := c.br.Peek(1)
+		c.nc.SetReadDeadline(time.Time{})
+		switch {
+		case err == nil:
+			return c.dataState()
+		case !isTimeout(err):
+			return idleClosed
+		}
+	}
+	return idleSilent
+}
+
+// dataState classifies the bytes buffered on an idle connection: a 408 Request
+// Timeout is how some servers announce that they close an idle connection (as
+// net/http's Transport, which also closes quietly); anything else is an answer
+// no request asked for.
+func (c *conn) dataState() int {
+	b, _ := c.br.Peek(min(c.br.Buffered(), len("HTTP/1.x 408")))
+	if len(b) == len("HTTP/1.x 408") && string(b[:7]) == "HTTP/1." && string(b[8:]) == " 408" {
+		return idleClosed
+	}
+	return idleData
+}
+
+// arrived reports whether bytes of an answer are already there, without
+// waiting for them: data buffered or waiting in the socket (over TLS, data
+// the waiting records decrypt to within peekWait).
+func (c *conn) arrived() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if c.peek.state() != sockData {
+		return false
+	}
+	if !c.tls {
+		return true
+	}
+	c.nc.SetReadDeadline(time.Now().Add(peekWait))
+	_, err := c.br.Peek(1)
+	c.nc.SetReadDeadline(time.Time{})
+	return err == nil
+}
+
+// unsolicited reports bytes no request asked for, found on a connection of s
+// (idle, or after an answer); the caller closes the connection.
+func (p *Pusher) unsolicited(ctx context.Context, c *conn, s *server, where string) {
+	b, _ := c.br.Peek(c.br.Buffered())
+	p.log.LogAttrs(ctx, slog.LevelWarn, "unsolicited response from push server: connection closed",
+		slog.String("server", s.name), slog.String("seen", where),
+		slog.String("start", clip(b)),
+		slog.String("last_answered_topic", c.lastTopic), slog.Int("last_answered_partition", int(c.lastPartition)),
+		slog.Int64("last_answered_offset", c.lastOffset))
+	if p.ev.Unsolicited != nil {
+		p.ev.Unsolicited(s.name)
+	}
+}
+
+// errCut is the error of an exchange whose connection was aborted (the context
+// ended or the attempt was abandoned) before a blocking step began.
+var errCut = errors.New("request cut short")
+
+// errEarlyAnswer is wrapped by the error of an exchange answered with a 2xx
+// before the whole request was written: the server cannot have had the record.
+var errEarlyAnswer = errors.New("answered before the request was sent completely")
 
 // exchange writes the request for r on c and reads the answer. keep reports
 // whether c can carry another request; unanswered whether it failed before any
 // byte of an answer arrived, without a timeout.
+//
+// A response belongs to the request only if none of it had arrived when the
+// request was about to go out: a reused connection is checked right before its
+// first write (idleState), and a request written in several parts right before
+// its last part (arrived). Bytes found by the first check were sent before the
+// request was: they are logged and the request goes out on another connection.
+// An answer found by the second check came before the server could have the
+// whole record, so a 2xx there is no delivery. What arrives while the last part
+// is written cannot be told apart from the answer: HTTP/1.1 pairs answers
+// with requests by order alone.
 func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (resp response, keep, unanswered bool, err error) {
 	resp.retryAfter = -1
 	if ctx.Done() != nil {
@@ -146,6 +327,7 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, p.head...)
+	b = p.appendForwarded(b, r.Headers)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
 	b = append(b, "\r\n\r\n"...)
@@ -155,12 +337,34 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	}
 	c.wbuf = b
 
+	if c.reused {
+		switch c.idleState() {
+		case idleClosed:
+			return resp, false, true, errIdleClosed
+		case idleData:
+			p.unsolicited(ctx, c, s, "idle connection")
+			return resp, false, true, errUnsolicited
+		}
+	}
 	if p.cfg.WriteTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
 	}
+	if c.cut.Load() {
+		return resp, false, false, errCut
+	}
 	_, err = c.nc.Write(b)
+	early := false
 	if err == nil && !inline {
-		_, err = c.nc.Write(r.Value)
+		last := len(r.Value) - 1
+		if _, err = c.nc.Write(r.Value[:last]); err == nil {
+			early = c.arrived()
+			if c.cut.Load() {
+				return resp, false, false, errCut
+			}
+			if !early {
+				_, err = c.nc.Write(r.Value[last:])
+			}
+		}
 	}
 	if err != nil {
 		err = p.wrap("write request", p.cfg.WriteTimeout, err)
@@ -170,11 +374,26 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	if p.cfg.ReadTimeout > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
 	}
+	if c.cut.Load() {
+		return resp, false, false, errCut
+	}
 	h, err := readHead(c.br, &resp)
 	if err != nil {
 		unanswered = h.nothingRead && !isTimeout(err)
 		return resp, false, unanswered, p.wrap("read response", p.cfg.ReadTimeout, err)
 	}
+	if p.stallAfter > 0 {
+		s.answered(p.since(time.Now()))
+	}
+	if early {
+		// The request is incomplete: the connection cannot carry another.
+		if resp.status/100 == 2 {
+			err = fmt.Errorf("%w: status %d", errEarlyAnswer, resp.status)
+			resp.status = 0
+		}
+		return resp, false, false, err
+	}
+	c.lastTopic, c.lastPartition, c.lastOffset = r.Topic, r.Partition, r.Offset
 	keep = h.keepAlive
 	switch {
 	case resp.status == 204 || resp.status == 304:
@@ -202,8 +421,13 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 		}
 		keep = false
 	}
-	if c.br.Buffered() > 0 {
-		// More than one answer to one request: do not trust the connection.
+	if keep && c.br.Buffered() > 0 {
+		// More than one answer to one request: the connection is not
+		// trusted, and the log names the record whose answer may have been
+		// the wrong one (unless the server announced its close).
+		if c.dataState() == idleData {
+			p.unsolicited(ctx, c, s, "after an answer")
+		}
 		keep = false
 	}
 	return resp, keep, false, nil

@@ -37,6 +37,9 @@ func TestResponseFraming(t *testing.T) {
 		status    int
 		body      string // StatusError body, for failures
 		wantConns int64  // connections used for three pushes
+		// Unsolicited events for three pushes: bytes beyond the answer
+		// on a connection that would have been kept.
+		unsolicited int64
 	}{
 		{name: "content-length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", status: 200, wantConns: 1},
 		{name: "no reason phrase", answer: "HTTP/1.1 204\r\n\r\n", status: 204, wantConns: 1},
@@ -53,7 +56,7 @@ func TestResponseFraming(t *testing.T) {
 			cfg: Config{MaxResponseBytes: 10}, status: 200, wantConns: 3},
 		{name: "chunked over the limit", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + strings.Repeat("b", 100) + "\r\n0\r\n\r\n",
 			cfg: Config{MaxResponseBytes: 10}, status: 200, wantConns: 3},
-		{name: "extra bytes after the answer", answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\ngarbage", status: 200, wantConns: 3},
+		{name: "extra bytes after the answer", answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\ngarbage", status: 200, wantConns: 3, unsolicited: 3},
 		{name: "retry-after on failure", answer: "HTTP/1.1 429 Slow Down\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n", status: 429, wantConns: 1},
 		// The server closes after each answer without saying so: the next
 		// request finds the connection dead and goes out on a new one within
@@ -65,7 +68,8 @@ func TestResponseFraming(t *testing.T) {
 			s := newRawServer(t, scripted(tt.answer))
 			cfg := tt.cfg
 			cfg.Servers, cfg.URI, cfg.ReadTimeout = []string{s.addr}, "/x", 5*time.Second
-			p := newPusher(t, cfg, Events{})
+			var ev counting
+			p := newPusher(t, cfg, ev.events())
 			for i := range 3 {
 				res := p.Push(context.Background(), rec)
 				if res.Status != tt.status || res.Attempts != 1 {
@@ -87,6 +91,9 @@ func TestResponseFraming(t *testing.T) {
 			}
 			if got := s.count.Load(); got != tt.wantConns {
 				t.Errorf("got %d connections for 3 pushes, want %d", got, tt.wantConns)
+			}
+			if got := ev.n.Load(); got != tt.unsolicited {
+				t.Errorf("got %d Unsolicited events for 3 pushes, want %d", got, tt.unsolicited)
 			}
 		})
 	}

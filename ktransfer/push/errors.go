@@ -9,6 +9,12 @@ import (
 // write or read timeout. Such attempts are always retryable.
 var ErrTimeout = errors.New("timeout")
 
+// ErrAbandoned is wrapped by the error of an attempt given up because its server
+// had been silent beyond the stall bound while another server answered (see
+// Config.Slow). Such attempts are retried on another server; the silent server
+// may still process the request, so the record can arrive twice.
+var ErrAbandoned = errors.New("abandoned")
+
 // errBadResponse is wrapped by the error of an answer that is not HTTP/1.x.
 var errBadResponse = errors.New("malformed HTTP response")
 

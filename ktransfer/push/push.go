@@ -17,8 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // DefaultMaxResponseBytes is Config.MaxResponseBytes when it is 0.
@@ -44,6 +47,12 @@ type Config struct {
 	// Content-Type defaults to application/x-msgpack and User-Agent to
 	// ktransfer; Content-Length and Transfer-Encoding cannot be set.
 	Headers []map[string]string
+	// ForwardHeaders are record headers sent as HTTP headers of the same name on
+	// every push of the record (W3C traceparent and tracestate carry a trace from
+	// the producer to the backend). Names match the record's in any case; the
+	// first record header of a name is sent; a value with control characters or
+	// longer than MaxForwardedValue is not. Empty: none.
+	ForwardHeaders []string
 	// ConnTimeout bounds connecting: the TCP dial and, for https, the TLS
 	// handshake. 0 = no limit.
 	ConnTimeout time.Duration
@@ -74,7 +83,11 @@ type Config struct {
 	// Cooldown is how long a server stays benched.
 	Cooldown time.Duration
 	// Slow, when positive, logs a delivered push that took longer at warning
-	// level (expected_processing_time_ms).
+	// level (expected_processing_time_ms). With more than one server it is also
+	// the stall bound (at least 1 s): a server that has owed an answer that long
+	// without giving any, while another server answers, gets no new requests,
+	// and its requests waiting longer are abandoned and retried elsewhere,
+	// whatever the timeouts (see ErrAbandoned and stall.go).
 	Slow time.Duration
 	// MaxResponseBytes is how much of a response body is read so that its
 	// connection can carry the next request; a longer body closes the connection
@@ -97,6 +110,9 @@ type Record struct {
 	Value     []byte
 	// Method fills {#METHOD}; empty becomes "*".
 	Method string
+	// Headers are the record's headers; those named in Config.ForwardHeaders
+	// are sent.
+	Headers []kgo.RecordHeader
 }
 
 // Result is the outcome of a push.
@@ -125,6 +141,14 @@ type Events struct {
 	// Retry is called before the pause preceding a retry; attempt is the number
 	// of attempts made so far (1 before the first retry).
 	Retry func(attempt int, wait time.Duration)
+	// Unsolicited is called when a server sent bytes no request asked for:
+	// found on an idle connection before it carried a request (which then goes
+	// out on another connection), or after an answer. The connection is closed
+	// and a warning logged; it is a protocol error of the server.
+	Unsolicited func(server string)
+	// HeaderDropped is called when a record header named in ForwardHeaders was
+	// not sent: its value has control characters or is too long.
+	HeaderDropped func(name string)
 }
 
 // Pusher pushes records to one module's servers. It is safe for concurrent use;
@@ -135,12 +159,24 @@ type Pusher struct {
 	ev      Events
 	uri     template
 	servers []*server
-	host    string // configured Host header, "" = the server's
-	head    []byte // header lines after Host, up to Content-Length
+	host    string   // configured Host header, "" = the server's
+	head    []byte   // header lines after Host, up to Content-Length
+	forward []string // Config.ForwardHeaders as written, checked
 	maxBody int64
 	dialer  net.Dialer
 	next    atomic.Uint64
 	now     func() time.Time // the clock of benching
+
+	// The watch of stalled servers (stall.go), with more than one server.
+	epoch      time.Time     // origin of the flights' times
+	stallAfter time.Duration // the stall bound; 0 = not watched
+	watching   atomic.Bool   // the watch was started, or will not be (closed)
+	watchMu    sync.Mutex
+	watchStop  chan struct{}
+	watchDone  chan struct{}
+	closed     bool // Close was called: no watch starts
+
+	beforeExchange func(c *conn) // tests: runs when an attempt has its connection
 }
 
 // New checks cfg, reporting every problem at once, and returns a Pusher.
@@ -172,6 +208,7 @@ func New(cfg Config, log *slog.Logger, ev Events) (*Pusher, error) {
 	}
 	p.uri = compileURI(cfg.URI)
 	errs = append(errs, p.buildHead()...)
+	errs = append(errs, p.buildForward()...)
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -202,6 +239,10 @@ func New(cfg Config, log *slog.Logger, ev Events) (*Pusher, error) {
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	p.dialer = net.Dialer{Timeout: cfg.ConnTimeout, KeepAlive: 30 * time.Second}
+	p.epoch = time.Now()
+	if len(p.servers) > 1 {
+		p.stallAfter = max(cfg.Slow, minStallAfter)
+	}
 	return p, nil
 }
 
@@ -300,10 +341,12 @@ func isToken(s string) bool {
 	return true
 }
 
-// Close closes the idle connections; connections in use are closed when their
-// request ends. Pushing after Close still works, on new connections that are
-// closed after each request. Close is safe to call more than once.
+// Close closes the idle connections and ends the watch of stalled servers;
+// connections in use are closed when their request ends. Pushing after Close
+// still works, on new connections that are closed after each request, without
+// the watch. Close is safe to call more than once.
 func (p *Pusher) Close() {
+	p.stopWatch()
 	for _, s := range p.servers {
 		s.closeIdle(true)
 	}
@@ -316,6 +359,10 @@ func (p *Pusher) Push(ctx context.Context, r Record) Result {
 	var res Result
 	start := time.Now()
 	idx := p.next.Add(1) - 1
+	if p.stallAfter > 0 && !p.watching.Load() {
+		p.startWatch()
+	}
+	abandons := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			res.Err = err
@@ -324,7 +371,7 @@ func (p *Pusher) Push(ctx context.Context, r Record) Result {
 		i, probe := p.pick(idx)
 		s := p.servers[i]
 		t0 := time.Now()
-		resp, err := p.attempt(ctx, s, &r, t0)
+		resp, err := p.attempt(ctx, s, &r, t0, p.patience(abandons))
 		took := time.Since(t0)
 		res.Server = s.name
 		if err != nil && ctx.Err() != nil {
@@ -359,7 +406,14 @@ func (p *Pusher) Push(ctx context.Context, r Record) Result {
 		}
 		res.Err = err
 		res.Permanent = resp.status != 0 && !p.retryable(resp.status)
-		p.failed(s, probe, res.Permanent)
+		abandoned := errors.Is(err, ErrAbandoned)
+		if abandoned {
+			abandons++
+		}
+		if p.stallAfter > 0 && resp.status == 0 && !errors.Is(err, errEarlyAnswer) && !s.owes.Load() {
+			s.owes.Store(true)
+		}
+		p.failed(s, probe, res.Permanent, abandoned)
 		if p.ev.Attempt != nil {
 			p.ev.Attempt(s.name, resp.status, err, took)
 		}
@@ -451,18 +505,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // pick returns the server for the attempt at rotation position idx: the first
-// one from there that is in the rotation or due for its probe, else the one
-// benched longest ago.
+// one from there that is not stalled and is in the rotation or due for its
+// probe, else the one benched longest ago.
 func (p *Pusher) pick(idx uint64) (i int, probe bool) {
 	n := uint64(len(p.servers))
-	if p.cfg.FailThreshold <= 0 {
+	if p.cfg.FailThreshold <= 0 && p.stallAfter == 0 {
 		return int(idx % n), false
 	}
 	var now int64
-	best, bestUntil := 0, int64(math.MaxInt64)
+	best, bestUntil := -1, int64(math.MaxInt64)
 	for k := range n {
 		j := int((idx + k) % n)
 		s := p.servers[j]
+		if s.stalled.Load() {
+			continue
+		}
 		u := s.until.Load()
 		if u == 0 {
 			return j, false
@@ -476,6 +533,11 @@ func (p *Pusher) pick(idx uint64) (i int, probe bool) {
 		if u < bestUntil {
 			best, bestUntil = j, u
 		}
+	}
+	if best < 0 {
+		// Every server stalled: a server is only stalled while another
+		// answers, so the marks are a moment old.
+		return int(idx % n), false
 	}
 	return best, false
 }
@@ -497,15 +559,16 @@ func (p *Pusher) succeeded(s *server, probe bool) {
 }
 
 // failed counts a failure of s and benches it at the threshold, or at once when
-// it was benched already (a failed probe, or used because all were benched).
+// it was benched already (a failed probe, or used because all were benched) or
+// the attempt was abandoned (the server was silent while another answered).
 // Permanent failures are about the record, not the server, and are not counted.
-func (p *Pusher) failed(s *server, probe, permanent bool) {
+func (p *Pusher) failed(s *server, probe, permanent, abandoned bool) {
 	if p.cfg.FailThreshold <= 0 {
 		return
 	}
 	if !permanent {
 		f := s.fails.Add(1)
-		if int(f) >= p.cfg.FailThreshold || s.until.Load() != 0 {
+		if int(f) >= p.cfg.FailThreshold || s.until.Load() != 0 || abandoned {
 			until := p.now().Add(p.cfg.Cooldown).UnixNano()
 			if s.until.Swap(until) == 0 {
 				p.log.Warn("push server benched", slog.String("server", s.name),

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // memConn is a net.Conn that reads a fixed answer and records what is written,
@@ -120,6 +122,8 @@ func FuzzResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\nContent-Length: 1\n\nx",
 		"HTTP/1.1 101 Switching\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 408 Request Timeout\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.0 408",
 	} {
 		f.Add([]byte(s))
 	}
@@ -187,19 +191,22 @@ func FuzzResponse(f *testing.F) {
 // value can start a header or a request of its own), and the body is the
 // record's value.
 func FuzzRequest(f *testing.F) {
-	f.Add("/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack", "orders", []byte("user 42&x=1/é"), "TestReply", "X-Module", "orders-push", []byte{0x81, 0xa1, 'a', 0x01})
-	f.Add("/{#METHOD}/{#PARTITION}", "t", []byte("a\r\nX-Injected: 1"), "m\r\n\r\nGET / HTTP/1.1", "Host", "backend.example:8080", []byte("v"))
-	f.Add("/k={#KEY}", "", []byte{0, 0xff, ' ', '\n'}, "", "content-type", "application/json", []byte{})
-	f.Add("/a b", "t", []byte("k"), "m", "X-A", "b\r\nX-B: c", []byte("v"))
-	f.Add("/x", "t", []byte("k"), "m", "Bad Name", "v", []byte("v"))
-	f.Add("/x", "t", []byte("k"), "m", "Transfer-Encoding", "chunked", []byte("v"))
-	f.Fuzz(func(t *testing.T, uri, topic string, key []byte, method, hname, hvalue string, value []byte) {
-		cfg := Config{Servers: []string{"127.0.0.1:8080"}, URI: uri, Headers: []map[string]string{{hname: hvalue}}}
+	tp := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f.Add("/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack", "orders", []byte("user 42&x=1/é"), "TestReply", "X-Module", "orders-push", []byte{0x81, 0xa1, 'a', 0x01}, tp)
+	f.Add("/{#METHOD}/{#PARTITION}", "t", []byte("a\r\nX-Injected: 1"), "m\r\n\r\nGET / HTTP/1.1", "Host", "backend.example:8080", []byte("v"), []byte("x\r\nX-Injected: 1"))
+	f.Add("/k={#KEY}", "", []byte{0, 0xff, ' ', '\n'}, "", "content-type", "application/json", []byte{}, []byte{})
+	f.Add("/a b", "t", []byte("k"), "m", "X-A", "b\r\nX-B: c", []byte("v"), []byte(" \t"))
+	f.Add("/x", "t", []byte("k"), "m", "Bad Name", "v", []byte("v"), tp)
+	f.Add("/x", "t", []byte("k"), "m", "Transfer-Encoding", "chunked", []byte("v"), tp)
+	f.Add("/x", "t", []byte("k"), "m", "traceparent", "fixed", []byte("v"), tp)
+	f.Fuzz(func(t *testing.T, uri, topic string, key []byte, method, hname, hvalue string, value, traceparent []byte) {
+		cfg := Config{Servers: []string{"127.0.0.1:8080"}, URI: uri, Headers: []map[string]string{{hname: hvalue}}, ForwardHeaders: []string{"traceparent"}}
 		p, err := New(cfg, nil, Events{})
 		if err != nil {
 			return
 		}
-		r := Record{Topic: topic, Partition: 3, Offset: 1234567, Key: key, Value: value, Method: method}
+		r := Record{Topic: topic, Partition: 3, Offset: 1234567, Key: key, Value: value, Method: method,
+			Headers: []kgo.RecordHeader{{Key: "TraceParent", Value: traceparent}}}
 		mc, _, resp, _, err := exchangeWith(t, p, &r, []byte("HTTP/1.1 204 No Content\r\n\r\n"))
 		if err != nil || resp.status != 204 {
 			t.Fatalf("exchange: %d, %v; want 204", resp.status, err)
@@ -237,6 +244,10 @@ func FuzzRequest(f *testing.F) {
 			}
 			wantHeaders[name] = want
 		}
+		// The record's header goes along unless it could break the request.
+		if len(traceparent) <= MaxForwardedValue && fieldValue(traceparent) {
+			wantHeaders["Traceparent"] = string(traceparent)
+		}
 		if len(req.Header) != len(wantHeaders) {
 			t.Fatalf("request %q: headers %q, want %q", wire, req.Header, wantHeaders)
 		}
@@ -250,36 +261,49 @@ func FuzzRequest(f *testing.F) {
 }
 
 // FuzzExpandURI expands arbitrary templates for arbitrary records and compares
-// the result with a direct transcription of the placeholder rules. Whatever the
-// record holds, the values come out query-escaped: no space, control byte or
-// query delimiter they contain reaches the request line, and a value taken back
-// out of the query is the value put in.
+// the result with a direct transcription of the placeholder rules: values
+// before the template's first "?" are path-escaped (url.PathEscape), values
+// after it query-escaped (url.QueryEscape). Whatever the record holds, no
+// space, control byte or delimiter it contains reaches the request line: a
+// value adds no path segment, no query and no fragment, and a value taken back
+// out of its path segment or its query parameter is the value put in.
 func FuzzExpandURI(f *testing.F) {
 	f.Add("/XXX/{#TOPIC}?key={#KEY}&transid={#TRANSID}&format=msgpack", "orders", []byte("user 42&x=1/é"), "TestReply", int32(7), int64(123456789012))
 	f.Add("/{#{#TOPIC}}{#FOO}{#", "a.b-c_d", []byte{}, "", int32(-1), int64(-5))
 	f.Add("/m/{#METHOD}?k={#KEY}", "t", []byte("\r\n\x00 #?&=%+"), "a b?c\r\n", int32(0), int64(0))
 	f.Add("{#KEY}{#KEY}}{#PARTITION}{#TRANSID}", "", []byte{0xff, 0xfe}, "\xff", int32(2147483647), int64(9223372036854775807))
+	f.Add("/k/{#KEY}/{#METHOD}/{#TOPIC}", "a b", []byte("a b/c?d#e;f,g+h"), "x/y", int32(1), int64(2))
+	f.Add("/p{#KEY}?q={#KEY}?r={#KEY}#{#KEY}", "t", []byte("sp ace"), "", int32(1), int64(2))
 	f.Fuzz(func(t *testing.T, tmpl, topic string, key []byte, method string, partition int32, offset int64) {
 		r := Record{Topic: topic, Partition: partition, Offset: offset, Key: key, Method: method}
 		got := ExpandURI(tmpl, r)
 
-		m := method
-		if m == "" {
-			m = "*"
-		} else {
-			m = url.QueryEscape(m)
+		q := strings.IndexByte(tmpl, '?')
+		if q < 0 {
+			q = len(tmpl)
 		}
-		values := map[string]string{
-			"{#TOPIC}":     url.QueryEscape(topic),
-			"{#PARTITION}": strconv.Itoa(int(partition)),
-			"{#TRANSID}":   strconv.FormatInt(offset, 10),
-			"{#KEY}":       url.QueryEscape(string(key)),
-			"{#METHOD}":    m,
+		values := func(escape func(string) string) map[string]string {
+			m := "*"
+			if method != "" {
+				m = escape(method)
+			}
+			return map[string]string{
+				"{#TOPIC}":     escape(topic),
+				"{#PARTITION}": strconv.Itoa(int(partition)),
+				"{#TRANSID}":   strconv.FormatInt(offset, 10),
+				"{#KEY}":       escape(string(key)),
+				"{#METHOD}":    m,
+			}
 		}
+		inPath, inQuery := values(url.PathEscape), values(url.QueryEscape)
 		var want strings.Builder
 		for i := 0; i < len(tmpl); {
+			vals := inPath
+			if i > q {
+				vals = inQuery
+			}
 			matched := false
-			for ph, v := range values {
+			for ph, v := range vals {
 				if strings.HasPrefix(tmpl[i:], ph) {
 					want.WriteString(v)
 					i += len(ph)
@@ -307,18 +331,38 @@ func FuzzExpandURI(f *testing.F) {
 		if clean(tmpl) && !clean(got) {
 			t.Fatalf("ExpandURI(%q, %+v) = %q, which holds a space or control byte", tmpl, r, got)
 		}
-		if !strings.ContainsAny(tmpl, "?&=#%+;") {
-			q, err := url.ParseQuery("k=" + ExpandURI("{#KEY}", r) + "&m=" + ExpandURI("{#METHOD}", r) + "&t=" + ExpandURI("{#TOPIC}", r))
-			if err != nil {
-				t.Fatalf("expanded values do not parse as a query: %v", err)
+		// The path ends where the template's does: values add no "/", "?"
+		// or "#" to it.
+		path := ExpandURI(tmpl[:q], r)
+		if !strings.HasPrefix(got, path) || (q < len(tmpl) && got[len(path)] != '?') {
+			t.Fatalf("ExpandURI(%q, %+v) = %q: the path does not end at the template's \"?\" (path part %q)", tmpl, r, got, path)
+		}
+		plain := ExpandURI(tmpl[:q], Record{Topic: "t", Key: []byte("k"), Method: "m"})
+		for _, d := range []string{"/", "?", "#"} {
+			if strings.Count(path, d) != strings.Count(plain, d) {
+				t.Fatalf("ExpandURI(%q, %+v): path %q has %d %q, with plain values %q has %d", tmpl, r, path, strings.Count(path, d), d, plain, strings.Count(plain, d))
 			}
-			wantM := method
-			if wantM == "" {
-				wantM = "*"
+		}
+
+		wantM := method
+		if wantM == "" {
+			wantM = "*"
+		}
+		// Each value reads back from its path segment ...
+		for ph, v := range map[string]string{"{#KEY}": string(key), "{#METHOD}": wantM, "{#TOPIC}": topic} {
+			seg := ExpandURI("/"+ph, r)[1:]
+			if back, err := url.PathUnescape(seg); err != nil || back != v || strings.ContainsAny(seg, "/?#") {
+				t.Fatalf("%s of %q is the path segment %q, which reads back as %q, %v", ph, v, seg, back, err)
 			}
-			if q.Get("k") != string(key) || q.Get("m") != wantM || q.Get("t") != topic || len(q) > 3 {
-				t.Fatalf("query of key %q, method %q, topic %q reads back as %q", key, method, topic, q)
-			}
+		}
+		// ... and from its query parameter.
+		qv := ExpandURI("/?k={#KEY}&m={#METHOD}&t={#TOPIC}", r)
+		query, err := url.ParseQuery(qv[2:])
+		if err != nil {
+			t.Fatalf("expanded values %q do not parse as a query: %v", qv, err)
+		}
+		if query.Get("k") != string(key) || query.Get("m") != wantM || query.Get("t") != topic || len(query) > 3 {
+			t.Fatalf("query of key %q, method %q, topic %q reads back as %q", key, method, topic, query)
 		}
 	})
 }

@@ -30,13 +30,18 @@ type server struct {
 	base    string      // path prefix of every request, without a trailing slash
 	tlsConf *tls.Config // nil for http://
 
-	mu     sync.Mutex
-	idle   []*conn // most recently used last
-	closed bool
+	mu      sync.Mutex
+	idle    []*conn // most recently used last
+	closed  bool
+	flights *flight // requests in progress, while the servers are watched
 
 	fails atomic.Int32 // consecutive failures
 	until atomic.Int64 // end of the bench, UnixNano; 0 = in rotation
 	probe atomic.Bool  // the one request let through after the cooldown is out
+
+	lastAnswer atomic.Int64 // when it last answered, since the Pusher's epoch (0: never, or at the epoch, before any request)
+	owes       atomic.Bool  // its last attempt ended without an answer
+	stalled    atomic.Bool  // silent while another server answers: no new requests
 }
 
 // parseServer accepts "host:port" (plain HTTP) or an http:// or https:// base URL.

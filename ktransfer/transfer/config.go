@@ -14,6 +14,8 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 // Config is ktransfer's main file (conf/ktransfer.yaml). The first block holds the
@@ -40,8 +42,17 @@ type Config struct {
 	BrokerHosts []string `key:"broker_hosts"`
 	// Kafka holds client id, TLS and SASL.
 	Kafka kafkaconn.Config `key:"kafka"`
-	// OpsListen is the address of /status, /metrics, /healthz and /readyz.
+	// OpsListen is the address of /status, /metrics, /healthz and /readyz;
+	// empty serves none. See OpsListenFixed.
 	OpsListen string `key:"ops_listen"`
+	// OpsListenFixed is true when ops_listen was set in the file or the
+	// environment: a taken address then stops the start. Otherwise (the default
+	// address) a taken address is replaced by a free port of the same host, so
+	// several processes run from one unchanged file on one host.
+	OpsListenFixed bool `key:"-"`
+	// Warnings are settings that work but deserve a look (see backendWarnings):
+	// ktransfer -t prints them, a run logs them at warning level.
+	Warnings []string `key:"-"`
 	// InstanceID names this process in ZooKeeper; empty = HOST-PID-RANDOM.
 	InstanceID string `key:"instance_id"`
 	// Shutdown bounds the drain after SIGTERM.
@@ -103,6 +114,18 @@ type Module struct {
 	// InitialOffset is where a partition without a committed offset starts:
 	// oldest or newest.
 	InitialOffset string `key:"initial_offset"`
+	// OffsetReset is where a partition continues when its committed offset is
+	// out of range — below the log start (retention deleted the records) or
+	// above the log end (the topic was deleted and recreated, or the log
+	// truncated) — or the topic was recreated under the running module: oldest
+	// (the log start: nothing still in the log is skipped) or newest (the log
+	// end: whatever the log holds then is skipped).
+	OffsetReset string `key:"offset_reset"`
+	// ForwardHeaders are the record headers sent as HTTP headers of the same name
+	// with every push of the record, so a W3C trace started by the producing
+	// service (kproxy copies traceparent and tracestate into record headers)
+	// reaches the backend. Default: traceparent, tracestate.
+	ForwardHeaders []string `key:"forward_headers"`
 	// ReleaseTimeoutMs bounds how long a partition being handed over waits for its
 	// pushes in progress before abandoning them (they are pushed again by the next
 	// owner).
@@ -158,6 +181,8 @@ func ModuleDefaults() Module {
 		WaitingQueueSize:         64,
 		OnMalformed:              "skip",
 		InitialOffset:            "oldest",
+		OffsetReset:              "oldest",
+		ForwardHeaders:           []string{"traceparent", "tracestate"},
 		ReleaseTimeoutMs:         10000,
 		ServerFailThreshold:      5,
 		ServerCooldownMs:         5000,
@@ -213,16 +238,22 @@ func LoadConfig(path string) (Config, error) {
 	}
 	c := Defaults()
 	f.Decode("", &c)
+	c.OpsListenFixed = f.IsSet("ops_listen")
 	c.check(f)
 	errs := []error{f.Err()}
 	if c.InstanceID == "" {
-		c.InstanceID = defaultInstanceID()
+		c.InstanceID = fleet.DefaultInstanceID()
 	}
 	dir := c.ModuleDir(path)
 	seen := map[string]bool{}
 	for _, name := range c.ModuleEnabled {
 		if seen[name] {
 			errs = append(errs, fmt.Errorf("%s: module_enabled: %q is listed twice", f.Name(), name))
+			continue
+		}
+		if err := zkconsumers.CheckNodeName(name); err != nil {
+			// The module's name is its consumer group's ZooKeeper node.
+			errs = append(errs, fmt.Errorf("%s: module_enabled: %q %v", f.Name(), name, err))
 			continue
 		}
 		seen[name] = true
@@ -238,7 +269,27 @@ func LoadConfig(path string) (Config, error) {
 		}
 		c.Modules = append(c.Modules, m)
 	}
+	c.Warnings = backendWarnings(c.Modules)
 	return c, errors.Join(errs...)
+}
+
+// backendWarnings returns a warning for each module that lists several backend
+// servers and has no read timeout. Such a module works (a server that stops
+// answering gets no new pushes, and the pushes waiting on it are retried on
+// another once it has been silent for expected_processing_time_ms, at least
+// 1 s, while another answers: see the push package), but a read timeout bounds
+// every push.
+func backendWarnings(mods []Module) []string {
+	var out []string
+	for _, m := range mods {
+		if len(m.BackendServers) > 1 && m.Protocol.ReadTimeoutMs == 0 {
+			out = append(out, fmt.Sprintf("%s.yaml: protocol.read_timeout_ms: 0 (no timeout) with %d backend_servers: "+
+				"pushes to a backend that stops answering wait until it has been silent for expected_processing_time_ms "+
+				"(%d ms, at least 1000) while another backend answers, then go to another; set read_timeout_ms to bound every push",
+				m.Name, len(m.BackendServers), m.ExpectedProcessingTimeMs))
+		}
+	}
+	return out
 }
 
 // ModuleDir resolves module_conf_dir. A relative directory is taken relative to
@@ -260,13 +311,24 @@ func (c *Config) check(f *config.File) {
 	f.OneOf("log_format", c.Format, "text", "json")
 	f.NotEmpty("zk_hosts", len(c.ZKHosts))
 	f.HostPort("zk_hosts", c.ZKHosts)
+	// The fleet's own rules (fleet.Join), so that a file -t accepts also starts.
+	if err := zkconsumers.CheckChroot(c.ZKChroot); err != nil {
+		f.Problem("zk_chroot", c.ZKChroot, err.Error())
+	}
+	if c.InstanceID != "" {
+		if err := zkconsumers.CheckNodeName(c.InstanceID); err != nil {
+			f.Problem("instance_id", c.InstanceID, err.Error()+"; it names this process's node in ids/")
+		}
+	}
 	f.Range("zk_timeout_ms", int64(c.ZKTimeoutMs), 1000, 600000)
 	f.Range("zk_fail_retry_interval_ms", int64(c.ZKFailRetryIntervalMs), 10, 600000)
 	f.NotEmpty("module_enabled", len(c.ModuleEnabled))
 	f.HostPort("broker_hosts", c.BrokerHosts)
 	c.Kafka.Check(f, "kafka")
 	if c.OpsListen != "" {
-		f.HostPort("ops_listen", []string{c.OpsListen})
+		if err := opshttp.CheckListenAddress(c.OpsListen); err != nil {
+			f.Problem("ops_listen", c.OpsListen, err.Error())
+		}
 	}
 	if c.Shutdown <= 0 {
 		f.Problem("shutdown_timeout", c.Shutdown.String(), "must be positive")
@@ -309,19 +371,20 @@ func (m Module) pushConfig() (push.Config, error) {
 	}
 	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 	return push.Config{
-		Servers:       m.BackendServers,
-		URI:           m.Protocol.URI,
-		Headers:       m.Protocol.Headers,
-		ConnTimeout:   ms(m.Protocol.ConnTimeoutMs),
-		WriteTimeout:  ms(m.Protocol.WriteTimeoutMs),
-		ReadTimeout:   ms(m.Protocol.ReadTimeoutMs),
-		MaxRetries:    m.MaxRetryTimes,
-		RetryInterval: ms(m.FailRetryIntervalMs),
-		BackoffMax:    ms(m.FailRetryBackoffMaxMs),
-		RetryOn:       retryOn,
-		FailThreshold: m.ServerFailThreshold,
-		Cooldown:      ms(m.ServerCooldownMs),
-		Slow:          ms(m.ExpectedProcessingTimeMs),
+		Servers:        m.BackendServers,
+		URI:            m.Protocol.URI,
+		Headers:        m.Protocol.Headers,
+		ForwardHeaders: m.ForwardHeaders,
+		ConnTimeout:    ms(m.Protocol.ConnTimeoutMs),
+		WriteTimeout:   ms(m.Protocol.WriteTimeoutMs),
+		ReadTimeout:    ms(m.Protocol.ReadTimeoutMs),
+		MaxRetries:     m.MaxRetryTimes,
+		RetryInterval:  ms(m.FailRetryIntervalMs),
+		BackoffMax:     ms(m.FailRetryBackoffMaxMs),
+		RetryOn:        retryOn,
+		FailThreshold:  m.ServerFailThreshold,
+		Cooldown:       ms(m.ServerCooldownMs),
+		Slow:           ms(m.ExpectedProcessingTimeMs),
 	}, nil
 }
 
@@ -331,6 +394,8 @@ const maxMs = 24 * 3600 * 1000
 func (m *Module) check(f *config.File) {
 	if m.Topic == "" {
 		f.Problemf("topic", "is required")
+	} else if err := checkTopic(m.Topic); err != nil {
+		f.Problem("topic", m.Topic, err.Error())
 	}
 	f.OneOf("protocol.name", m.Protocol.Name, "http")
 	// The push client's own rules, so that a file -t accepts also starts.
@@ -344,6 +409,9 @@ func (m *Module) check(f *config.File) {
 	}
 	for _, err := range push.CheckHeaders(m.Protocol.Headers) {
 		f.Problemf("protocol.headers", "%v", err)
+	}
+	for _, err := range push.CheckForwardHeaders(m.ForwardHeaders, m.Protocol.Headers) {
+		f.Problemf("forward_headers", "%v", err)
 	}
 	// Upper bounds keep every duration far from overflowing time.Duration.
 	f.Range("protocol.read_timeout_ms", int64(m.Protocol.ReadTimeoutMs), 0, maxMs)
@@ -370,18 +438,28 @@ func (m *Module) check(f *config.File) {
 	if m.OnMalformed == "dead_letter" && m.DeadLetterTopic == "" {
 		f.Problemf("on_malformed", "is dead_letter but dead_letter_topic is not set")
 	}
+	if m.DeadLetterTopic != "" {
+		if err := checkTopic(m.DeadLetterTopic); err != nil {
+			f.Problem("dead_letter_topic", m.DeadLetterTopic, err.Error())
+		}
+	}
 	f.Range("commit_interval_ms", int64(m.CommitIntervalMs), 0, maxMs)
 	f.OneOf("initial_offset", m.InitialOffset, "oldest", "newest")
+	f.OneOf("offset_reset", m.OffsetReset, "oldest", "newest")
 	f.Range("release_timeout_ms", int64(m.ReleaseTimeoutMs), 0, 600000)
 	f.Range("server_fail_threshold", int64(m.ServerFailThreshold), 1, 1000000)
 	f.Range("server_cooldown_ms", int64(m.ServerCooldownMs), 0, 3600000)
 	checkZKAuth(f, m.ZKAuth)
 }
 
-func defaultInstanceID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "ktransfer"
+// checkTopic applies Kafka's rule for topic names: 1..249 characters of
+// [a-zA-Z0-9._-], not "." or ".." (the topic is also a ZooKeeper node name in
+// owners/ and offsets/).
+func checkTopic(t string) error {
+	if len(t) > 249 || t == "." || t == ".." || strings.IndexFunc(t, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) >= 0 {
+		return errors.New(`is not a Kafka topic name (1..249 characters of a-z A-Z 0-9 . _ -, not "." or "..")`)
 	}
-	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%1000000)
+	return nil
 }

@@ -332,3 +332,134 @@ func TestConfigDumpHidesZKPassword(t *testing.T) {
 		}
 	}
 }
+
+// ruleTree writes a valid main file enabling module enabled (whose file holds a
+// valid module plus moduleExtra) with mainExtra appended; it returns the main
+// file's path.
+func ruleTree(t *testing.T, mainExtra, enabled, moduleExtra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	main := "module_conf_dir: " + dir + "\nmodule_enabled: [\"" + enabled + "\"]\n" + mainExtra
+	if !strings.Contains(mainExtra, "zk_hosts") {
+		main += "zk_hosts: [127.0.0.1:2181]\n"
+	}
+	mod := "backend_servers: [127.0.0.1:8080]\n" + moduleExtra
+	if !strings.Contains(moduleExtra, "topic") {
+		mod += "topic: events\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ktransfer.yaml"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsRune(enabled, '/') {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(enabled)), 0o755)
+	}
+	if err := os.WriteFile(filepath.Join(dir, enabled+".yaml"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "ktransfer.yaml")
+}
+
+// TestRunTimeRules: every setting the running code would refuse (a ZooKeeper
+// node name, a chroot, a listen address, a topic, a key in another case) fails
+// the check, naming the file, the key, the value and the rule; what the running
+// code accepts passes.
+func TestRunTimeRules(t *testing.T) {
+	tests := []struct {
+		name              string
+		main, enabled, mo string
+		want              string // "" means valid
+	}{
+		{"instance id with a slash", "instance_id: a/b\n", "m", "", `ktransfer.yaml: instance_id: "a/b" must not contain '/'`},
+		{"instance id ..", "instance_id: \"..\"\n", "m", "", `ktransfer.yaml: instance_id: ".." is not a ZooKeeper node name`},
+		{"instance id with a control character", "instance_id: \"a\\x01\"\n", "m", "", `ktransfer.yaml: instance_id: "a\x01" contains U+0001`},
+		{"instance id", "instance_id: host-1.example-42\n", "m", "", ""},
+		{"chroot with ..", "zk_chroot: /mq/../x\n", "m", "", `ktransfer.yaml: zk_chroot: "/mq/../x" has the part ".."`},
+		{"chroot with a trailing slash", "zk_chroot: /mq/test_cluster/\n", "m", "", ""},
+		{"ops_listen without port", "ops_listen: localhost\n", "m", "", `ktransfer.yaml: ops_listen: "localhost" is not HOST:PORT`},
+		{"ops_listen port out of range", "ops_listen: 127.0.0.1:70000\n", "m", "", `ktransfer.yaml: ops_listen: "127.0.0.1:70000" has port "70000", not a number in 0..65535`},
+		{"ops_listen on every interface", "ops_listen: \":5040\"\n", "m", "", ""},
+		{"zk_hosts port not a number", "zk_hosts: [zk:abc]\n", "m", "", `ktransfer.yaml: zk_hosts: "zk:abc" is not HOST:PORT`},
+		{"broker without host", "broker_hosts: [\":9092\"]\n", "m", "", `ktransfer.yaml: broker_hosts: ":9092" is not HOST:PORT`},
+		{"module name with a slash", "", "sub/m", "", `ktransfer.yaml: module_enabled: "sub/m" must not contain '/'`},
+		{"topic with a space", "", "m", "topic: bad topic\n", `m.yaml: topic: "bad topic" is not a Kafka topic name`},
+		{"topic ..", "", "m", "topic: \"..\"\n", `m.yaml: topic: ".." is not a Kafka topic name`},
+		{"dead-letter topic with a slash", "", "m", "dead_letter_topic: a/b\n", `m.yaml: dead_letter_topic: "a/b" is not a Kafka topic name`},
+		{"offset_reset", "", "m", "offset_reset: latest\n", `m.yaml: offset_reset: "latest" is not one of oldest, newest`},
+		{"offset_reset newest", "", "m", "offset_reset: newest\n", ""},
+		{"module key in another case", "", "m", "topiC: events\n", `m.yaml: topiC: unknown key (keys are written in lower case: topic)`},
+		{"nested module key in another case", "", "m", "protocol:\n  URI: /x\n", `m.yaml: protocol.URI: unknown key (keys are written in lower case: protocol.uri)`},
+		{"main key in another case", "Zk_Timeout_Ms: 3000\n", "m", "", `ktransfer.yaml: Zk_Timeout_Ms: unknown key (keys are written in lower case: zk_timeout_ms)`},
+		{"header names keep their case", "", "m", "protocol:\n  headers:\n    - X-Trace: \"1\"\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(ruleTree(t, tc.main, tc.enabled, tc.mo))
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("got %v, want no error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestOpsListenFixed: ops_listen counts as set when the file or the environment
+// sets it, even to the default address.
+func TestOpsListenFixed(t *testing.T) {
+	for _, tc := range []struct {
+		name, main string
+		env        string
+		want       bool
+	}{
+		{"unset", "", "", false},
+		{"in the file", "ops_listen: 127.0.0.1:5040\n", "", true},
+		{"in the environment", "", "127.0.0.1:5041", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("KTRANSFER_OPS_LISTEN", tc.env)
+			}
+			c, err := LoadConfig(ruleTree(t, tc.main, "m", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OpsListenFixed != tc.want {
+				t.Errorf("got OpsListenFixed %v, want %v", c.OpsListenFixed, tc.want)
+			}
+		})
+	}
+}
+
+// TestForwardHeadersConfig: forward_headers defaults to the W3C trace headers,
+// an empty list turns forwarding off, and a name that would frame the request is
+// refused by -t.
+func TestForwardHeadersConfig(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  []string
+		err   string
+	}{
+		{"", []string{"traceparent", "tracestate"}, ""},
+		{"forward_headers: []\n", []string{}, ""},
+		{"forward_headers: [x-request-id]\n", []string{"x-request-id"}, ""},
+		{"forward_headers: [Content-Length]\n", nil, "forward_headers"},
+	} {
+		cfg, err := LoadConfig(ruleTree(t, "", "m", tc.extra))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %v, want an error naming %s", tc.extra, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if got := cfg.Modules[0].ForwardHeaders; strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%q: got %v, want %v", tc.extra, got, tc.want)
+		}
+	}
+}

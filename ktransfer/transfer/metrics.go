@@ -6,16 +6,18 @@ import (
 
 // metrics are ktransfer's Prometheus series; every series has a module label.
 type metrics struct {
-	pushed       *prometheus.CounterVec   // records delivered (2xx)
-	failed       *prometheus.CounterVec   // failed push attempts
-	retried      *prometheus.CounterVec   // retries scheduled
-	deadLettered *prometheus.CounterVec   // records sent to the dead-letter topic
-	skipped      *prometheus.CounterVec   // records done without a push, by reason
-	latency      *prometheus.HistogramVec // one push, all attempts included
-	windowFill   *prometheus.GaugeVec     // records in flight per partition
-	committed    *prometheus.GaugeVec     // committed offset per partition
-	owned        *prometheus.GaugeVec     // partitions owned by this process
-	offsetResets *prometheus.CounterVec   // committed offset below the log start
+	pushed         *prometheus.CounterVec   // records delivered (2xx)
+	failed         *prometheus.CounterVec   // failed push attempts
+	retried        *prometheus.CounterVec   // retries scheduled
+	deadLettered   *prometheus.CounterVec   // records sent to the dead-letter topic
+	skipped        *prometheus.CounterVec   // records done without a push, by reason
+	latency        *prometheus.HistogramVec // one push, all attempts included
+	windowFill     *prometheus.GaugeVec     // records in flight per partition
+	committed      *prometheus.GaugeVec     // committed offset per partition
+	owned          *prometheus.GaugeVec     // partitions owned by this process
+	offsetResets   *prometheus.CounterVec   // positions out of the log, by reason
+	unsolicited    *prometheus.CounterVec   // backend answers no request asked for
+	headersDropped *prometheus.CounterVec   // record headers not forwarded
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,29 +54,42 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ktransfer_owned_partitions", Help: "Partitions this process owns.",
 		}, mod),
 		offsetResets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ktransfer_offset_out_of_range_total", Help: "Times a committed offset was below the log start (deleted by retention) and pushing continued from the oldest record.",
-		}, mod),
+			Name: "ktransfer_offset_out_of_range_total",
+			Help: "Times a partition's committed or fetch offset was not in the log and pushing continued from offset_reset, by reason: below_log_start (retention), above_log_end (topic recreated or log truncated), topic_recreated (under the running module), log_truncated (unclean leader election).",
+		}, []string{"module", "reason"}),
+		unsolicited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_unsolicited_responses_total",
+			Help: "Bytes a backend sent on a kept connection with no request in flight (a protocol error: the connection is closed and the request goes on a new one), by server.",
+		}, []string{"module", "server"}),
+		headersDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_forward_headers_dropped_total",
+			Help: "Record headers named in forward_headers that were not sent: the value had control characters or was longer than 8 KiB, by header.",
+		}, []string{"module", "header"}),
 	}
-	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets)
+	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited, m.headersDropped)
 	return m
 }
 
 // moduleMetrics are one module's series, resolved once so that pushing a record
 // does not hash label values.
 type moduleMetrics struct {
-	pushed, failed, retried, deadLettered, offsetResets prometheus.Counter
-	filtered, malformed, exhausted, permanent           prometheus.Counter
-	latency                                             prometheus.Observer
-	owned                                               prometheus.Gauge
+	pushed, failed, retried, deadLettered     prometheus.Counter
+	filtered, malformed, exhausted, permanent prometheus.Counter
+	latency                                   prometheus.Observer
+	owned                                     prometheus.Gauge
 }
 
 func (m *metrics) module(name string) *moduleMetrics {
+	// Every reason shows from the start, at 0: an alert on an increase needs the
+	// series before the first event.
+	for _, r := range []string{reasonBelowStart, reasonAboveEnd, reasonRecreated, reasonTruncated} {
+		m.offsetResets.WithLabelValues(name, r)
+	}
 	return &moduleMetrics{
 		pushed:       m.pushed.WithLabelValues(name),
 		failed:       m.failed.WithLabelValues(name),
 		retried:      m.retried.WithLabelValues(name),
 		deadLettered: m.deadLettered.WithLabelValues(name),
-		offsetResets: m.offsetResets.WithLabelValues(name),
 		filtered:     m.skipped.WithLabelValues(name, "filtered"),
 		malformed:    m.skipped.WithLabelValues(name, "malformed"),
 		exhausted:    m.skipped.WithLabelValues(name, "retries_exhausted"),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
@@ -35,9 +36,27 @@ type moduleRunner struct {
 	methods        map[string]bool
 	releaseTimeout time.Duration
 
-	mu    sync.Mutex
-	parts map[int32]*partRunner
-	wg    sync.WaitGroup // partition runners
+	mu     sync.Mutex
+	parts  map[int32]*partRunner
+	resume map[int32]resumeState // progress of partitions lost to a fence
+	resets map[int32]OffsetReset // the last out-of-range event of each partition
+	wg     sync.WaitGroup        // partition runners
+}
+
+// close releases the module's clients and workers; parts not made yet are nil.
+func (mr *moduleRunner) close() {
+	if mr.pool != nil {
+		mr.pool.Close()
+	}
+	if mr.consumer != nil {
+		mr.consumer.Close()
+	}
+	if mr.dlq != nil {
+		mr.dlq.Close()
+	}
+	if mr.pusher != nil {
+		mr.pusher.Close()
+	}
 }
 
 // action is what happens to a record before any push.
@@ -116,11 +135,28 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
+		recreated := false
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			var loss *kgo.ErrDataLoss
+			switch {
+			case errors.Is(err, context.Canceled):
+			case errors.Is(err, kerr.UnknownTopicID):
+				recreated = true
+			case errors.As(err, &loss):
+				if pr := mr.part(p); pr != nil {
+					pr.stopFetch(resetRequest{reason: reasonTruncated, at: loss.ResetTo, err: err})
+				}
+			case errors.Is(err, kerr.OffsetOutOfRange):
+				if pr := mr.part(p); pr != nil {
+					pr.stopFetch(resetRequest{err: err})
+				}
+			default:
 				mr.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		if recreated {
+			mr.topicRecreated()
+		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			if len(ftp.Records) == 0 {
 				return
@@ -130,6 +166,70 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 			}
 		})
 	}
+}
+
+// topicRecreated handles a topic deleted and recreated under the running module
+// (the client reports the old topic id unknown): the consumer forgets the old
+// topic, and every owned partition continues in the new one from offset_reset
+// once what it fetched from the old one is done. The committed offsets belong to
+// the old topic; kept, they would skip the new topic's records below them.
+func (mr *moduleRunner) topicRecreated() {
+	mr.log.Warn("the topic was deleted and recreated: every owned partition continues in the new topic from offset_reset", "offset_reset", mr.m.OffsetReset)
+	mr.consumer.PurgeTopicsFromConsuming(mr.m.Topic)
+	mr.mu.Lock()
+	parts := make([]*partRunner, 0, len(mr.parts))
+	for _, pr := range mr.parts {
+		parts = append(parts, pr)
+	}
+	mr.mu.Unlock()
+	for _, pr := range parts {
+		pr.stopFetch(resetRequest{reason: reasonRecreated, err: kerr.UnknownTopicID})
+	}
+}
+
+// noteReset records that partition p's position moved from from to to without
+// the records in between being pushed (or pushed again): warning, metric and
+// /status.
+func (mr *moduleRunner) noteReset(p int32, reason string, from, to int64, cause error) {
+	ev := OffsetReset{Partition: p, Reason: reason, From: from, To: to, UnixMs: time.Now().UnixMilli()}
+	if cause != nil {
+		ev.Error = cause.Error()
+	}
+	args := []any{"partition", p, "reason", reason, "from", from, "to", to, "offset_reset", mr.m.OffsetReset}
+	if cause != nil {
+		args = append(args, "err", cause)
+	}
+	mr.log.Warn("offset out of range: continuing from "+offsetResetPoint(reason, mr.m.OffsetReset), args...)
+	mr.met.offsetResets.WithLabelValues(mr.m.Name, reason).Inc()
+	mr.mu.Lock()
+	mr.resets[p] = ev
+	mr.mu.Unlock()
+}
+
+// offsetResetPoint names where a partition continues after an out-of-range event.
+func offsetResetPoint(reason, offsetReset string) string {
+	switch {
+	case reason == reasonTruncated:
+		return "where the truncated log diverged"
+	case offsetReset == "newest":
+		return "the log end (offset_reset newest)"
+	}
+	return "the log start (offset_reset oldest)"
+}
+
+func (mr *moduleRunner) saveResume(p int32, rs resumeState) {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	mr.resume[p] = rs
+}
+
+// takeResume returns and forgets what the process knew of p when it was fenced.
+func (mr *moduleRunner) takeResume(p int32) (resumeState, bool) {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	rs, ok := mr.resume[p]
+	delete(mr.resume, p)
+	return rs, ok
 }
 
 // watchPartitions tells the fleet the topic's partition count, now and whenever
@@ -197,6 +297,21 @@ type ModuleStatus struct {
 	Workers    int               `json:"workers"`
 	Busy       int               `json:"busy_workers"`
 	Queued     int               `json:"queued"`
+	// OffsetResets is the last out-of-range event of each partition since the
+	// process started, by partition.
+	OffsetResets []OffsetReset `json:"offset_out_of_range,omitempty"`
+}
+
+// OffsetReset is an out-of-range event in /status: partition's position moved
+// from From to To without the records between being pushed (or pushed again).
+type OffsetReset struct {
+	Partition int32 `json:"partition"`
+	// Reason is below_log_start, above_log_end, topic_recreated or log_truncated.
+	Reason string `json:"reason"`
+	From   int64  `json:"from"`
+	To     int64  `json:"to"`
+	UnixMs int64  `json:"unix_ms"`
+	Error  string `json:"error,omitempty"`
 }
 
 func (mr *moduleRunner) status() ModuleStatus {
@@ -207,7 +322,14 @@ func (mr *moduleRunner) status() ModuleStatus {
 	}
 	mr.mu.Unlock()
 	sort.Slice(parts, func(i, j int) bool { return parts[i].p < parts[j].p })
-	st := ModuleStatus{Topic: mr.m.Topic, Fleet: mr.member.Snapshot(), Workers: mr.m.WorkerNum, Busy: mr.pool.Busy(), Queued: mr.pool.Queued()}
+	mr.mu.Lock()
+	resets := make([]OffsetReset, 0, len(mr.resets))
+	for _, ev := range mr.resets {
+		resets = append(resets, ev)
+	}
+	mr.mu.Unlock()
+	sort.Slice(resets, func(i, j int) bool { return resets[i].Partition < resets[j].Partition })
+	st := ModuleStatus{OffsetResets: resets, Topic: mr.m.Topic, Fleet: mr.member.Snapshot(), Workers: mr.m.WorkerNum, Busy: mr.pool.Busy(), Queued: mr.pool.Queued()}
 	for _, pr := range parts {
 		st.Partitions = append(st.Partitions, pr.status())
 	}

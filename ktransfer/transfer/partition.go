@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -10,12 +11,47 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/window"
 )
+
+// Reasons a partition's position moved without its records being pushed, the
+// reason label of ktransfer_offset_out_of_range_total and /status.
+const (
+	// reasonBelowStart: the committed or fetch offset is below the log start
+	// (retention deleted the records).
+	reasonBelowStart = "below_log_start"
+	// reasonAboveEnd: the committed or fetch offset is above the log end (the
+	// topic was deleted and recreated, or the log truncated).
+	reasonAboveEnd = "above_log_end"
+	// reasonRecreated: the topic was deleted and recreated under the running
+	// module (Kafka reports a new topic id).
+	reasonRecreated = "topic_recreated"
+	// reasonTruncated: the log was truncated below what was fetched (an unclean
+	// leader election); the client located the point exactly.
+	reasonTruncated = "log_truncated"
+)
+
+// resetRequest is what the poller tells a partition runner when the fetch of its
+// partition stopped because the position is no longer in the log.
+type resetRequest struct {
+	reason string // reasonBelowStart or reasonAboveEnd are decided by the runner
+	at     int64  // reasonTruncated: where the log diverged
+	err    error
+}
+
+// resumeState is what a partition runner knew when it was fenced: with it, the
+// process takes the partition back where it was, when nobody wrote the offset
+// node meanwhile.
+type resumeState struct {
+	written   fleet.NodeVersion // the offset node as this process last wrote it
+	next      int64             // lowest offset not done
+	doneAhead []int64           // offsets above next already done
+}
 
 // partRunner pushes one owned partition: it feeds fetched records through the
 // window to the workers and commits the lowest offset not yet done.
@@ -29,15 +65,22 @@ type partRunner struct {
 	pstr  string
 	log   *slog.Logger
 
-	tracker    *window.Tracker
-	pushCtx    context.Context // pushes of this partition; cancelled when fenced or abandoned
+	tracker    atomic.Pointer[window.Tracker] // replaced when the position is reset
+	pushCtx    context.Context                // pushes of this partition; cancelled when fenced or abandoned
 	cancelPush context.CancelCauseFunc
 	jobs       sync.WaitGroup // dispatched deliveries not finished (pushed, failed or abandoned)
+
+	// skip holds offsets done before a fence, not to be pushed again; only the
+	// feed goroutine uses it.
+	skip    map[int64]bool
+	skipMax int64
 
 	mu      sync.Mutex
 	pending []*kgo.Record // fetched, not yet dispatched
 	next    int64         // next offset expected from the fetcher
 	paused  bool
+	stopped bool          // the fetch was removed for a reset; fetched records are dropped until it is added again
+	reset   *resetRequest // the reset to make once pending is dispatched
 	wake    chan struct{}
 
 	fill    prometheus.Gauge // ktransfer_window_fill of this partition
@@ -63,6 +106,8 @@ func newPartRunner(mr *moduleRunner, l *fleet.Lease) *partRunner {
 // highWater is how many fetched records may wait before fetching is paused.
 func (pr *partRunner) highWater() int { return max(pr.mr.m.WindowSize, 512) }
 
+func (pr *partRunner) tr() *window.Tracker { return pr.tracker.Load() }
+
 // run owns the partition until its lease ends, then drains, commits and releases.
 func (pr *partRunner) run() {
 	ctx := pr.lease.Context()
@@ -73,17 +118,15 @@ func (pr *partRunner) run() {
 		pr.finish(false)
 		return
 	}
-	pr.tracker = window.New(start, pr.mr.m.WindowSize)
+	pr.tracker.Store(window.New(start, pr.mr.m.WindowSize))
 	pr.fill = pr.mr.met.windowFill.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr)
 	pr.offsetG = pr.mr.met.committed.WithLabelValues(pr.mr.m.Name, pr.mr.m.Topic, pr.pstr)
 	pr.next = start
 	pr.committed.Store(start)
+	pr.offsetG.Set(float64(start))
 	pr.pushCtx, pr.cancelPush = context.WithCancelCause(context.Background())
 	pr.mr.setPart(pr.p, pr)
-	// A partition this process paused before it last lost it stays paused in the
-	// client ("paused partitions persist until resumed"): resume before adding.
-	pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
-	pr.mr.consumer.AddConsumePartitions(map[string]map[int32]kgo.Offset{pr.mr.m.Topic: {pr.p: kgo.NewOffset().At(start)}})
+	pr.addFetch(start)
 	pr.log.Info("partition owned", "offset", start)
 
 	var wg sync.WaitGroup
@@ -97,51 +140,196 @@ func (pr *partRunner) run() {
 	pr.finish(true)
 }
 
-// startOffset reads the committed offset, or chooses and commits the initial one,
-// and moves it up to the log start when retention deleted what it points at.
+// addFetch has the consumer fetch the partition from offset.
+func (pr *partRunner) addFetch(offset int64) {
+	// A partition this process paused before it last lost it stays paused in the
+	// client ("paused partitions persist until resumed"): resume before adding.
+	pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
+	pr.mr.consumer.AddConsumePartitions(map[string]map[int32]kgo.Offset{pr.mr.m.Topic: {pr.p: kgo.NewOffset().At(offset)}})
+}
+
+// startOffset decides where the partition starts and commits it at once (the
+// offset node exists from the first moment the module owns the partition): this
+// process's own progress when it takes back a partition it was fenced from and
+// nobody wrote the offset node since; else the committed offset; else, without
+// one, initial_offset. A committed offset outside the log goes to offset_reset.
 func (pr *partRunner) startOffset(ctx context.Context) (int64, error) {
+	rs, had := pr.mr.takeResume(pr.p)
+	mine := had && rs.written.Unchanged(pr.lease.Found())
+	off, err := pr.chooseStart(ctx, rs, had, mine)
+	if err != nil && mine {
+		// This lease's claim rewrote the node and nobody else wrote it: the
+		// progress stays this process's for the next lease.
+		if w := pr.lease.Written(); !w.IsZero() {
+			rs.written = w
+			pr.mr.saveResume(pr.p, rs)
+		}
+	}
+	return off, err
+}
+
+func (pr *partRunner) chooseStart(ctx context.Context, rs resumeState, had, mine bool) (int64, error) {
 	off, ok, err := pr.lease.LoadOffset()
 	if err != nil {
 		return 0, err
 	}
-	topic := pr.mr.m.Topic
-	starts, err := pr.mr.adm.ListStartOffsets(ctx, topic)
+	start, end, err := pr.logBounds(ctx)
 	if err != nil {
 		return 0, err
 	}
-	so, found := starts.Lookup(topic, pr.p)
-	if !found || so.Err != nil {
-		return 0, errors.Join(errors.New("no start offset"), so.Err)
+	switch {
+	case mine && ok:
+		pr.log.Info("taking the partition back where this process was before it was fenced: nobody wrote the offset node since", "committed", off, "resume_at", rs.next, "done_ahead", len(rs.doneAhead))
+		off = rs.next
+		pr.skip = nil
+		if len(rs.doneAhead) > 0 {
+			pr.skip = make(map[int64]bool, len(rs.doneAhead))
+			for _, o := range rs.doneAhead {
+				pr.skip[o] = true
+			}
+			pr.skipMax = rs.doneAhead[len(rs.doneAhead)-1]
+		}
+	case had:
+		pr.log.Info("the offset node changed since this process was fenced (another process pushed the partition meanwhile): starting from it", "committed", off, "own_progress", rs.next)
 	}
-	if !ok {
-		off = so.Offset
+	switch {
+	case !ok:
+		off = start
 		if pr.mr.m.InitialOffset == "newest" {
-			ends, err := pr.mr.adm.ListEndOffsets(ctx, topic)
-			if err != nil {
-				return 0, err
-			}
-			eo, _ := ends.Lookup(topic, pr.p)
-			if eo.Err != nil {
-				return 0, eo.Err
-			}
-			off = eo.Offset
+			off = end
 		}
 		pr.log.Info("no committed offset: starting from the "+pr.mr.m.InitialOffset+" record", "offset", off)
-	} else if off < so.Offset {
-		pr.log.Warn("committed offset is below the log start (deleted by retention): continuing from the oldest record", "committed", off, "log_start", so.Offset)
-		pr.mr.mm.offsetResets.Inc()
-		off = so.Offset
+	case off < start:
+		off, pr.skip = pr.outOfRange(reasonBelowStart, off, start, end, nil), nil
+	case off > end:
+		off, pr.skip = pr.outOfRange(reasonAboveEnd, off, start, end, nil), nil
 	}
-	// The offset node exists from the first moment the module owns the partition.
 	if err := pr.lease.Commit(off); err != nil {
 		return 0, err
 	}
 	return off, nil
 }
 
+// logBounds lists the partition's log start and end offsets.
+func (pr *partRunner) logBounds(ctx context.Context) (start, end int64, err error) {
+	topic := pr.mr.m.Topic
+	lookup := func(l kadm.ListedOffsets, err error) (int64, error) {
+		if err != nil {
+			return 0, err
+		}
+		o, found := l.Lookup(topic, pr.p)
+		if !found {
+			return 0, fmt.Errorf("no offset of %s/%d listed", topic, pr.p)
+		}
+		return o.Offset, o.Err
+	}
+	if start, err = lookup(pr.mr.adm.ListStartOffsets(ctx, topic)); err != nil {
+		return 0, 0, fmt.Errorf("log start offset: %w", err)
+	}
+	if end, err = lookup(pr.mr.adm.ListEndOffsets(ctx, topic)); err != nil {
+		return 0, 0, fmt.Errorf("log end offset: %w", err)
+	}
+	return start, end, nil
+}
+
+// outOfRange reports that the partition's position from is not in the log
+// [start, end] (or that the log was replaced) and returns where to continue:
+// the log start or end by offset_reset. It is logged at warning level, counted
+// and shown in /status.
+func (pr *partRunner) outOfRange(reason string, from, start, end int64, cause error) int64 {
+	to := start
+	if pr.mr.m.OffsetReset == "newest" {
+		to = end
+	}
+	pr.mr.noteReset(pr.p, reason, from, to, cause)
+	return to
+}
+
+// stopFetch is the poller's reaction to a fetch that failed because the position
+// is not in the log: it removes the partition from the consumer at once (so no
+// stale fetch is delivered later) and leaves the decision to the feed goroutine,
+// which first dispatches what was fetched before.
+func (pr *partRunner) stopFetch(req resetRequest) {
+	pr.mu.Lock()
+	if pr.stopped {
+		pr.mu.Unlock()
+		return
+	}
+	pr.stopped = true
+	pr.reset = &req
+	pr.mu.Unlock()
+	pr.mr.consumer.RemoveConsumePartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
+	pr.poke()
+}
+
+func (pr *partRunner) poke() {
+	select {
+	case pr.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resetFetch moves the partition's position after stopFetch: once every record
+// fetched before is done, it decides where to continue, logs and counts it,
+// starts a new window there, commits that offset through the lease and fetches
+// from it. It returns false when the lease ended meanwhile.
+func (pr *partRunner) resetFetch(ctx context.Context, req resetRequest) bool {
+	old := pr.tr()
+	if err := old.WaitIdle(ctx); err != nil {
+		return false
+	}
+	from := old.Committed()
+	to := req.at
+	if req.reason != reasonTruncated {
+		var start, end int64
+		for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			var err error
+			if start, end, err = pr.logBounds(ctx); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			pr.log.Warn("list the log's offsets after an out-of-range fetch; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(wait):
+			}
+		}
+		reason := req.reason
+		if reason == "" {
+			reason = reasonAboveEnd // the log lost records above its new end
+			if from < start {
+				reason = reasonBelowStart
+			}
+		}
+		to = pr.outOfRange(reason, from, start, end, req.err)
+	} else {
+		pr.mr.noteReset(pr.p, req.reason, from, to, req.err)
+	}
+	old.Close()
+	pr.tracker.Store(window.New(to, pr.mr.m.WindowSize))
+	pr.skip = nil
+	pr.fill.Set(0)
+	_ = pr.commit()
+	pr.mu.Lock()
+	pr.pending = nil
+	pr.next = to
+	pr.paused = false
+	pr.stopped = false
+	pr.mu.Unlock()
+	pr.addFetch(to)
+	return true
+}
+
 // enqueue takes fetched records; fetching pauses while too many wait.
 func (pr *partRunner) enqueue(recs []*kgo.Record) {
 	pr.mu.Lock()
+	if pr.stopped {
+		pr.mu.Unlock()
+		return // fetched before the fetch was removed for a reset
+	}
 	for _, r := range recs {
 		if r.Offset < pr.next {
 			continue // a fetch from before this runner took over
@@ -157,14 +345,12 @@ func (pr *partRunner) enqueue(recs []*kgo.Record) {
 	if pause {
 		pr.mr.consumer.PauseFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 	}
-	select {
-	case pr.wake <- struct{}{}:
-	default:
-	}
+	pr.poke()
 }
 
-// pop returns the next fetched record, waiting for one.
-func (pr *partRunner) pop(ctx context.Context) (*kgo.Record, bool) {
+// pop returns the next fetched record, waiting for one, or the reset to make
+// once every record fetched before it is dispatched.
+func (pr *partRunner) pop(ctx context.Context) (*kgo.Record, *resetRequest, bool) {
 	for {
 		pr.mu.Lock()
 		if len(pr.pending) > 0 {
@@ -179,12 +365,17 @@ func (pr *partRunner) pop(ctx context.Context) (*kgo.Record, bool) {
 			if resume {
 				pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 			}
-			return r, true
+			return r, nil, true
+		}
+		if req := pr.reset; req != nil {
+			pr.reset = nil
+			pr.mu.Unlock()
+			return nil, req, true
 		}
 		pr.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, false
+			return nil, nil, false
 		case <-pr.wake:
 		}
 	}
@@ -194,31 +385,49 @@ func (pr *partRunner) pop(ctx context.Context) (*kgo.Record, bool) {
 func (pr *partRunner) feed(ctx context.Context) {
 	mr := pr.mr
 	for {
-		rec, ok := pr.pop(ctx)
+		rec, req, ok := pr.pop(ctx)
 		if !ok {
 			return
 		}
-		if err := pr.tracker.Acquire(ctx); err != nil {
+		if req != nil {
+			if !pr.resetFetch(ctx, *req) {
+				return
+			}
+			continue
+		}
+		tr := pr.tr()
+		if err := tr.Acquire(ctx); err != nil {
 			return
 		}
-		pr.tracker.Add(rec.Offset)
-		pr.fill.Set(float64(pr.tracker.InFlight()))
+		tr.Add(rec.Offset)
+		if pr.skip != nil {
+			done := pr.skip[rec.Offset]
+			if rec.Offset >= pr.skipMax {
+				pr.skip = nil
+			}
+			if done {
+				// Pushed before this process was fenced.
+				pr.done(tr, rec.Offset)
+				continue
+			}
+		}
+		pr.fill.Set(float64(tr.InFlight()))
 		act, method := mr.classify(rec.Value)
 		switch act {
 		case actFiltered:
 			mr.mm.filtered.Inc()
-			pr.tracker.Done(rec.Offset)
+			pr.done(tr, rec.Offset)
 			continue
 		case actMalformedSkip:
 			mr.mm.malformed.Inc()
 			pr.log.Warn("record value is not a msgpack map with a string method: skipped", "offset", rec.Offset)
-			pr.tracker.Done(rec.Offset)
+			pr.done(tr, rec.Offset)
 			continue
 		}
 		pr.jobs.Add(1)
 		err := mr.pool.Submit(ctx, rec.Key, func() {
 			defer pr.jobs.Done()
-			pr.deliver(rec, act, method)
+			pr.deliver(tr, rec, act, method)
 		})
 		if err != nil {
 			pr.jobs.Done()
@@ -227,8 +436,9 @@ func (pr *partRunner) feed(ctx context.Context) {
 	}
 }
 
-// deliver pushes one record and marks it done unless its pushes were abandoned.
-func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
+// deliver pushes one record and marks it done in tr, the window it was added
+// to, unless its pushes were abandoned.
+func (pr *partRunner) deliver(tr *window.Tracker, rec *kgo.Record, act action, method string) {
 	mr := pr.mr
 	ctx := pr.pushCtx
 	if ctx.Err() != nil {
@@ -240,14 +450,14 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 		cause = "value is not a msgpack map with a string method"
 	default:
 		began := time.Now()
-		res := mr.pusher.Push(ctx, push.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Method: method})
+		res := mr.pusher.Push(ctx, push.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Method: method, Headers: rec.Headers})
 		if res.Err == nil {
 			if pr.log.Enabled(ctx, slog.LevelDebug) {
 				pr.log.Debug("pushed", "offset", rec.Offset, "key", string(rec.Key), "server", res.Server, "status", res.Status, "attempts", res.Attempts)
 			}
 			mr.mm.pushed.Inc()
 			mr.mm.latency.Observe(time.Since(began).Seconds())
-			pr.done(rec.Offset)
+			pr.done(tr, rec.Offset)
 			return
 		}
 		if ctx.Err() != nil {
@@ -262,7 +472,7 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 				mr.mm.exhausted.Inc()
 			}
 			pr.log.Warn("record not delivered: skipped", "offset", rec.Offset, "key", string(rec.Key), "attempts", res.Attempts, "status", res.Status, "server", res.Server, "err", res.Err)
-			pr.done(rec.Offset)
+			pr.done(tr, rec.Offset)
 			return
 		}
 	}
@@ -271,12 +481,12 @@ func (pr *partRunner) deliver(rec *kgo.Record, act action, method string) {
 	}
 	mr.mm.deadLettered.Inc()
 	pr.log.Warn("record sent to the dead-letter topic", "offset", rec.Offset, "dead_letter_topic", mr.m.DeadLetterTopic, "err", cause)
-	pr.done(rec.Offset)
+	pr.done(tr, rec.Offset)
 }
 
-func (pr *partRunner) done(offset int64) {
-	pr.tracker.Done(offset)
-	pr.fill.Set(float64(pr.tracker.InFlight()))
+func (pr *partRunner) done(tr *window.Tracker, offset int64) {
+	tr.Done(offset)
+	pr.fill.Set(float64(tr.InFlight()))
 }
 
 // commitLoop writes the committed offset when it changed, every commit interval.
@@ -295,7 +505,7 @@ func (pr *partRunner) commitLoop(ctx context.Context) {
 
 // commit writes the committed offset when it changed.
 func (pr *partRunner) commit() error {
-	off := pr.tracker.Committed()
+	off := pr.tr().Committed()
 	if off == pr.committed.Load() {
 		return nil
 	}
@@ -324,13 +534,15 @@ func (pr *partRunner) finalCommit() {
 
 // finish hands the partition back. After a rebalance or shutdown the pushes in
 // progress get release_timeout_ms to finish and the offset is committed; when fenced
-// they stop at once and nothing is committed.
+// they stop at once, nothing is committed, and what was done is remembered for
+// when this process takes the partition back.
 func (pr *partRunner) finish(started bool) {
 	cause := context.Cause(pr.lease.Context())
 	if started {
 		pr.mr.consumer.RemoveConsumePartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 		pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
-		pr.tracker.Close()
+		tr := pr.tr()
+		tr.Close()
 		fenced := errors.Is(cause, fleet.ErrFenced)
 		if !fenced {
 			idle := make(chan struct{})
@@ -341,11 +553,19 @@ func (pr *partRunner) finish(started bool) {
 			select {
 			case <-idle:
 			case <-time.After(pr.mr.releaseTimeout):
-				pr.log.Warn("pushes still in progress at hand-over: abandoned, the next owner pushes them again", "in_flight", pr.tracker.InFlight())
+				pr.log.Warn("pushes still in progress at hand-over: abandoned, the next owner pushes them again", "in_flight", tr.InFlight())
 			}
 		}
 		pr.cancelPush(cause)
 		pr.jobs.Wait()
+		pr.mu.Lock()
+		resetting := pr.stopped
+		pr.mu.Unlock()
+		if fenced && !resetting {
+			if w := pr.lease.Written(); !w.IsZero() {
+				pr.mr.saveResume(pr.p, resumeState{written: w, next: tr.Committed(), doneAhead: tr.DoneAhead()})
+			}
+		}
 		if !fenced {
 			pr.finalCommit()
 		}
@@ -380,11 +600,12 @@ func (pr *partRunner) status() PartitionStatus {
 	pr.mu.Lock()
 	pending := len(pr.pending)
 	pr.mu.Unlock()
+	tr := pr.tr()
 	s := PartitionStatus{
 		Partition:  pr.p,
 		Committed:  pr.committed.Load(),
-		Done:       pr.tracker.Committed(),
-		WindowFill: pr.tracker.InFlight(),
+		Done:       tr.Committed(),
+		WindowFill: tr.InFlight(),
 		Window:     pr.mr.m.WindowSize,
 		Pending:    pending,
 		LastCommit: pr.lastAt.Load(),

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -37,15 +38,37 @@ type Transfer struct {
 	sess    *fleet.Session
 	modules []*moduleRunner
 	admin   *kgo.Client
+	ln      net.Listener // operations endpoints; nil without ops_listen
+	opsAddr string       // ln's address
 }
 
-// New connects to ZooKeeper and prepares every module. Brokers come from
-// broker_hosts or, when that is empty, from {zk_chroot}/brokers/ids.
+// New binds the operations endpoints, connects to ZooKeeper and prepares every
+// module. Brokers come from broker_hosts or, when that is empty, from
+// {zk_chroot}/brokers/ids. When ops_listen was not set and its default address is
+// taken, the endpoints listen on a free port of the same host (logged, shown in
+// /status and in the instance's registration); an address that was set must be
+// free, or New fails.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	t := &Transfer{cfg: cfg, log: log, reg: opshttp.NewRegistry(), ready: &opshttp.Ready{}}
 	t.met = newMetrics(t.reg)
+	if cfg.OpsListen != "" {
+		// First, so that a taken address fails at once, and the address is known
+		// before the instance registers.
+		ln, moved, err := opshttp.Listen(cfg.OpsListen, !cfg.OpsListenFixed)
+		if err != nil {
+			if cfg.OpsListenFixed {
+				return nil, fmt.Errorf("ops_listen %s: %w (give each process on a host its own ops_listen, or leave it unset: a taken default address then moves to a free port)", cfg.OpsListen, err)
+			}
+			return nil, fmt.Errorf("ops_listen %s: %w", cfg.OpsListen, err)
+		}
+		t.ln, t.opsAddr = ln, ln.Addr().String()
+		if moved {
+			log.Info("ops_listen is not set and its default address is taken (another process on this host?): operations endpoints on a free port instead", "default", cfg.OpsListen, "addr", t.opsAddr)
+		}
+	}
 	sess, err := fleet.Connect(cfg.ZKHosts, time.Duration(cfg.ZKTimeoutMs)*time.Millisecond, time.Duration(cfg.ZKFailRetryIntervalMs)*time.Millisecond, log)
 	if err != nil {
+		t.Close()
 		return nil, err
 	}
 	t.sess = sess
@@ -103,48 +126,58 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 		return nil, err
 	}
 	mm := t.met.module(m.Name)
-	pusher, err := push.New(pc, log, push.Events{
-		Attempt: func(_ string, status int, err error, _ time.Duration) {
-			if err != nil || status < 200 || status > 299 {
-				mm.failed.Inc()
-			}
-		},
-		Retry: func(int, time.Duration) { mm.retried.Inc() },
-	})
-	if err != nil {
-		return nil, err
-	}
-	consumer, err := kgo.NewClient(append(append([]kgo.Opt(nil), base...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(200*time.Millisecond),
-	)...)
-	if err != nil {
-		return nil, err
-	}
 	mr := &moduleRunner{
 		m:              m,
 		log:            log,
 		met:            t.met,
 		mm:             mm,
-		consumer:       consumer,
 		adm:            kadm.NewClient(t.admin),
-		pusher:         pusher,
-		pool:           dispatch.New(m.WorkerNum, m.WaitingQueueSize, m.SerializeByKey),
 		methods:        map[string]bool{},
 		releaseTimeout: time.Duration(m.ReleaseTimeoutMs) * time.Millisecond,
 		parts:          map[int32]*partRunner{},
+		resume:         map[int32]resumeState{},
+		resets:         map[int32]OffsetReset{},
 	}
 	for _, name := range m.Methods {
 		mr.methods[name] = true
 	}
+	mr.pusher, err = push.New(pc, log, push.Events{
+		Attempt: func(_ string, status int, err error, _ time.Duration) {
+			if err != nil || status < 200 || status > 299 {
+				mm.failed.Inc()
+			}
+		},
+		Retry:         func(int, time.Duration) { mm.retried.Inc() },
+		Unsolicited:   func(server string) { t.met.unsolicited.WithLabelValues(m.Name, server).Inc() },
+		HeaderDropped: func(name string) { t.met.headersDropped.WithLabelValues(m.Name, name).Inc() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The runner decides what an out-of-range offset means (offset_reset), so the
+	// client must report it rather than move the fetch by itself: records between
+	// the fetch's new position and the runner's would be dropped unpushed.
+	mr.consumer, err = kgo.NewClient(append(append([]kgo.Opt(nil), base...),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)...)
+	if err != nil {
+		mr.close()
+		return nil, err
+	}
 	if m.DeadLetterTopic != "" {
 		mr.dlq, err = kgo.NewClient(append(append([]kgo.Opt(nil), base...), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 		if err != nil {
-			consumer.Close()
+			mr.close()
 			return nil, err
 		}
 	}
-	mr.member = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)))
+	mr.pool = dispatch.New(m.WorkerNum, m.WaitingQueueSize, m.SerializeByKey)
+	mr.member, err = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)), fleet.WithOpsListen(t.opsAddr))
+	if err != nil {
+		mr.close()
+		return nil, err
+	}
 	return mr, nil
 }
 
@@ -154,14 +187,12 @@ func (t *Transfer) Run(ctx context.Context) error {
 	defer t.Close()
 	var srv *http.Server
 	srvErr := make(chan error, 1)
-	if t.cfg.OpsListen != "" {
-		ln, err := net.Listen("tcp", t.cfg.OpsListen)
-		if err != nil {
-			return fmt.Errorf("ops_listen %s: %w", t.cfg.OpsListen, err)
-		}
-		srv = opshttp.NewServer(t.cfg.OpsListen, t.Handler(), opshttp.DefaultLimits())
+	if t.ln != nil {
+		srv = opshttp.NewServer(t.opsAddr, t.Handler(), opshttp.DefaultLimits())
+		ln := t.ln
+		t.ln = nil // the server closes it
 		go func() { srvErr <- srv.Serve(ln) }()
-		t.log.Info("operations endpoints", "addr", ln.Addr().String())
+		t.log.Info("operations endpoints", "addr", t.opsAddr)
 	}
 
 	mctx, stop := context.WithCancel(context.Background())
@@ -200,15 +231,11 @@ func (t *Transfer) Run(ctx context.Context) error {
 	return runErr
 }
 
-// Close releases every client. It is safe to call more than once.
+// Close releases every client and the operations listener when Run did not take
+// it. It is safe to call more than once.
 func (t *Transfer) Close() {
 	for _, mr := range t.modules {
-		mr.pool.Close()
-		mr.consumer.Close()
-		if mr.dlq != nil {
-			mr.dlq.Close()
-		}
-		mr.pusher.Close()
+		mr.close()
 	}
 	t.modules = nil
 	if t.admin != nil {
@@ -219,18 +246,30 @@ func (t *Transfer) Close() {
 		t.sess.Close()
 		t.sess = nil
 	}
+	if t.ln != nil {
+		t.ln.Close()
+		t.ln = nil
+	}
 }
+
+// OpsAddr returns the address the operations endpoints listen on: ops_listen,
+// or the free port taken instead of a busy default. Empty without ops_listen.
+func (t *Transfer) OpsAddr() string { return t.opsAddr }
 
 // Status is the /status document.
 type Status struct {
-	Instance string                  `json:"instance"`
-	Session  string                  `json:"zookeeper_session"`
-	Modules  map[string]ModuleStatus `json:"modules"`
+	Instance string `json:"instance"`
+	// OpsListen is the address of these endpoints (a free port when the
+	// default of an unset ops_listen was taken).
+	OpsListen string                  `json:"ops_listen,omitempty"`
+	PID       int                     `json:"pid"`
+	Session   string                  `json:"zookeeper_session"`
+	Modules   map[string]ModuleStatus `json:"modules"`
 }
 
 // Status returns the state of every module.
 func (t *Transfer) Status() Status {
-	s := Status{Instance: t.cfg.InstanceID, Modules: map[string]ModuleStatus{}}
+	s := Status{Instance: t.cfg.InstanceID, OpsListen: t.opsAddr, PID: os.Getpid(), Modules: map[string]ModuleStatus{}}
 	if t.sess != nil {
 		s.Session = t.sess.State()
 	}

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +52,7 @@ type delivery struct {
 	seq       int
 	host      string
 	ctype     string
+	trace     string // traceparent header
 }
 
 // backend is an HTTP backend that records every request and answers with what
@@ -76,7 +80,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p, _ := strconv.Atoi(q.Get("partition"))
 	off, _ := strconv.ParseInt(q.Get("transid"), 10, 64)
-	d := delivery{path: r.URL.Path, topic: q.Get("topic"), partition: int32(p), offset: off, key: q.Get("key"), method: q.Get("method"), host: r.Host, ctype: r.Header.Get("Content-Type")}
+	d := delivery{path: r.URL.Path, topic: q.Get("topic"), partition: int32(p), offset: off, key: q.Get("key"), method: q.Get("method"), host: r.Host, ctype: r.Header.Get("Content-Type"), trace: r.Header.Get("Traceparent")}
 	var v struct {
 		Seq int `msgpack:"seq"`
 	}
@@ -192,7 +196,13 @@ type runningTransfer struct {
 
 func startTransfer(t *testing.T, cfg Config) *runningTransfer {
 	t.Helper()
-	tr, err := New(context.Background(), cfg, logging.Discard())
+	return startTransferLog(t, cfg, logging.Discard())
+}
+
+// startTransferLog is startTransfer logging to log.
+func startTransferLog(t *testing.T, cfg Config, log *slog.Logger) *runningTransfer {
+	t.Helper()
+	tr, err := New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -202,6 +212,27 @@ func startTransfer(t *testing.T, cfg Config) *runningTransfer {
 	t.Cleanup(func() { rt.stop(t) })
 	return rt
 }
+
+// lineLog keeps a transfer's log lines for checks on what was logged.
+type lineLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lineLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// logger returns a logger writing to l at info level.
+func (l *lineLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 func (rt *runningTransfer) stop(t *testing.T) error {
 	t.Helper()
@@ -335,3 +366,50 @@ func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
 }
 
 func zkWorldACL() []zk.ACL { return zk.WorldACL(zk.PermAll) }
+
+// TestOpsListenTaken: with ops_listen unset, a taken default address moves to a
+// free port of the same host, shown in /status and in the instance's
+// registration; an ops_listen that was set and is taken stops New.
+func TestOpsListenTaken(t *testing.T) {
+	e := newEnv(t, 1)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	m := e.module("ops")
+
+	cfg := e.config("a", m)
+	cfg.OpsListen, cfg.OpsListenFixed = busy.Addr().String(), true
+	if tr, err := New(context.Background(), cfg, logging.Discard()); err == nil {
+		tr.Close()
+		t.Fatalf("New with ops_listen %s taken: got no error", cfg.OpsListen)
+	} else if !strings.Contains(err.Error(), "ops_listen "+cfg.OpsListen) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("New: got %v, want ops_listen and the address in use named", err)
+	}
+
+	cfg.OpsListenFixed = false // the default, not set by the operator
+	rt := startTransfer(t, cfg)
+	addr := rt.tr.OpsAddr()
+	if addr == busy.Addr().String() || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("ops address %q, want another port of 127.0.0.1 than %s", addr, busy.Addr())
+	}
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.OpsListen != addr || st.Instance != "a" {
+		t.Errorf("/status: %+v (%v), want ops_listen %s", st, err, addr)
+	}
+	var reg zkconsumers.Registration
+	eventually(t, 10*time.Second, "registered", func() bool {
+		data, _, err := e.zkConn.Get(zkconsumers.New(chroot).ID(m.Name, "a"))
+		return err == nil && json.Unmarshal(data, &reg) == nil
+	})
+	if reg.OpsListen != addr || reg.PID != os.Getpid() || reg.Version != 1 || reg.Subscription[e.topic] != 1 {
+		t.Errorf("registration %+v, want Kafka's fields and ops_listen %s", reg, addr)
+	}
+}

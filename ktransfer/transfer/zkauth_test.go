@@ -149,3 +149,78 @@ func sameACL(got, want []zk.ACL) bool {
 	}
 	return true
 }
+
+// TestGhostNodesBeforeFirstStart plants a ghost instance (a persistent node under
+// ids/) and a ghost owner (a persistent node under owners/) before the module
+// ever ran, with and without zk_auth: every partition is pushed to the log end.
+func TestGhostNodesBeforeFirstStart(t *testing.T) {
+	for _, withAuth := range []bool{false, true} {
+		name := "without zk_auth"
+		if withAuth {
+			name = "with zk_auth"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, 4)
+			var recs []*kgo.Record
+			for i := range 200 {
+				recs = append(recs, &kgo.Record{Key: []byte{byte('a' + i%9)}, Partition: int32(i % 4), Value: value(t, "m", i)})
+			}
+			e.produce(t, recs...)
+			m := e.module("haunted")
+			layout := zkconsumers.New(chroot)
+			for _, n := range []struct{ path, data string }{
+				{layout.ID(m.Name, "ghost-1"), string(zkconsumers.NewRegistration(e.topic, time.Now()).Encode())},
+				{layout.Owner(m.Name, e.topic, 1), "ghost-1"},
+				{layout.Owner(m.Name, e.topic, 2), "a"}, // even naming the live instance
+			} {
+				mkPath(t, e.zkConn, n.path, n.data)
+			}
+			cfg := e.config("a", m)
+			if withAuth {
+				cfg.ZKAuth = fleet.Auth{User: "alice", Password: "alice-zk-secret"}
+			}
+			startTransfer(t, cfg)
+			ends := e.endOffsets(t)
+			eventually(t, 30*time.Second, "every partition committed at the log end", func() bool {
+				for p, end := range ends {
+					if e.committed(t, m.Name, p) != end {
+						return false
+					}
+				}
+				return true
+			})
+			pushed := map[int32]int{}
+			for _, d := range e.be.deliveries() {
+				pushed[d.partition]++
+			}
+			for p := range int32(4) {
+				if pushed[p] != 50 {
+					t.Errorf("partition %d: %d records pushed, want 50", p, pushed[p])
+				}
+			}
+			exists, _, err := e.zkConn.Exists(layout.ID(m.Name, "ghost-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if exists == withAuth {
+				t.Errorf("ghost instance exists %v after the start, want %v (deleted only by the zk_auth migration)", exists, !withAuth)
+			}
+		})
+	}
+}
+
+// mkPath creates p as a persistent open node with data, and its missing parents.
+func mkPath(t *testing.T, conn *zk.Conn, p, data string) {
+	t.Helper()
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	for i := range parts {
+		cur := "/" + strings.Join(parts[:i+1], "/")
+		var d []byte
+		if i == len(parts)-1 {
+			d = []byte(data)
+		}
+		if _, err := conn.Create(cur, d, zk.FlagPersistent, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatalf("create %s: %v", cur, err)
+		}
+	}
+}

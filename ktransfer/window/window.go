@@ -250,6 +250,23 @@ func (t *Tracker) Next() int64 {
 	return t.next
 }
 
+// DoneAhead returns, in increasing order, the offsets of the records already
+// done above Committed: those that finished while a lower record is still in
+// flight. A process that takes the partition back with its own progress skips
+// them instead of pushing them again.
+func (t *Tracker) DoneAhead() []int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []int64
+	mask := len(t.ring) - 1
+	for i := 0; i < t.n; i++ {
+		if e := t.ring[(t.head+i)&mask]; e.done {
+			out = append(out, e.offset)
+		}
+	}
+	return out
+}
+
 // InFlight returns the number of records added and not yet done.
 func (t *Tracker) InFlight() int {
 	t.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,8 +115,11 @@ func TestCounts(t *testing.T) {
 	for o := int64(0); o < 4; o++ {
 		tr.Add(o)
 	}
-	tr.Done(1)
 	tr.Done(2)
+	tr.Done(1)
+	if got := tr.DoneAhead(); !slices.Equal(got, []int64{1, 2}) {
+		t.Errorf("got DoneAhead() %v, want [1 2]", got)
+	}
 	if got := tr.InFlight(); got != 2 {
 		t.Errorf("got InFlight() %d, want 2", got)
 	}
@@ -125,6 +129,9 @@ func TestCounts(t *testing.T) {
 	tr.Done(0)
 	if got, want := [2]int{tr.InFlight(), tr.Fill()}, [2]int{1, 1}; got != want {
 		t.Errorf("got InFlight, Fill %v, want %v", got, want)
+	}
+	if got := tr.DoneAhead(); len(got) != 0 {
+		t.Errorf("got DoneAhead() %v, want none once the front is done", got)
 	}
 	if got := tr.Next(); got != 4 {
 		t.Errorf("got Next() %d, want 4", got)
@@ -370,6 +377,16 @@ func TestRandomAgainstModel(t *testing.T) {
 			}
 			if got, want := tr.Next(), m.next; got != want {
 				t.Fatalf("seed %d step %d (%s): got Next() %d, want %d", seed, step, desc, got, want)
+			}
+			// Every offset added, at or above Committed and not in flight, is done ahead.
+			var ahead []int64
+			for _, o := range added {
+				if o > tr.Committed() && !m.inFlight[o] {
+					ahead = append(ahead, o)
+				}
+			}
+			if got := tr.DoneAhead(); !slices.Equal(got, ahead) {
+				t.Fatalf("seed %d step %d (%s): got DoneAhead() %v, want %v", seed, step, desc, got, ahead)
 			}
 		}
 	}

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -38,12 +40,18 @@ func (f *File) NotEmpty(key string, n int) {
 	}
 }
 
-// HostPort records a problem for every entry of list that is not HOST:PORT.
+// HostPort records a problem for every entry of list that is not HOST:PORT, an
+// address to connect to: a host (an IPv6 address in brackets) and a port in
+// 1..65535.
 func (f *File) HostPort(key string, list []string) {
 	for _, hp := range list {
-		i := strings.LastIndexByte(hp, ':')
-		if i <= 0 || i == len(hp)-1 {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
 			f.Problem(key, hp, "is not HOST:PORT")
+			continue
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			f.Problem(key, hp, "is not HOST:PORT (the port must be a number in 1..65535)")
 		}
 	}
 }

@@ -5,8 +5,11 @@
 //
 // A daemon describes its configuration as a struct whose fields carry `key:"name"`
 // tags (nested structs become nested sections; an untagged embedded struct is merged
-// into its parent). Defaults are the values the struct holds before Decode. A typical
-// load is:
+// into its parent). Defaults are the values the struct holds before Decode. Keys are
+// matched exactly: viper folds case, so `topiC:` would pass as topic; the file's raw
+// YAML is read too, and a key spelt otherwise than its tag is reported as unknown
+// (section names a daemon looks up itself, such as kmonitor's clusters, and the
+// keys of free-form maps keep any case). A typical load is:
 //
 //	f, err := config.Open(path, "KPROXY")
 //	if err != nil { return err }
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // File is one configuration file opened for decoding. It is not safe for concurrent
@@ -38,7 +42,9 @@ type File struct {
 	envPrefix string
 	v         *viper.Viper
 	known     map[string]bool // every key a Decode call looked at
+	exact     map[string]bool // keys named by a struct tag: spelt exactly, in lower case
 	open      []string        // sections whose sub-keys are free-form (e.g. header maps)
+	raw       [][]string      // every key path of the file as written (mappings only)
 	problems  []problem
 }
 
@@ -71,7 +77,42 @@ func Open(path, envPrefix string) (*File, error) {
 		envPrefix: envPrefix,
 		v:         v,
 		known:     map[string]bool{},
+		exact:     map[string]bool{},
+		raw:       rawKeys(path),
 	}, nil
+}
+
+// rawKeys returns the key paths of the YAML file at path as written, through
+// nested mappings (not into lists): viper folds keys to lower case, so this is
+// the only place their spelling survives. An unreadable file gives none (viper
+// has read it already, so that does not happen).
+func rawKeys(path string) [][]string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	var out [][]string
+	var walk func(prefix []string, n *yaml.Node, depth int)
+	walk = func(prefix []string, n *yaml.Node, depth int) {
+		if n.Kind != yaml.MappingNode || depth > 32 {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Value == "<<" {
+				continue
+			}
+			p := append(append([]string(nil), prefix...), k.Value)
+			out = append(out, p)
+			walk(p, n.Content[i+1], depth+1)
+		}
+	}
+	walk(nil, doc.Content[0], 0)
+	return out
 }
 
 // Path returns the file's path as given to Open.
@@ -122,6 +163,7 @@ func (f *File) Err() error {
 			probs = append(probs, problem{key: k, msg: fmt.Sprintf("%s: %s: unknown key (misspelt, or not valid here)", f.name, k)})
 		}
 	}
+	probs = append(probs, f.miscased()...)
 	if f.envPrefix != "" {
 		probs = append(probs, f.unknownEnv()...)
 	}
@@ -134,6 +176,32 @@ func (f *File) Err() error {
 		errs[i] = errors.New(p.msg)
 	}
 	return errors.Join(errs...)
+}
+
+// miscased reports keys written in another case than their struct tag (`topiC:`
+// for topic): viper would take them as the key, the original daemons did not.
+// Keys of free-form sections (header maps) and section names a daemon looks up
+// itself (kmonitor's clusters, Decode's section argument) may be written in any
+// case. One problem per miscased key, not one per key below it.
+func (f *File) miscased() []problem {
+	var out []problem
+	reported := map[string]bool{}
+	for _, path := range f.raw {
+		lower := ""
+		for i, c := range path {
+			lower = join(lower, strings.ToLower(c))
+			if !f.exact[lower] || c == strings.ToLower(c) {
+				continue
+			}
+			written := strings.Join(path[:i+1], ".")
+			if !reported[written] {
+				reported[written] = true
+				out = append(out, problem{key: lower, msg: fmt.Sprintf("%s: %s: unknown key (keys are written in lower case: %s)", f.name, written, lower)})
+			}
+			break
+		}
+	}
+	return out
 }
 
 func (f *File) isKnown(key string) bool {
@@ -179,6 +247,8 @@ func (f *File) bindEnv(key string) {
 // Decode fills dst, a pointer to a struct with `key` tags, from the section named
 // section ("" for the whole file). Fields whose key is absent keep their value, so
 // defaults are whatever dst held before. Type errors are recorded as problems.
+// Keys named by tags must be written exactly (tags are lower case); section,
+// often a name the operator chose, is matched in any case.
 func (f *File) Decode(section string, dst any) {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
@@ -217,6 +287,7 @@ func (f *File) decodeStruct(section string, sv reflect.Value) {
 		}
 		key := join(section, tag)
 		f.known[key] = true
+		f.exact[key] = true
 		if fv.Kind() == reflect.Struct {
 			f.decodeStruct(key, fv)
 			continue

@@ -237,3 +237,64 @@ func TestUnset(t *testing.T) {
 		t.Error("missing file: got no error")
 	}
 }
+
+// TestKeysMatchedExactly: a key written in another case than its tag is
+// reported (viper alone would take it), once, while free-form sub-keys and
+// section names a program looks up itself keep any case.
+func TestKeysMatchedExactly(t *testing.T) {
+	f, err := Open(writeFile(t, "case.yaml", `
+Port: 1
+inner:
+  Enabled: true
+  name: x
+Inner2:
+  name: y
+headers:
+  - X-Trace: "1"
+MyCluster:
+  Name: z
+  enabled: true
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sample
+	f.Decode("", &s)
+	var c inner
+	f.Decode("mycluster", &c) // a section the operator named, looked up in lower case
+	err = f.Err()
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	want := []string{
+		`case.yaml: inner.Enabled: unknown key (keys are written in lower case: inner.enabled)`,
+		`case.yaml: inner2.name: unknown key (misspelt, or not valid here)`,
+		`case.yaml: MyCluster.Name: unknown key (keys are written in lower case: mycluster.name)`,
+		`case.yaml: Port: unknown key (keys are written in lower case: port)`,
+	}
+	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !c.Enabled {
+		t.Error("the operator-named section was not decoded")
+	}
+}
+
+func TestHostPortPorts(t *testing.T) {
+	f, err := Open(writeFile(t, "hp.yaml", "a: 1\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.HostPort("h", []string{"zk1:2181", "[::1]:9092", "x:0", "x:65536", "x:abc", "x:+1", "::1:9092"})
+	err = f.Err()
+	for _, bad := range []string{`"x:0"`, `"x:65536"`, `"x:abc"`, `"x:+1"`, `"::1:9092"`} {
+		if err == nil || !strings.Contains(err.Error(), "h: "+bad+" is not HOST:PORT") {
+			t.Errorf("got %v, want %s reported", err, bad)
+		}
+	}
+	for _, ok := range []string{`"zk1:2181"`, `"[::1]:9092"`} {
+		if err != nil && strings.Contains(err.Error(), ok) {
+			t.Errorf("valid %s reported: %v", ok, err)
+		}
+	}
+}

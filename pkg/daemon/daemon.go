@@ -35,6 +35,13 @@ type Program interface {
 	Run(ctx context.Context, log *slog.Logger) error
 }
 
+// Warner is implemented by a Program whose configuration is valid but has
+// settings worth a second look: -t prints each warning on stderr after
+// "configuration FILE is valid", and a run logs each at warning level.
+type Warner interface {
+	Warnings() []string
+}
+
 // Loader reads and validates the configuration file at path.
 type Loader func(path string) (Program, error)
 
@@ -80,6 +87,11 @@ func Main(name string, args []string, stdout, stderr io.Writer, load Loader) int
 			return 1
 		}
 		fmt.Fprintf(stdout, "configuration %s is valid\n", path)
+		if w, ok := prog.(Warner); ok {
+			for _, msg := range w.Warnings() {
+				fmt.Fprintf(stderr, "warning: %s\n", msg)
+			}
+		}
 		return 0
 	}
 	if err != nil {
@@ -98,6 +110,11 @@ func run(name string, prog Program, stderr io.Writer) int {
 	}
 	defer out.Close()
 	log := logging.New(out, lc, name)
+	if w, ok := prog.(Warner); ok {
+		for _, msg := range w.Warnings() {
+			log.Warn(msg)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

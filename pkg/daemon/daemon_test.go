@@ -494,3 +494,32 @@ func TestMainShutdownBackstop(t *testing.T) {
 	wantContains(t, "log file", readFile(t, logPath),
 		`level=FATAL msg="shutdown did not finish in time" daemon=`+name+` shutdown_timeout=100ms`)
 }
+
+// warningProgram is a fakeProgram whose configuration has warnings.
+type warningProgram struct {
+	fakeProgram
+	warnings []string
+}
+
+func (p *warningProgram) Warnings() []string { return p.warnings }
+
+// TestMainWarnings: a valid configuration's warnings are printed by -t after
+// "is valid", and logged at warning level by a run.
+func TestMainWarnings(t *testing.T) {
+	lc, logPath := logConfig(t)
+	prog := &warningProgram{
+		fakeProgram: fakeProgram{logCfg: lc, timeout: time.Second, run: func(context.Context, *slog.Logger) error { return nil }},
+		warnings:    []string{"m.yaml: protocol.read_timeout_ms: 0 with 4 backend_servers"},
+	}
+	var stdout, stderr strings.Builder
+	if code := Main(name, []string{"-t", "-f", "conf.yaml"}, &stdout, &stderr, loaderOf(prog, nil, nil)); code != 0 {
+		t.Fatalf("-t: exit code %d, want 0", code)
+	}
+	if stdout.String() != "configuration conf.yaml is valid\n" || stderr.String() != "warning: "+prog.warnings[0]+"\n" {
+		t.Errorf("-t: stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	if got := waitCode(t, startMain(t, prog), 10*time.Second); got != 0 {
+		t.Fatalf("run: exit code %d, want 0", got)
+	}
+	wantContains(t, "log file", readFile(t, logPath), `level=WARN msg="m.yaml: protocol.read_timeout_ms: 0 with 4 backend_servers"`)
+}

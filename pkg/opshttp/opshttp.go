@@ -1,8 +1,9 @@
 // Package opshttp is the HTTP serving every daemon shares: the operations endpoints
 // /healthz (the process is alive), /readyz (its dependencies are reachable; 503 with
-// a JSON reason otherwise) and /metrics (Prometheus text format), and NewServer, the
+// a JSON reason otherwise) and /metrics (Prometheus text format), NewServer, the
 // one constructor of the daemons' http.Servers, which bounds slow and oversized
-// requests on every listener.
+// requests on every listener, and Listen, which moves a default address another
+// process holds to a free port of the same host.
 package opshttp
 
 import (

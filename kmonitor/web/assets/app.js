@@ -8,7 +8,7 @@
   const MINUTES = 60;
   const SVG_NS = "http://www.w3.org/2000/svg";
   const W = 560, H = 180, M = { l: 60, r: 14, t: 10, b: 26 }; // chart box, user units
-  const RANK = { OK: 0, WARN: 1, STALL: 2, REWIND: 3, STOP: 4 };
+  const RANK = { OK: 0, WARN: 1, STALL: 2, REWIND: 3, STOP: 4, OUT_OF_RANGE: 5 };
 
   const state = { history: null, rows: null, updated: null, unit: "records" };
   const sections = new Map(); // "cluster/module" -> section elements
@@ -146,6 +146,7 @@
     const head = root.appendChild(el("header"));
     const h2 = head.appendChild(el("h2", "", title(key)));
     h2.id = id;
+    h2.title = title(key); // the name may be cut short on screen
     const status = head.appendChild(el("span", "badge"));
     const summary = head.appendChild(el("p", "summary"));
     const body = root.appendChild(el("div", "body"));
@@ -183,17 +184,23 @@
       const tr = s.tbody.appendChild(el("tr", r.stale ? "stale" : ""));
       tr.dataset.partition = `${r.cluster}/${r.module}/${r.topic}/${r.partition}`;
       tr.appendChild(el("td", "num", String(r.partition)));
-      tr.appendChild(el("td", "topic", r.topic));
+      tr.appendChild(el("td", "topic", r.topic)).title = r.topic;
       tr.appendChild(el("td", "num" + (r.no_commit ? " muted" : ""), r.no_commit ? "—" : numFmt.format(r.lag)));
       tr.appendChild(el("td", "num" + (r.no_commit ? " muted" : ""), r.no_commit ? "—" : duration(r.time_lag_seconds)));
       tr.appendChild(el("td")).appendChild(el("span", "badge s-" + r.status, r.status));
-      tr.appendChild(el("td", r.owner ? "" : "muted", r.owner || "none"));
+      const owner = tr.appendChild(el("td", r.owner ? "" : "muted")).appendChild(el("span", "owner", r.owner || "none"));
+      if (r.owner) owner.title = r.owner;
       const notes = tr.appendChild(el("td"));
       if (r.stale) {
         const b = notes.appendChild(el("span", "badge note", "stale"));
         b.title = "Kafka or ZooKeeper unreachable: last known values";
       }
       if (r.no_commit) notes.appendChild(el("span", "badge note", "no commit yet"));
+      if (r.out_of_range) {
+        const b = notes.appendChild(el("span", "badge note", "offset out of range"));
+        b.title = "The committed offset is outside the log (topic recreated, log truncated or records deleted " +
+          "before they were pushed); lag counts the whole log from its start";
+      }
     }
   }
 

@@ -1,0 +1,247 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+)
+
+func TestAdmit(t *testing.T) {
+	f, err := newGroupFilter(GroupsConfig{Allow: []string{"m.*", "console-.*"}, Deny: []string{"console-consumer-[0-9]+"}}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name              string
+		names             []string
+		tracked           []string
+		keep              []string
+		filtered, overCap int
+	}{
+		{"all fit", []string{"m2", "m1"}, nil, []string{"m1", "m2"}, 0, 0},
+		{"patterns", []string{"m1", "x", "console-consumer-42", "console-tool", "mm"}, nil, []string{"console-tool", "m1", "mm"}, 2, 0},
+		{"whole names only", []string{"am1", "m1"}, nil, []string{"m1"}, 1, 0},
+		{"cap in name order", []string{"m5", "m4", "m3", "m2", "m1"}, nil, []string{"m1", "m2", "m3"}, 0, 2},
+		{"tracked ones stay", []string{"m1", "m2", "m8", "m9"}, []string{"m8", "m9"}, []string{"m8", "m9", "m1"}, 0, 1},
+		{"a freed slot is taken", []string{"m1", "m2", "m3", "m9"}, []string{"m1", "m9"}, []string{"m1", "m9", "m2"}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tracked := map[string]bool{}
+			for _, n := range tt.tracked {
+				tracked[n] = true
+			}
+			a := f.admit(tt.names, tracked)
+			got, want := slices.Sorted(slices.Values(a.keep)), slices.Sorted(slices.Values(tt.keep))
+			if !slices.Equal(got, want) || a.filtered != tt.filtered || a.overCap != tt.overCap {
+				t.Errorf("got %v filtered %d over %d, want %v filtered %d over %d", got, a.filtered, a.overCap, want, tt.filtered, tt.overCap)
+			}
+		})
+	}
+	if _, err := newGroupFilter(GroupsConfig{Deny: []string{"("}}, 1); err == nil {
+		t.Error("bad pattern: got no error")
+	}
+}
+
+func TestParseSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		want []string
+		err  bool
+	}{
+		{string(zkconsumers.NewRegistration("orders", time.Unix(1, 0)).Encode()), []string{"orders"}, false},
+		{`{"version":1,"subscription":{"b":1,"a":2},"pattern":"static"}`, []string{"a", "b"}, false},
+		{`{"subscription":{"a":1}}`, []string{"a"}, false},
+		{`{"version":1,"subscription":{"or.*":1},"pattern":"white_list"}`, nil, false},
+		{`{"subscription":{"bad topic":1,"..":1,"ok":1}}`, []string{"ok"}, false},
+		{`{"subscription":null}`, nil, false},
+		{`not json`, nil, true},
+		{``, nil, true},
+	} {
+		got, err := parseSubscription([]byte(tc.data))
+		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, %v; want %v, error %v", tc.data, got, err, tc.want, tc.err)
+		}
+	}
+	many := map[string]int{}
+	for i := range 500 {
+		many[fmt.Sprintf("t%03d", i)] = 1
+	}
+	b, _ := json.Marshal(map[string]any{"subscription": many})
+	if got, _ := parseSubscription(b); len(got) != maxSubscriptionTopics || got[0] != "t000" {
+		t.Errorf("500 topics: got %d from %v, want the first %d", len(got), got[:1], maxSubscriptionTopics)
+	}
+}
+
+// FuzzSubscription feeds arbitrary registrations (any ZooKeeper client may
+// write one) to parseSubscription: whatever it returns are legal topic names,
+// sorted, without repeats, at most maxSubscriptionTopics; a registration as
+// ktransfer writes it gives back its topic.
+func FuzzSubscription(f *testing.F) {
+	f.Add([]byte(`{"version":1,"subscription":{"orders":1},"pattern":"static","timestamp":"1"}`), "orders")
+	f.Add([]byte(`{"subscription":{"a":1,"a":1,"b/c":1}}`), "a")
+	f.Add([]byte(`{"pattern":"white_list","subscription":{".*":1}}`), "x.y")
+	f.Add([]byte(`{"subscription":{"\u00e9":1}}`), "_")
+	f.Fuzz(func(t *testing.T, data []byte, topic string) {
+		got, err := parseSubscription(data)
+		if err != nil && got != nil {
+			t.Fatalf("error %v with topics %v", err, got)
+		}
+		if len(got) > maxSubscriptionTopics || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Fatalf("got %d topics %v, want at most %d, sorted, unique", len(got), got, maxSubscriptionTopics)
+		}
+		for _, tp := range got {
+			if !legalTopic(tp) {
+				t.Fatalf("got illegal topic %q", tp)
+			}
+		}
+		if legalTopic(topic) {
+			reg := zkconsumers.NewRegistration(topic, time.Unix(1, 0)).Encode()
+			if got, err := parseSubscription(reg); err != nil || !slices.Equal(got, []string{topic}) {
+				t.Fatalf("registration of %q: got %v, %v", topic, got, err)
+			}
+		}
+	})
+}
+
+// logBuffer is a slog destination a test reads.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestGroupsFilterAndCap: groups.deny leaves console consumers out, max_groups
+// bounds the rest in name order with a warning and a metric, a freed slot is
+// taken by a waiting group, and a new group never displaces a monitored one.
+func TestGroupsFilterAndCap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createTopic(t, "t", 1)
+	e.produce(t, "t", 0, 10, time.Time{})
+	for _, g := range []string{"console-consumer-7", "a", "b", "c", "d"} {
+		commit(t, e.conn, chroot, g, "t", 0, 4)
+	}
+	cc := e.clusterConfig("c", chroot)
+	cc.Groups.Deny = []string{"console-consumer-[0-9]+"}
+	cc.MaxGroups = 3
+	logs := &logBuffer{}
+	r := startMonitor(t, testConfig(100*time.Millisecond, 3, cc), slog.New(slog.NewTextHandler(logs, nil)))
+	groups := func(want string) func() bool {
+		return func() bool { return r.body(t, "/delay") == want }
+	}
+	eventually(t, 10*time.Second, "a, b and c monitored", groups(`{"c":{"a":{"0":6},"b":{"0":6},"c":{"0":6}}}`))
+	metrics := scrape(t, r)
+	for _, want := range []string{
+		`kmonitor_groups{cluster="c",state="tracked"} 3`,
+		`kmonitor_groups{cluster="c",state="filtered"} 1`,
+		`kmonitor_groups{cluster="c",state="over_cap"} 1`,
+	} {
+		if !strings.Contains(metrics, "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if got := strings.Count(logs.String(), "max_groups reached"); got != 1 {
+		t.Errorf("got %d warnings about max_groups, want 1:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "not_monitored=1") {
+		t.Errorf("the warning lacks its level or count:\n%s", logs.String())
+	}
+
+	removeTree(t, e.conn, chroot+"/consumers/b")
+	eventually(t, 10*time.Second, "d takes b's place", groups(`{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}`))
+	eventually(t, 5*time.Second, "the warning ends", func() bool {
+		return strings.Contains(logs.String(), "every allowed consumer group is monitored again")
+	})
+	commit(t, e.conn, chroot, "0-new", "t", 0, 4)
+	eventually(t, 10*time.Second, "the new group over the cap", func() bool {
+		return strings.Contains(scrape(t, r), "\n"+`kmonitor_groups{cluster="c",state="over_cap"} 1`+"\n")
+	})
+	if got := r.body(t, "/delay"); got != `{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}` {
+		t.Errorf("after a new group over the cap: got %s, want a, c and d still", got)
+	}
+}
+
+// TestPartitionsWithoutOffsetNode: a module that registered (ids/) but has not
+// written offsets for every partition of its topic shows all of them in /lag
+// (no commit, STOP once the status window passed) and in Zabbix discovery;
+// /delay keeps listing only the partitions with a committed offset.
+func TestPartitionsWithoutOffsetNode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createTopic(t, "t", 3)
+	for p := int32(0); p < 3; p++ {
+		e.produce(t, "t", p, 5, time.Time{})
+	}
+	l := zkconsumers.New(chroot)
+	reg := zkconsumers.NewRegistration("t", time.Now()).Encode()
+	ensure(t, e.conn, l.ID("fresh", "host-1"), reg)
+	ensure(t, e.conn, l.ID("mixed", "host-2"), reg)
+	commit(t, e.conn, chroot, "mixed", "t", 0, 1)
+	ensure(t, e.conn, l.ID("pattern", "host-3"), []byte(`{"version":1,"subscription":{"t":1},"pattern":"white_list"}`))
+	r := start(t, testConfig(100*time.Millisecond, 3, e.clusterConfig("c", chroot)))
+
+	eventually(t, 10*time.Second, "every partition of the registered topic is a row, STOP without commit", func() bool {
+		rows := r.lag(t, "")
+		if len(rows) != 6 {
+			return false
+		}
+		for _, row := range rows {
+			if row.Module == "mixed" && row.Partition == 0 {
+				if row.NoCommit || row.Lag != 4 {
+					return false
+				}
+				continue
+			}
+			if !row.NoCommit || row.Committed != nil || row.Lag != 0 || row.Owner != "" || row.LogEnd == nil || row.Status != StatusStop {
+				return false
+			}
+		}
+		return true
+	})
+	if got, want := r.body(t, "/delay"), `{"c":{"mixed":{"0":4}}}`; got != want {
+		t.Errorf("/delay: got %s, want %s", got, want)
+	}
+	if got, want := r.body(t, "/delay?format=zabbix"), "- c.mixed.0.delay 4\n"; got != want {
+		t.Errorf("zabbix: got %q, want %q", got, want)
+	}
+	var items []string
+	for _, mod := range []string{"fresh", "mixed"} {
+		for p := range 3 {
+			items = append(items, fmt.Sprintf(`{"{#CLUSTER}":"c","{#MODULE}":"%s","{#TOPIC}":"t","{#PARTITION}":"%d"}`, mod, p))
+		}
+	}
+	if got, want := r.body(t, "/delay?format=zabbix_discovery"), `{"data":[`+strings.Join(items, ",")+`]}`; got != want {
+		t.Errorf("discovery:\ngot  %s\nwant %s", got, want)
+	}
+
+	// The registration goes (the instance stopped): so do its rows.
+	removeTree(t, e.conn, l.IDs("fresh"))
+	eventually(t, 10*time.Second, "fresh's rows gone", func() bool {
+		for _, row := range r.lag(t, "") {
+			if row.Module == "fresh" {
+				return false
+			}
+		}
+		return true
+	})
+}
