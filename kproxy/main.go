@@ -27,13 +27,16 @@ func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
 
 func (p program) Run(ctx context.Context, log *slog.Logger) error {
+	gateways := p.cfg.WebSocket.MemoryBound(p.cfg.MaxConnections)
+	bound := p.cfg.MemoryBound() + gateways
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Collect garbage before the process grows past what the configuration
 		// bounds its live memory to.
-		debug.SetMemoryLimit(p.cfg.MemoryBound())
+		debug.SetMemoryLimit(bound)
 	}
-	log.Info("memory bound", "bytes", p.cfg.MemoryBound(), "max_connections", p.cfg.MaxConnections,
-		"max_header_bytes", p.cfg.MaxHeaderBytes, "max_body_memory_bytes", p.cfg.MaxBodyMemoryBytes)
+	log.Info("memory bound", "bytes", bound, "max_connections", p.cfg.MaxConnections,
+		"max_header_bytes", p.cfg.MaxHeaderBytes, "max_body_memory_bytes", p.cfg.MaxBodyMemoryBytes,
+		"websocket_gateways_bytes", gateways)
 	core, err := proxy.New(ctx, p.cfg, log)
 	if err != nil {
 		return err

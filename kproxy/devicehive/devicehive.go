@@ -41,7 +41,7 @@ const (
 	DefaultMaxConnections    = 1024
 	DefaultMaxFrameBytes     = 1 << 20
 	DefaultMaxSubscriptions  = 4
-	DefaultSendQueueBytes    = 1 << 20
+	DefaultSendQueueBytes    = 256 << 10
 	DefaultMaxNotifsPerFrame = 100
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultRequestTimeout    = 10 * time.Second

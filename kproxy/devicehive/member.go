@@ -87,9 +87,14 @@ func newMember(c *conn, group string, topics []string) (*member, error) {
 		kgo.AdjustFetchOffsetsFn(m.adjust),
 		kgo.SessionTimeout(o.SessionTimeout),
 		kgo.HeartbeatInterval(o.HeartbeatInterval),
+		// One fetch at a time, of at most the send queue's size, in flight or
+		// waiting to be polled: what a member holds is bounded whatever the
+		// number of brokers. A fetch long-polls at most 250 ms, so partitions
+		// on another broker wait no longer than that.
 		kgo.FetchMaxBytes(fetchBytes),
 		kgo.FetchMaxPartitionBytes(fetchBytes),
-		kgo.FetchMaxWait(time.Second),
+		kgo.MaxConcurrentFetches(1),
+		kgo.FetchMaxWait(250 * time.Millisecond),
 	}
 	cl, err := c.h.core.NewKafkaClient(append(opts, o.MemberOpts...)...)
 	if err != nil {

@@ -46,7 +46,8 @@ type DevicehiveConfig struct {
 	MaxSubscriptions int `key:"max_subscriptions"`
 	// SendQueueBytes bounds the notifications (keys and values) waiting to be
 	// written to one connection; when it is full the connection's consumers
-	// stop fetching until the client has read.
+	// stop fetching until the client has read. It also bounds each consumer's
+	// fetches.
 	SendQueueBytes int `key:"send_queue_bytes"`
 	// MaxNotifsPerFrame bounds the notifications sent in one frame.
 	MaxNotifsPerFrame int `key:"max_notifs_per_frame"`
@@ -84,7 +85,7 @@ func webSocketDefaults() WebSocketConfig {
 			MaxConnections:    1024,
 			MaxFrameBytes:     1 << 20,
 			MaxSubscriptions:  4,
-			SendQueueBytes:    1 << 20,
+			SendQueueBytes:    256 << 10,
 			MaxNotifsPerFrame: 100,
 			AllowTopicCreate:  true,
 		},
@@ -97,6 +98,40 @@ func webSocketDefaults() WebSocketConfig {
 			RequestTimeoutMs: 10000,
 		},
 	}
+}
+
+// memPerMember is the memory of a devicehive group member's own Kafka client
+// (connections, metadata, goroutines) beyond its fetches.
+const memPerMember = 256 << 10
+
+// MemoryBound returns the most memory, in bytes, the gateways that are on add
+// to Config.MemoryBound, with at most connections connections open on port
+// (max_connections):
+//
+//	devicehive: min(devicehive.max_connections, connections) × (2 × max_frame_bytes
+//	            + max_subscriptions × (4 × send_queue_bytes + 256 KiB))
+//	pubsub:     min(pubsub.max_connections, connections) × (max_frame_bytes
+//	            + max_in_flight × 2 × fetch_max_bytes)
+//
+// A devicehive frame is held as read and as decoded messages; a group member
+// holds its send queue, the batch it polled, the one fetch it may have
+// buffered (one at a time, of at most send_queue_bytes) and the frame being
+// encoded, besides its Kafka client. A pubsub answer is held as the batches
+// read and as the encoded answer; records of compressed batches take more
+// once decompressed.
+func (w WebSocketConfig) MemoryBound(connections int) int64 {
+	var n int64
+	if w.DevicehivePath != "" {
+		d := w.Devicehive
+		conns := int64(min(d.MaxConnections, connections))
+		n += conns * (2*int64(d.MaxFrameBytes) + int64(d.MaxSubscriptions)*(4*int64(d.SendQueueBytes)+memPerMember))
+	}
+	if w.PubsubPath != "" {
+		p := w.Pubsub
+		conns := int64(min(p.MaxConnections, connections))
+		n += conns * (int64(p.MaxFrameBytes) + int64(p.MaxInFlight)*2*int64(p.FetchMaxBytes))
+	}
+	return n
 }
 
 // InitialOffsets lists the accepted websocket.initial_offset values.

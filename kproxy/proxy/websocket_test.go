@@ -89,3 +89,25 @@ func TestWebSocketOffByDefault(t *testing.T) {
 		t.Errorf("got paths %q, %q, want both off", c.WebSocket.DevicehivePath, c.WebSocket.PubsubPath)
 	}
 }
+
+// TestWebSocketMemoryBound checks the gateways' part of the memory bound: none
+// when both are off, each gateway's connections bounded by port's too.
+func TestWebSocketMemoryBound(t *testing.T) {
+	w := webSocketDefaults()
+	if got := w.MemoryBound(10000); got != 0 {
+		t.Errorf("both off: got %d, want 0", got)
+	}
+	w.DevicehivePath = "/ws"
+	dh := int64(1024 * (2*1<<20 + 4*(4*256<<10+256<<10)))
+	if got := w.MemoryBound(10000); got != dh {
+		t.Errorf("devicehive: got %d, want %d", got, dh)
+	}
+	w.PubsubPath = "/pubsub"
+	ps := int64(1024 * (64<<10 + 8*2*1<<20))
+	if got := w.MemoryBound(10000); got != dh+ps {
+		t.Errorf("both: got %d, want %d", got, dh+ps)
+	}
+	if got, want := w.MemoryBound(10), (dh+ps)/1024*10; got != want {
+		t.Errorf("max_connections 10: got %d, want %d", got, want)
+	}
+}
