@@ -20,6 +20,7 @@ type delivery struct {
 	seq       int
 	partition int32
 	offset    int64
+	gen       int32 // the topic's generation (see load.gen)
 	at        time.Time
 }
 
@@ -106,6 +107,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var v struct {
 		Key string `msgpack:"key"`
 		Seq int    `msgpack:"seq"`
+		Gen int32  `msgpack:"gen"`
 	}
 	q := r.URL.Query()
 	p, perr := strconv.ParseInt(q.Get("p"), 10, 32)
@@ -146,7 +148,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(f.slowFor)
 	}
 	b.mu.Lock()
-	b.deliveries = append(b.deliveries, delivery{key: v.Key, seq: v.Seq, partition: int32(p), offset: o, at: time.Now()})
+	b.deliveries = append(b.deliveries, delivery{key: v.Key, seq: v.Seq, partition: int32(p), offset: o, gen: v.Gen, at: time.Now()})
 	b.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
