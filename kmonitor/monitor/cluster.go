@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -70,7 +71,7 @@ type cluster struct {
 	extra  []kgo.Opt
 	m      *metrics
 
-	conn    *zk.Conn
+	conn    *zkconn.Conn
 	zk      *zkState
 	watcher *zkWatcher
 
@@ -248,7 +249,7 @@ func (c *cluster) ensureReader() error {
 	brokers := c.cfg.BrokerHosts
 	if len(brokers) == 0 {
 		var err error
-		brokers, err = kafkaconn.ReadBrokers(c.conn, c.cfg.Chroot)
+		brokers, err = kafkaconn.ReadBrokers(c.conn.Conn, c.cfg.Chroot)
 		if err != nil {
 			return fmt.Errorf("discover brokers in ZooKeeper: %w", err)
 		}

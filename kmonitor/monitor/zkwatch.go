@@ -3,9 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"path"
 	"slices"
 	"sync"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -144,7 +143,7 @@ const zkWorkers = 32
 // the values read before stay in the state until a successful read replaces
 // them.
 type zkWatcher struct {
-	conn   *zk.Conn
+	conn   *zkconn.Conn
 	layout zkconsumers.Layout
 	state  *zkState
 	log    *slog.Logger
@@ -190,26 +189,13 @@ func (n *zkNode) leaf() bool {
 
 // dialZK opens a ZooKeeper client; it connects, and reconnects, in the background.
 // Its events go to the returned queue, which the connection's zkWatcher processes.
-func dialZK(hosts []string, session, connect time.Duration, log *slog.Logger) (*zk.Conn, *zkQueue, error) {
-	dialer := func(network, address string, _ time.Duration) (net.Conn, error) {
-		return net.DialTimeout(network, address, connect)
-	}
+func dialZK(hosts []string, session, connect time.Duration, log *slog.Logger) (*zkconn.Conn, *zkQueue, error) {
 	q := newZKQueue()
-	conn, _, err := zk.Connect(hosts, session,
-		zk.WithDialer(dialer),
-		zk.WithLogger(zkLogger{log}),
-		zk.WithLogInfo(false),
-		zk.WithEventCallback(q.event))
+	conn, err := zkconn.Connect(hosts, zkconn.Options{SessionTimeout: session, ConnectTimeout: connect, OnEvent: q.event, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}
 	return conn, q, nil
-}
-
-type zkLogger struct{ log *slog.Logger }
-
-func (l zkLogger) Printf(format string, args ...any) {
-	l.log.Debug("zookeeper client", "msg", fmt.Sprintf(format, args...))
 }
 
 // run watches until ctx ends.
