@@ -483,10 +483,10 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); c.watcher.run(wctx) }()
+	go func() { defer close(done); c.src.Run(wctx) }()
 	t.Cleanup(func() { cancel(); m.Close(); <-done; wcancel() })
 	eventually(t, 10*time.Second, "all offsets watched", func() bool {
-		return len(c.zk.snapshot().parts) == 8
+		return len(c.src.Snapshot().Parts) == 8
 	})
 	c.pollOnce(ctx) // connects, loads metadata
 	listOffsets.Store(0)
