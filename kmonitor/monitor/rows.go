@@ -8,18 +8,11 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
 )
 
-// rows returns the cluster's current rows, computed from the latest committed
-// offsets and the last polled log offsets.
-func (c *cluster) rows(now time.Time) []PartitionLag {
-	snap := c.src.Snapshot()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rowsLocked(snap, now)
-}
-
-// sharedRows returns rows as rows does, shared between the answers rendered
-// from one state: rows computed from the current state at most secondsMaxAge
-// ago (their time lags that old) are reused. Callers must not modify them.
+// sharedRows returns the cluster's current rows, computed from the source's
+// latest view and the last polled log offsets, shared between the answers
+// rendered from one state: rows computed from the current state at most
+// secondsMaxAge ago (their time lags that old) are reused. Callers must not
+// modify them.
 // (Each answer computing its own rows costs 14 MB at 80,000 partitions.)
 func (c *cluster) sharedRows(now time.Time) []PartitionLag {
 	token := c.token() // before the state is read: rows newer than it only cost a recomputation
