@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -67,7 +68,7 @@ func TestGroupsFilterAndCap(t *testing.T) {
 		t.Errorf("the warning lacks its level or count:\n%s", logs.String())
 	}
 
-	removeTree(t, e.conn, chroot+"/consumers/b")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/b")
 	eventually(t, 10*time.Second, "d takes b's place", groups(`{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}`))
 	eventually(t, 5*time.Second, "the warning ends", func() bool {
 		return strings.Contains(logs.String(), "every allowed consumer group is monitored again")
@@ -135,7 +136,7 @@ func TestPartitionsWithoutOffsetNode(t *testing.T) {
 	}
 
 	// The registration goes (the instance stopped): so do its rows.
-	removeTree(t, e.conn, l.IDs("fresh"))
+	testcluster.RemoveTree(t, e.conn, l.IDs("fresh"))
 	eventually(t, 10*time.Second, "fresh's rows gone", func() bool {
 		for _, row := range r.lag(t, "") {
 			if row.Module == "fresh" {

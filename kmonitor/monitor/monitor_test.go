@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 const chroot = "/mq/test_cluster"
@@ -256,8 +258,8 @@ func TestUpdates(t *testing.T) {
 		t.Errorf("zabbix: got %q", got)
 	}
 	// Deleted ones drop out.
-	removeTree(t, e.conn, chroot+"/consumers/m2")
-	removeTree(t, e.conn, chroot+"/consumers/m1/offsets/u")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m2")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m1/offsets/u")
 	eventually(t, 5*time.Second, "deleted group and topic gone", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":10,"1":0}}}`
 	})

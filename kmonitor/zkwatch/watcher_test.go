@@ -3,15 +3,11 @@ package zkwatch
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
@@ -32,41 +28,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 			t.Fatalf("not within %s: %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// ensure creates node with data, and its parents, or sets data when it exists.
-func ensure(t *testing.T, conn *zk.Conn, node string, data []byte) {
-	t.Helper()
-	if dir := path.Dir(node); dir != "/" {
-		if ok, _, err := conn.Exists(dir); err != nil || !ok {
-			ensure(t, conn, dir, nil)
-		}
-	}
-	_, err := conn.Create(node, data, 0, zk.WorldACL(zk.PermAll))
-	if errors.Is(err, zk.ErrNodeExists) {
-		_, err = conn.Set(node, data, -1)
-	}
-	if err != nil {
-		t.Fatalf("write %s: %v", node, err)
-	}
-}
-
-// removeTree deletes node and everything below it.
-func removeTree(t *testing.T, conn *zk.Conn, node string) {
-	t.Helper()
-	kids, _, err := conn.Children(node)
-	if errors.Is(err, zk.ErrNoNode) {
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range kids {
-		removeTree(t, conn, path.Join(node, k))
-	}
-	if err := conn.Delete(node, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		t.Fatalf("delete %s: %v", node, err)
 	}
 }
 
@@ -135,12 +96,12 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 	t.Parallel()
 	z := testcluster.StartZooKeeper(t)
 	conn := z.Conn(t)
-	ensure(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(5))
-	ensure(t, conn, layout.Owner("m", "t", 0), []byte("host-1"))
-	ensure(t, conn, layout.ID("m", "host-1"), zkconsumers.NewRegistration("u", time.Now()).Encode())
-	ensure(t, conn, layout.OffsetsTopic("m", "t")+"/05", []byte("3")) // not a partition name
-	ensure(t, conn, layout.Offset("m", "t", 1), []byte("five"))       // unreadable
-	ensure(t, conn, layout.Offset("console-1", "t", 0), []byte("1"))  // filtered out
+	testcluster.Write(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(5))
+	testcluster.Write(t, conn, layout.Owner("m", "t", 0), []byte("host-1"))
+	testcluster.Write(t, conn, layout.ID("m", "host-1"), zkconsumers.NewRegistration("u", time.Now()).Encode())
+	testcluster.Write(t, conn, layout.OffsetsTopic("m", "t")+"/05", []byte("3")) // not a partition name
+	testcluster.Write(t, conn, layout.Offset("m", "t", 1), []byte("five"))       // unreadable
+	testcluster.Write(t, conn, layout.Offset("console-1", "t", 0), []byte("1"))  // filtered out
 	w, rep := watch(t, z, 10, 4*time.Second)
 
 	k0, k1 := committed.Key{Group: "m", Topic: "t", Partition: 0}, committed.Key{Group: "m", Topic: "t", Partition: 1}
@@ -162,8 +123,8 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 	}
 
 	version := w.Version()
-	ensure(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(9))
-	ensure(t, conn, layout.Offset("m", "t", 1), zkconsumers.EncodeOffset(2))
+	testcluster.Write(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(9))
+	testcluster.Write(t, conn, layout.Offset("m", "t", 1), zkconsumers.EncodeOffset(2))
 	if err := conn.Delete(layout.Owner("m", "t", 0), -1); err != nil {
 		t.Fatal(err)
 	}
@@ -175,17 +136,17 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 		t.Error("got the same version after changes")
 	}
 
-	removeTree(t, conn, layout.IDs("m"))
+	testcluster.RemoveTree(t, conn, layout.IDs("m"))
 	eventually(t, 10*time.Second, "the registration's topic gone", func() bool {
 		_, topics := view(w)
 		return slices.Equal(topics, []committed.GroupTopic{{Group: "m", Topic: "t"}})
 	})
-	removeTree(t, conn, layout.Group("m"))
+	testcluster.RemoveTree(t, conn, layout.Group("m"))
 	eventually(t, 10*time.Second, "the group gone", func() bool {
 		parts, topics := view(w)
 		return len(parts) == 0 && len(topics) == 0
 	})
-	ensure(t, conn, layout.Offset("m", "t", 3), zkconsumers.EncodeOffset(1))
+	testcluster.Write(t, conn, layout.Offset("m", "t", 3), zkconsumers.EncodeOffset(1))
 	select {
 	case <-w.Added():
 	case <-time.After(10 * time.Second):
@@ -204,7 +165,7 @@ func TestWatcherCap(t *testing.T) {
 	z := testcluster.StartZooKeeper(t)
 	conn := z.Conn(t)
 	for _, g := range []string{"b", "c", "d"} {
-		ensure(t, conn, layout.Offset(g, "t", 0), zkconsumers.EncodeOffset(1))
+		testcluster.Write(t, conn, layout.Offset(g, "t", 0), zkconsumers.EncodeOffset(1))
 	}
 	w, rep := watch(t, z, 2, 4*time.Second)
 	groups := func() []string {
@@ -220,7 +181,7 @@ func TestWatcherCap(t *testing.T) {
 	if a, _ := rep.get(); a.OverCap != 1 {
 		t.Errorf("got %d groups over the cap, want 1", a.OverCap)
 	}
-	ensure(t, conn, layout.Offset("a", "t", 0), zkconsumers.EncodeOffset(1))
+	testcluster.Write(t, conn, layout.Offset("a", "t", 0), zkconsumers.EncodeOffset(1))
 	eventually(t, 10*time.Second, "a counted over the cap", func() bool { a, _ := rep.get(); return a.OverCap == 2 })
 	if got := groups(); !slices.Equal(got, []string{"b", "c"}) {
 		t.Errorf("after a new group: got %v, want b and c still", got)
@@ -234,8 +195,8 @@ func TestWatcherAfterRestart(t *testing.T) {
 	t.Parallel()
 	z := testcluster.StartZooKeeper(t)
 	conn := z.Conn(t)
-	ensure(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(5))
-	ensure(t, conn, fmt.Sprintf("%s/brokers/ids/0", chroot), []byte(`{"host":"127.0.0.1","port":9092}`))
+	testcluster.Write(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(5))
+	testcluster.Write(t, conn, fmt.Sprintf("%s/brokers/ids/0", chroot), []byte(`{"host":"127.0.0.1","port":9092}`))
 	w, _ := watch(t, z, 10, time.Second)
 	k := committed.Key{Group: "m", Topic: "t", Partition: 0}
 	eventually(t, 10*time.Second, "the offset", func() bool { parts, _ := view(w); return parts[k].Offset == 5 })
@@ -251,6 +212,6 @@ func TestWatcherAfterRestart(t *testing.T) {
 	z.Start(t)
 	conn = z.Conn(t)
 	eventually(t, 20*time.Second, "a session again", func() bool { return w.Err() == nil })
-	ensure(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(8))
+	testcluster.Write(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(8))
 	eventually(t, 10*time.Second, "a write after the new session", func() bool { parts, _ := view(w); return parts[k].Offset == 8 })
 }

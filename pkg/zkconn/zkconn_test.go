@@ -1,12 +1,11 @@
 package zkconn_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,37 +14,20 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
-// logBuffer is a slog destination a test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// lines is a slog destination that hands each line to the test, dropping
+// lines nobody waits for.
+type lines chan string
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func (l lines) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default:
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return len(p), nil
 }
 
 // TestGrantedTimeout: Granted is the server's answer, not the request: the
@@ -102,8 +84,8 @@ func TestGrantedTimeout(t *testing.T) {
 // WaitSession ends with its context, and Dial gives up after its timeout.
 func TestNoServer(t *testing.T) {
 	t.Parallel()
-	addr := closedPort(t)
-	logs := &logBuffer{}
+	addr := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t)) // nothing listens there
+	logs := make(lines, 64)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := zkconn.Connect([]string{addr}, zkconn.Options{SessionTimeout: 2 * time.Second, ConnectTimeout: 100 * time.Millisecond, Log: log})
 	if err != nil {
@@ -118,8 +100,13 @@ func TestNoServer(t *testing.T) {
 	if c.HasSession() {
 		t.Error("HasSession: got true without a server")
 	}
-	if got := logs.String(); !strings.Contains(got, "level=DEBUG") || !strings.Contains(got, "failed to connect to "+addr) {
-		t.Errorf("got log %q, want the client's connection failures at debug level", got)
+	select {
+	case line := <-logs:
+		if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "failed to connect to "+addr) {
+			t.Errorf("got log line %q, want the client's connection failure at debug level", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("got no log line, want the client's connection failures")
 	}
 
 	_, err = zkconn.Dial(context.Background(), []string{addr}, 300*time.Millisecond, zkconn.Options{})
