@@ -78,7 +78,7 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
-	./kmonitor/monitor:FuzzSubscription \
+	./kmonitor/zkwatch:FuzzSubscription \
 	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
 	./kproxy/pubsub:FuzzFrame \
