@@ -11,6 +11,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // Config is kproxy's configuration file. The first block holds the original keys
@@ -222,11 +223,11 @@ func (c *Config) check(f *config.File) {
 	f.Range("producer_num", int64(c.ProducerNum), 1, 64)
 	f.Range("max_request_size_bytes", int64(c.MaxRequestSizeBytes), 1, maxRecordBytes)
 	f.HostPort("broker_hosts", c.BrokerHosts)
-	f.HostPort("zk_hosts", c.ZKHosts)
+	zkconn.Settings{HostsKey: "zk_hosts", Hosts: c.ZKHosts, ChrootKey: "zk_chroot", Chroot: c.ZKChroot,
+		SessionTimeoutKey: "zk_timeout_ms", SessionTimeoutMs: c.ZKTimeoutMs}.Check(f)
 	if len(c.BrokerHosts) == 0 && len(c.ZKHosts) == 0 {
 		f.Problemf("broker_hosts", "is required (or zk_hosts, to discover the brokers from ZooKeeper)")
 	}
-	f.Range("zk_timeout_ms", int64(c.ZKTimeoutMs), 100, 600000)
 	c.Kafka.Check(f, "kafka")
 	if _, err := partition.Lookup(c.Partitioner); err != nil {
 		f.OneOf("partitioner", c.Partitioner, partition.Names()...)
