@@ -61,6 +61,8 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
 	./kproxy/httpapi:FuzzCommitQuery \
+	./kproxy/httpapi:FuzzBatch \
+	./kproxy/httpapi:FuzzRecordHeaders \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \

@@ -72,6 +72,7 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 	}
 	s.conns = newConnLimiter(maxConns, log, core.Registry())
 	s.mux.HandleFunc("/commit", s.commit)
+	s.mux.HandleFunc("/batch", s.batch)
 	// /healthz, /readyz and /metrics stay on port with ops_listen set, so load
 	// balancers probing port keep working; pprof moves to ops_listen.
 	opshttp.Mount(s.mux, core.Ready(), core.Registry())
@@ -86,7 +87,7 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 		mountPprof(s.mux)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, fmt.Errorf("%w: %s (use POST /commit?topic=T&key=K&acks=A)", ErrNotFound, r.URL.Path))
+		s.fail(w, fmt.Errorf("%w: %s (use POST /commit?topic=T&key=K&acks=A or POST /batch?topic=T&acks=A)", ErrNotFound, r.URL.Path))
 	})
 	return s, nil
 }

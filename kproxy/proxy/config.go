@@ -93,6 +93,8 @@ type Config struct {
 	// is written to it, as the original kproxy did; the broker creates it only
 	// when its auto.create.topics.enable is on, else the record gets 404.
 	AllowAutoTopicCreation bool `key:"allow_auto_topic_creation"`
+	// MaxBatchRecords bounds the records of one POST /batch; more get 413.
+	MaxBatchRecords int `key:"max_batch_records"`
 	// OpsListen, when set, is the HOST:PORT of a separate plain-HTTP listener for
 	// /healthz, /readyz, /metrics and pprof, so probes and Prometheus need no
 	// client certificate when port requires one. /healthz, /readyz and /metrics
@@ -153,6 +155,7 @@ func Defaults() Config {
 		MaxBodyMemoryBytes:  256 << 20,
 		// The original kproxy (sarama) asked Kafka to create unknown topics.
 		AllowAutoTopicCreation: true,
+		MaxBatchRecords:        10000,
 	}
 }
 
@@ -252,6 +255,7 @@ func (c *Config) check(f *config.File) {
 		f.Problem("max_body_memory_bytes", c.MaxBodyMemoryBytes,
 			fmt.Sprintf("is below max_request_size_bytes %d: a body of the largest size could never be held", c.MaxRequestSizeBytes))
 	}
+	f.Range("max_batch_records", int64(c.MaxBatchRecords), 1, 1<<20)
 	if c.OpsListen != "" {
 		if _, port, err := net.SplitHostPort(c.OpsListen); err != nil {
 			f.Problem("ops_listen", c.OpsListen, "is not HOST:PORT")

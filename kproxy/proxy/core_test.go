@@ -79,6 +79,22 @@ func commitWith(t *testing.T, p *Proxy, topic string, fill func(*Record)) (Ack, 
 	return p.Commit(context.Background(), r)
 }
 
+// holdProduces makes Kafka hold every produce request from now until open is
+// called (or the test ends).
+func holdProduces(t *testing.T, c *kfake.Cluster) (open func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-gate })
+		return nil, nil, false
+	})
+	var once sync.Once
+	open = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return open
+}
+
 // readBack reads n records of topic from the start.
 func readBack(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
@@ -299,15 +315,7 @@ func TestCommitGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	gate := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gate) }) }
-	defer open()
+	open := holdProduces(t, c)
 
 	_, err := commitValue(t, p, testTopic, "", []byte("slow"))
 	if !errors.Is(err, ErrTimeout) || Code(err) != CodeKafkaTimeout {
