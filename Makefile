@@ -60,6 +60,8 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzParseRegistration \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
+	./pkg/http1:FuzzParseRequest \
+	./pkg/http1:FuzzBodyReader \
 	./kproxy/httpapi:FuzzCommitQuery \
 	./kproxy/httpapi:FuzzBatch \
 	./kproxy/httpapi:FuzzRecordHeaders \
