@@ -14,6 +14,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // sinkRecord is what parseBatch gave for one record.
@@ -290,7 +291,7 @@ func FuzzRecordHeaders(f *testing.F) {
 			t.Fatalf("%q: %q: accepted %s=%q, which breaks the rules", name, value, h.Key, h.Value)
 		}
 		for i := 0; i < len(h.Key); i++ {
-			if !proxy.IsTokenChar(h.Key[i]) {
+			if !http1.IsTokenChar(h.Key[i]) {
 				t.Fatalf("%q: accepted a name that is not a token: %q", name, h.Key)
 			}
 		}

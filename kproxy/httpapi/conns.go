@@ -125,33 +125,40 @@ func (l *connLimiter) admit() bool {
 	return true
 }
 
-// connState follows net/http's connection states: idle connections may be
-// closed to make room, active ones not.
+// connState follows net/http's connection states (for connections handed
+// to it): idle connections may be closed to make room, active ones not.
 func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
+	if h, ok := c.(*handedConn); ok {
+		c = h.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	lc, ok := c.(*limitedConn)
-	if !ok {
-		return
+	if lc, ok := c.(*limitedConn); ok {
+		l.setIdle(lc, state == http.StateIdle)
 	}
+}
+
+// setIdle puts c on the idle list, as the most recently idle, or takes it
+// off.
+func (l *connLimiter) setIdle(c *limitedConn, idle bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch state {
-	case http.StateIdle:
-		if !lc.idle && !lc.evicted && lc.counted {
-			lc.idle = true
-			lc.prev, lc.next = l.idleTail, nil
-			if l.idleTail != nil {
-				l.idleTail.next = lc
-			} else {
-				l.idleHead = lc
-			}
-			l.idleTail = lc
-		}
-	default: // active, hijacked, closed
-		l.unlinkLocked(lc)
+	if !idle {
+		l.unlinkLocked(c)
+		return
 	}
+	if c.idle || c.evicted || !c.counted {
+		return
+	}
+	c.idle = true
+	c.prev, c.next = l.idleTail, nil
+	if l.idleTail != nil {
+		l.idleTail.next = c
+	} else {
+		l.idleHead = c
+	}
+	l.idleTail = c
 }
 
 // unlinkLocked takes c off the idle list; l.mu is held.

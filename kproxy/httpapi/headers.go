@@ -24,12 +24,13 @@ const (
 // appendRecordHeader appends the record header that the request header
 // name: value gives, if it gives one, to dst. A name or value that breaks
 // proxy.CheckHeader, or one header more than proxy.MaxRecordHeaders, is an
-// error wrapping proxy.ErrInvalidHeader naming the request header.
-func appendRecordHeader(dst []kgo.RecordHeader, name, value string) ([]kgo.RecordHeader, error) {
+// error wrapping proxy.ErrInvalidHeader naming the request header. It
+// allocates only for a header it appends.
+func appendRecordHeader[T string | []byte](dst []kgo.RecordHeader, name, value T) ([]kgo.RecordHeader, error) {
 	var key string
 	switch {
 	case len(name) > len(recordHeaderPrefix) && hasPrefixFold(name, recordHeaderPrefix):
-		key = lower(name[len(recordHeaderPrefix):])
+		key = lower(string(name[len(recordHeaderPrefix):]))
 	case len(name) == len(recordHeaderPrefix) && hasPrefixFold(name, recordHeaderPrefix):
 		return dst, fmt.Errorf("%w: %s names no record header", proxy.ErrInvalidHeader, name)
 	case equalFold(name, traceParent):
@@ -42,7 +43,8 @@ func appendRecordHeader(dst []kgo.RecordHeader, name, value string) ([]kgo.Recor
 	if len(dst) >= proxy.MaxRecordHeaders {
 		return dst, fmt.Errorf("%w: more than %d record headers", proxy.ErrInvalidHeader, proxy.MaxRecordHeaders)
 	}
-	v := []byte(value)
+	// A copy: a []byte value may be the connection's read buffer.
+	v := append([]byte(nil), value...)
 	if err := proxy.CheckHeader(key, v); err != nil {
 		return dst, fmt.Errorf("request header %s: %w", name, err)
 	}
@@ -77,13 +79,13 @@ func recordHeaders(h http.Header) ([]kgo.RecordHeader, error) {
 
 // hasPrefixFold reports whether s starts with prefix, ASCII case-insensitively;
 // prefix is lower case.
-func hasPrefixFold(s, prefix string) bool {
+func hasPrefixFold[T string | []byte](s T, prefix string) bool {
 	return len(s) >= len(prefix) && equalFold(s[:len(prefix)], prefix)
 }
 
 // equalFold reports whether s equals t, ASCII case-insensitively; t is lower
 // case.
-func equalFold(s, t string) bool {
+func equalFold[T string | []byte](s T, t string) bool {
 	if len(s) != len(t) {
 		return false
 	}

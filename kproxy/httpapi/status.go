@@ -81,17 +81,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 var successBuf = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
-// writeSuccess writes {"topic":"T","partition":P,"offset":O}. The topic needs no
-// escaping: proxy.ValidTopic allows only [a-zA-Z0-9._-].
+// writeSuccess writes {"topic":"T","partition":P,"offset":O}.
 func writeSuccess(w http.ResponseWriter, topic string, partition int32, offset int64) {
 	bp := successBuf.Get().(*[]byte)
-	b := append((*bp)[:0], `{"topic":"`...)
-	b = append(b, topic...)
-	b = append(b, `","partition":`...)
-	b = strconv.AppendInt(b, int64(partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, offset, 10)
-	b = append(b, "}\n"...)
+	b := appendSuccessBody((*bp)[:0], topic, partition, offset)
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	if len(b) < len(contentLengths) {
@@ -103,6 +96,18 @@ func writeSuccess(w http.ResponseWriter, topic string, partition int32, offset i
 	_, _ = w.Write(b)
 	*bp = b
 	successBuf.Put(bp)
+}
+
+// appendSuccessBody appends {"topic":"T","partition":P,"offset":O}\n. The
+// topic needs no escaping: proxy.ValidTopic allows only [a-zA-Z0-9._-].
+func appendSuccessBody(b []byte, topic string, partition int32, offset int64) []byte {
+	b = append(b, `{"topic":"`...)
+	b = append(b, topic...)
+	b = append(b, `","partition":`...)
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	return append(b, "}\n"...)
 }
 
 var jsonContentType = []string{"application/json"}

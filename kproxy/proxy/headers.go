@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // Bounds of record headers, the same behind every door: a record has at most
@@ -26,7 +28,7 @@ func CheckHeader(name string, value []byte) error {
 		return fmt.Errorf("%w: name of %d bytes, at most %d are allowed", ErrInvalidHeader, len(name), MaxHeaderNameBytes)
 	}
 	for i := 0; i < len(name); i++ {
-		if !IsTokenChar(name[i]) {
+		if !http1.IsTokenChar(name[i]) {
 			return fmt.Errorf("%w: name %s: only letters, digits and !#$%%&'*+-.^_`|~ are allowed", ErrInvalidHeader, strconv.Quote(name))
 		}
 	}
@@ -40,22 +42,3 @@ func CheckHeader(name string, value []byte) error {
 	}
 	return nil
 }
-
-// IsTokenChar reports whether c may appear in an HTTP token (RFC 9110, 5.6.2),
-// the characters of header names.
-func IsTokenChar(c byte) bool {
-	return c < 0x80 && tokenChars[c]
-}
-
-var tokenChars = func() (t [0x80]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
