@@ -72,6 +72,13 @@ type fastConn struct {
 	headStart time.Time
 	done      func(*proxy.Record, proxy.Ack, error) // committed, bound once
 	bdone     func(*proxy.Batch)                    // batched, bound once
+	rawWrite  func(fd uintptr) bool                 // writeFd, bound once
+	topic     func([]byte) string                   // internTopic, bound once
+	lastTopic string                                // the topic of the last request
+	// writeFd's arguments and results, owned by the write under way.
+	wb   []byte
+	wn   int
+	werr error
 
 	// Guarded by mu; cond is signalled when the queue shrinks or a write ends.
 	mu       sync.Mutex
@@ -81,6 +88,7 @@ type fastConn struct {
 	writing  bool    // a write is under way
 	broken   bool    // a write failed: nothing more is written
 	waiting  bool    // the loop waits for the first byte of a request
+	between  bool    // ... of a request after the first
 	idle     bool    // on the limiter's idle list
 	draining bool    // the server stops: no further request is read
 }
@@ -110,7 +118,7 @@ func (s *Server) serveFast(nc net.Conn) {
 	}
 	c.cond.L = &c.mu
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.done, c.bdone = c.committed, c.batched
+	c.done, c.bdone, c.rawWrite, c.topic = c.committed, c.batched, c.writeFd, c.internTopic
 	c.br = readBufs.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
 	if !s.track(c) {
@@ -218,7 +226,7 @@ func (c *fastConn) readHead(first bool) (int, error) {
 		case start.IsZero() && lim.IdleTimeout > 0:
 			deadline = time.Now().Add(lim.IdleTimeout)
 		}
-		if !c.beginWait(buffered == 0, deadline) {
+		if !c.beginWait(buffered == 0, !first && buffered == 0, deadline) {
 			return 0, errStop
 		}
 		_, err := c.br.Peek(buffered + 1)
@@ -235,21 +243,23 @@ func (c *fastConn) readHead(first bool) (int, error) {
 	}
 }
 
-// beginWait marks the loop as waiting to read, until deadline; with nothing
-// of a request read and every answer written, the connection is idle (a
-// candidate for eviction at max_connections). It reports false when a write
-// broke the connection or the server drains and the connection has nothing
-// to finish. The deadline is set under c.mu, as breakLocked and drain set
-// theirs, so that neither is lost.
-func (c *fastConn) beginWait(empty bool, deadline time.Time) bool {
+// beginWait marks the loop as waiting to read, until deadline; empty says
+// nothing of the next request was read. Between requests (between, not
+// before the first: a new connection is not idle, as under net/http) and
+// with every answer written, the connection is idle, a candidate for
+// eviction at max_connections. It reports false when a write broke the
+// connection or the server drains and the connection has nothing to finish.
+// The deadline is set under c.mu, as breakLocked and drain set theirs, so
+// that neither is lost.
+func (c *fastConn) beginWait(empty, between bool, deadline time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken || c.draining && empty {
 		return false
 	}
 	_ = c.nc.SetReadDeadline(deadline)
-	c.waiting = empty
-	c.setIdleLocked(empty && len(c.queue) == 0)
+	c.waiting, c.between = empty, between
+	c.setIdleLocked(between && len(c.queue) == 0)
 	return true
 }
 
@@ -269,7 +279,7 @@ func (c *fastConn) endWait() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	stop := c.draining && c.waiting && c.br.Buffered() == 0
-	c.waiting = false
+	c.waiting, c.between = false, false
 	c.setIdleLocked(false)
 	return stop
 }
@@ -313,6 +323,15 @@ func (c *fastConn) drain() {
 	if c.waiting && len(c.queue) == 0 {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	}
+}
+
+// internTopic returns the topic of b as a string, the one of the last
+// request when it is the same: a connection's requests usually name one.
+func (c *fastConn) internTopic(b []byte) string {
+	if string(b) != c.lastTopic {
+		c.lastTopic = string(b)
+	}
+	return c.lastTopic
 }
 
 // handOver passes the connection, with the bytes already read, to the

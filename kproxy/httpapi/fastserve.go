@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,9 +67,11 @@ func (c *fastConn) serveRequest(headLen int) int {
 	c.queue = append(c.queue, a)
 	c.mu.Unlock()
 
-	target := string(r.Target)
-	path, rawQuery, _ := strings.Cut(target, "?")
-	batch := path == "/batch"
+	path, rawQuery := r.Target, r.Target[len(r.Target):]
+	if i := indexByte(path, '?'); i >= 0 {
+		path, rawQuery = path[:i], path[i+1:]
+	}
+	batch := string(path) == "/batch"
 	auth := ""
 	if c.s.core.AuthRequired() {
 		v, _ := r.Field("authorization")
@@ -87,6 +88,9 @@ func (c *fastConn) serveRequest(headLen int) int {
 	if req.chunked {
 		req.length = -1
 	}
+	// The query's bytes stay in the buffer until the body is read; the key is
+	// copied into the record before that.
+	params, err := parseQuery(rawQuery, c.s.core.DefaultAcks(), c.topic)
 	_, _ = c.br.Discard(headLen)
 
 	switch {
@@ -95,7 +99,6 @@ func (c *fastConn) serveRequest(headLen int) int {
 	case c.s.core.Draining():
 		return c.refuse(&req, proxy.ErrShuttingDown)
 	}
-	params, err := parseCommitQuery(rawQuery, c.s.core.DefaultAcks())
 	if err == nil {
 		err = herr
 	}
@@ -124,13 +127,13 @@ type fastRequest struct {
 func (q *fastRequest) hasBody() bool { return q.chunked || q.length > 0 }
 
 // serveCommit serves POST /commit as Server.commit does.
-func (c *fastConn) serveCommit(q *fastRequest, params commitParams, hdrs []kgo.RecordHeader) int {
+func (c *fastConn) serveCommit(q *fastRequest, params commitParams[[]byte], hdrs []kgo.RecordHeader) int {
 	rec, err := c.s.core.Admit(params.topic)
 	if err != nil {
 		return c.refuse(q, err)
 	}
 	rec.Acks, rec.Headers = params.acks, hdrs
-	rec.SetKey(params.key)
+	rec.SetKeyBytes(params.key)
 	src, err := c.bodySource(q)
 	if err == nil {
 		err = rec.ReadValue(src)
@@ -152,7 +155,7 @@ func (c *fastConn) serveCommit(q *fastRequest, params commitParams, hdrs []kgo.R
 }
 
 // serveBatch serves POST /batch as Server.batch does.
-func (c *fastConn) serveBatch(q *fastRequest, params commitParams, hdrs []kgo.RecordHeader) int {
+func (c *fastConn) serveBatch(q *fastRequest, params commitParams[[]byte], hdrs []kgo.RecordHeader) int {
 	b, err := c.s.core.AdmitBatch(params.topic)
 	if err != nil {
 		return c.refuse(q, err)
@@ -437,30 +440,36 @@ func (c *fastConn) writeRest(k int, out []byte) {
 
 // writeNow writes what the socket takes at once, without blocking.
 func (c *fastConn) writeNow(b []byte) (int, error) {
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil && err != syscall.EAGAIN {
-				werr = err
-			}
-			if err != nil || m <= 0 {
-				break
-			}
-		}
-		return true
-	})
+	c.wb, c.wn, c.werr = b, 0, nil
+	err := c.raw.Write(c.rawWrite)
+	n, werr := c.wn, c.werr
+	c.wb = nil
 	if err == nil {
 		err = werr
 	}
 	return n, err
+}
+
+// writeFd is writeNow's function on the socket (bound once, as c.rawWrite:
+// a closure per write would allocate); c.wb, c.wn and c.werr are its
+// arguments and results, owned by the write under way.
+func (c *fastConn) writeFd(fd uintptr) bool {
+	for c.wn < len(c.wb) {
+		m, err := syscall.Write(int(fd), c.wb[c.wn:])
+		if m > 0 {
+			c.wn += m
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil && err != syscall.EAGAIN {
+			c.werr = err
+		}
+		if err != nil || m <= 0 {
+			break
+		}
+	}
+	return true
 }
 
 // writeBlocking writes b, waiting for the client up to write_timeout_ms.
@@ -482,7 +491,7 @@ func (c *fastConn) popLocked(k int) {
 	clear(c.queue[n:])
 	c.queue = c.queue[:n]
 	if len(c.queue) == 0 && c.waiting {
-		c.setIdleLocked(true)
+		c.setIdleLocked(c.between)
 		if c.draining {
 			// The last answer is written: the wait for a request ends.
 			_ = c.nc.SetReadDeadline(aLongTimeAgo)

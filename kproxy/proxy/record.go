@@ -113,6 +113,17 @@ func (r *Record) SetKey(key string) {
 	r.ent.rec.Key = r.key
 }
 
+// SetKeyBytes is SetKey for a key held as bytes; it copies them.
+func (r *Record) SetKeyBytes(key []byte) {
+	if len(key) == 0 {
+		r.key = r.key[:0]
+		r.ent.rec.Key = nil
+		return
+	}
+	r.key = append(r.key[:0], key...)
+	r.ent.rec.Key = r.key
+}
+
 // Key returns the record's key, nil for none.
 func (r *Record) Key() []byte { return r.ent.rec.Key }
 
