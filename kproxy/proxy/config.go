@@ -65,7 +65,9 @@ type Config struct {
 	DefaultAcks string `key:"default_acks"`
 	// ProduceTimeoutMs bounds the wait for Kafka's acknowledgement; then 504.
 	ProduceTimeoutMs int `key:"produce_timeout_ms"`
-	// LingerMs lets a partition's batch wait for more records before it is sent.
+	// LingerMs lets a partition's batch wait for more records before it is
+	// sent. Every request waits for its record, so the default is 0: batches
+	// still form while a produce request is in flight.
 	LingerMs int `key:"linger_ms"`
 	// Compression of produced batches: none, gzip, snappy, lz4 or zstd.
 	Compression string `key:"compression"`
@@ -146,7 +148,7 @@ func Defaults() Config {
 		ValidateMsgpack:     true,
 		DefaultAcks:         "1",
 		ProduceTimeoutMs:    10000,
-		LingerMs:            1,
+		LingerMs:            0,
 		Compression:         "none",
 		MaxBufferedRecords:  10000,
 		RetryAfterSec:       1,
