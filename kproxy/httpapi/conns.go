@@ -9,9 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 )
 
 // fdReserve is how many file descriptors max_connections leaves for everything
@@ -55,8 +56,8 @@ type connLimiter struct {
 	idleHead, idleTail *limitedConn
 
 	refused, evicted, acceptErrs prometheus.Counter
-	warn                         rateLimited // "max_connections reached"
-	acceptWarn                   rateLimited
+	warn                         proxy.Throttle // "max_connections reached"
+	acceptWarn                   proxy.Throttle
 }
 
 func newConnLimiter(max int, log *slog.Logger, reg prometheus.Registerer) *connLimiter {
@@ -111,7 +112,7 @@ func (l *connLimiter) admit() bool {
 	if victim == nil {
 		l.mu.Unlock()
 		l.refused.Inc()
-		l.warn.log(l.log, "max_connections reached and no connection idle: refusing new connections", "max_connections", l.max)
+		l.warn.Warn(l.log, "max_connections reached and no connection idle: refusing new connections", "max_connections", l.max)
 		return false
 	}
 	l.unlinkLocked(victim)
@@ -120,7 +121,7 @@ func (l *connLimiter) admit() bool {
 	victim.counted = false
 	l.mu.Unlock()
 	l.evicted.Inc()
-	l.warn.log(l.log, "max_connections reached: closing idle keep-alive connections to make room", "max_connections", l.max)
+	l.warn.Warn(l.log, "max_connections reached: closing idle keep-alive connections to make room", "max_connections", l.max)
 	_ = victim.Conn.Close()
 	return true
 }
@@ -205,7 +206,7 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				ln.l.acceptErrs.Inc()
-				ln.l.acceptWarn.log(ln.l.log, "accepting a connection failed", "err", err)
+				ln.l.acceptWarn.Warn(ln.l.log, "accepting a connection failed", "err", err)
 			}
 			return nil, err
 		}
@@ -237,32 +238,4 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.l.release(c)
 	return err
-}
-
-// rateLimited logs a warning at most once every rateLimitEvery, with the
-// number of occurrences since the last line.
-type rateLimited struct {
-	mu     sync.Mutex
-	last   time.Time
-	missed int
-}
-
-// rateLimitEvery is the shortest time between two lines of one rateLimited.
-const rateLimitEvery = 10 * time.Second
-
-func (r *rateLimited) log(log *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < rateLimitEvery {
-		r.missed++
-		r.mu.Unlock()
-		return
-	}
-	missed := r.missed
-	r.last, r.missed = now, 0
-	r.mu.Unlock()
-	if missed > 0 {
-		args = append(args, "more_since_last_line", missed)
-	}
-	log.Warn(msg, args...)
 }

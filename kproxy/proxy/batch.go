@@ -251,7 +251,8 @@ func (b *Batch) settle() {
 }
 
 // logFailures logs one line for the records Kafka did not acknowledge: how
-// many, by code, and the first error.
+// many, by code, and the first error; at most one every ThrottleEvery for
+// all batches.
 func (b *Batch) logFailures() {
 	codes := map[string]int{}
 	var first error
@@ -278,7 +279,7 @@ func (b *Batch) logFailures() {
 		}
 		fmt.Fprintf(&sb, "%s=%d", c, codes[c])
 	}
-	b.p.log.Warn("records of a batch not acknowledged", "topic", b.Topic, "acks", b.Acks.String(),
+	b.p.failLog("batch").Warn(b.p.log, "records of a batch not acknowledged", "topic", b.Topic, "acks", b.Acks.String(),
 		"records", len(b.ents), "failed", b.failed, "codes", sb.String(), "first_err", first)
 }
 

@@ -146,12 +146,25 @@ func (p *Proxy) produceFailed(e *entry, topic string, acks Acks) error {
 }
 
 // logFailure logs a record Kafka did not acknowledge, unless its caller went
-// away.
+// away: at most a line every ThrottleEvery per machine code, as a failure
+// (backpressure, Kafka gone) often comes to every request at once, when
+// kproxy has least CPU to spare. Every failure is counted in
+// kproxy_produce_errors_total.
 func (p *Proxy) logFailure(topic string, acks Acks, err error) {
 	if errors.Is(err, ErrCanceled) {
 		return
 	}
-	p.log.Warn("record not acknowledged", "topic", topic, "acks", acks.String(), "code", Code(err), "err", err)
+	code := Code(err)
+	p.failLog(code).Warn(p.log, "record not acknowledged", "topic", topic, "acks", acks.String(), "code", code, "err", err)
+}
+
+// failLog returns the Throttle of failures of code.
+func (p *Proxy) failLog(code string) *Throttle {
+	if t, ok := p.failLogs.Load(code); ok {
+		return t.(*Throttle)
+	}
+	t, _ := p.failLogs.LoadOrStore(code, &Throttle{})
+	return t.(*Throttle)
 }
 
 // purgeTopic makes cl forget topic, once at a time per topic, in the background:

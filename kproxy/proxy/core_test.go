@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -405,5 +406,22 @@ func TestAuthorization(t *testing.T) {
 				t.Error("without auth.tokens: refused, want every request authorized")
 			}
 		})
+	}
+}
+
+// TestThrottle: a Throttle logs the first warning and drops the ones that
+// follow within ThrottleEvery, counting them for its next line.
+func TestThrottle(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var th Throttle
+	for i := 0; i < 5; i++ {
+		th.Warn(log, "again", "i", i)
+	}
+	if got := strings.Count(buf.String(), "again"); got != 1 || !strings.Contains(buf.String(), "level=WARN") {
+		t.Fatalf("got %d lines (%q), want one warning", got, buf.String())
+	}
+	if th.missed != 4 {
+		t.Errorf("got %d counted for the next line, want 4", th.missed)
 	}
 }

@@ -45,6 +45,7 @@ type Proxy struct {
 	sweep          *sweeper // gives up commits at produce_timeout_ms
 	draining       atomic.Bool
 	purging        sync.Map       // topic -> true while its purge runs
+	failLogs       sync.Map       // machine code -> *Throttle of "not acknowledged" lines
 	bg             sync.WaitGroup // background purges
 	closeOnce      sync.Once
 }
