@@ -216,7 +216,7 @@ func TestHandleMountsWebSocket(t *testing.T) {
 // write; meanwhile other clients' commits (answered by the same Kafka
 // client's callbacks) are answered at once, as answers are written by writes
 // that never wait for a client, and the slow client is disconnected once
-// write_timeout_ms passed.
+// write_timeout_ms passed, its batches' memory and slots given back.
 func TestSlowReaderStallsNoOne(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
@@ -266,6 +266,10 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 	// the client what it had taken): none is left open.
 	http.DefaultClient.CloseIdleConnections()
 	eventually(t, 20*time.Second, func() bool { return metric(t, r, "kproxy_connections") == 0 })
+	// The batches held for answers that were never written are released.
+	eventually(t, 10*time.Second, func() bool {
+		return metric(t, r, "kproxy_body_memory_bytes") == 0 && metric(t, r, "kproxy_inflight_requests") == 0
+	})
 }
 
 // stuckWriting reports whether a connection of the loop has had a write under

@@ -22,9 +22,13 @@ import (
 type slot struct {
 	rec   *proxy.Record // the record waiting for Kafka, until its callback
 	batch *proxy.Batch  // the batch waiting for Kafka, until its callback
-	minor int           // the request's HTTP minor version
-	keep  bool          // an HTTP/1.0 request asked for keep-alive
-	close bool          // the connection ends after this answer
+	// held is the batch of a written answer, released once the answer is
+	// written: until then its memory, counted against max_body_memory_bytes
+	// and larger than its answer, stands for the answer's.
+	held  *proxy.Batch
+	minor int  // the request's HTTP minor version
+	keep  bool // an HTTP/1.0 request asked for keep-alive
+	close bool // the connection ends after this answer
 	ready bool
 	buf   []byte // the answer's bytes, once ready
 }
@@ -324,7 +328,6 @@ func (c *fastConn) batched(b *proxy.Batch) {
 	ans := batchAnswers.Get().(*batchAnswer)
 	ans.build(b)
 	c.s.metrics.batch(ans.status, ans.code, b)
-	b.Release()
 	if ans.status == 499 {
 		a.buf, a.close = a.buf[:0], true
 	} else {
@@ -337,7 +340,15 @@ func (c *fastConn) batched(b *proxy.Batch) {
 	if cap(ans.body) <= maxPooledSlot {
 		batchAnswers.Put(ans)
 	}
-	c.ready(a, false)
+	c.mu.Lock()
+	if c.broken {
+		b.Release()
+	} else {
+		a.held = b
+	}
+	a.ready = true
+	c.flushLocked(false)
+	c.mu.Unlock()
 }
 
 // slotOf returns the queued answer waiting for r or b. Every record and
@@ -484,6 +495,9 @@ func (c *fastConn) writeBlocking(b []byte) error {
 // popLocked takes the first k answers, written, off the queue.
 func (c *fastConn) popLocked(k int) {
 	for i := 0; i < k; i++ {
+		if b := c.queue[i].held; b != nil {
+			b.Release()
+		}
 		putSlot(c.queue[i])
 		c.queue[i] = nil
 	}
@@ -500,10 +514,17 @@ func (c *fastConn) popLocked(k int) {
 	c.cond.Broadcast()
 }
 
-// breakLocked notes a failed write: nothing more is written, and the loop,
-// should it wait to read, stops.
+// breakLocked notes a failed write: nothing more is written, the batches
+// held for their answers are released (those still with Kafka are when their
+// callbacks come), and the loop, should it wait to read, stops.
 func (c *fastConn) breakLocked() {
 	c.broken = true
+	for _, a := range c.queue {
+		if a.held != nil {
+			a.held.Release()
+			a.held = nil
+		}
+	}
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	c.cond.Broadcast()
 }
