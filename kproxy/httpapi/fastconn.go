@@ -105,6 +105,11 @@ func (s *Server) serveFast(nc net.Conn) {
 			_ = nc.SetDeadline(time.Now().Add(d))
 		}
 		if err := t.HandshakeContext(context.Background()); err != nil {
+			var re tls.RecordHeaderError
+			if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+				// As net/http: tell a plain HTTP client where it is.
+				_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			}
 			s.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 			_ = nc.Close()
 			return
@@ -126,6 +131,16 @@ func (s *Server) serveFast(nc net.Conn) {
 		return
 	}
 	c.serve()
+}
+
+// looksLikeHTTP reports whether the first bytes a client sent to the TLS port
+// are those of a plain HTTP request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // serve reads and serves requests until the connection ends or is handed

@@ -89,8 +89,11 @@ func (c *fastConn) serveRequest(headLen int) int {
 		}
 	}
 	req := fastRequest{a: a, batch: batch, length: r.ContentLength, chunked: r.Chunked, expect: r.Expect100}
-	if req.chunked {
+	switch {
+	case req.chunked:
 		req.length = -1
+	case req.length < 0:
+		req.length = 0 // no framing field: no body
 	}
 	// The query's bytes stay in the buffer until the body is read; the key is
 	// copied into the record before that.
