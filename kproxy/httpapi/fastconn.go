@@ -202,7 +202,7 @@ func (c *fastConn) fastPath() bool {
 }
 
 // errStop ends the loop without handing the connection over: the server is
-// draining.
+// draining, or a write failed.
 var errStop = errors.New("stop reading")
 
 // readHead waits for the next complete request head in the read buffer and

@@ -294,3 +294,63 @@ func (s *Server) stuckWriting(d time.Duration) bool {
 	time.Sleep(d)
 	return stuck()
 }
+
+// TestLoopAnswersAsNetHTTP sends each request twice: as it is, served by the
+// loop, and with a header that makes its head larger than the loop's buffer,
+// so that net/http serves it with the same handler. Both must give the same
+// status, code and connection fate.
+func TestLoopAnswersAsNetHTTP(t *testing.T) {
+	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic, "audit-log"))
+	cfg := testConfig(testcluster.Brokers(c))
+	cfg.MaxRequestSizeBytes = 1000
+	cfg.MaxBatchRecords = 2
+	cfg.Topics.Deny = []string{"audit-.*"}
+	cfg.Auth.Tokens = []string{"0123456789abcdef-one"}
+	r := start(t, cfg)
+	good := string(body(t, "m", 5))
+	batch, _ := encodeBatch(t, []batchElem{{key: "k", value: []byte(good)}})
+	tooMany, _ := encodeBatch(t, []batchElem{{value: []byte{1}}, {value: []byte{2}}, {value: []byte{3}}})
+	auth := "Authorization: Bearer 0123456789abcdef-one\r\n"
+	type tc struct{ name, path, query, extra, body string }
+	cases := []tc{
+		{"ok", "/commit", "topic=" + testTopic, auth, good},
+		{"no token", "/commit", "topic=" + testTopic, "", good},
+		{"wrong token", "/commit", "topic=" + testTopic, "Authorization: Bearer nope-nope-nope-nope\r\n", good},
+		{"no topic", "/commit", "key=k", auth, good},
+		{"illegal topic", "/commit", "topic=a%2Fb", auth, good},
+		{"bad key escape", "/commit", "topic=" + testTopic + "&key=%zz", auth, good},
+		{"bad acks", "/commit", "topic=" + testTopic + "&acks=2", auth, good},
+		{"empty body", "/commit", "topic=" + testTopic, auth, ""},
+		{"not msgpack", "/commit", "topic=" + testTopic, auth, "\xc1"},
+		{"denied topic", "/commit", "topic=audit-log", auth, good},
+		{"unknown topic", "/commit", "topic=nope", auth, good},
+		{"too large", "/commit", "topic=" + testTopic, auth, strings.Repeat("x", 1001)},
+		{"denied topic, too large", "/commit", "topic=audit-log", auth, strings.Repeat("x", 1001)},
+		{"bad record header", "/commit", "topic=" + testTopic, auth + "X-Kafka-Header-: v\r\n", good},
+		{"record headers", "/commit", "topic=" + testTopic, auth + "Traceparent: 00-1-2-01\r\nX-Kafka-Header-A: b\r\n", good},
+		{"batch", "/batch", "topic=" + testTopic, auth, string(batch)},
+		{"malformed batch", "/batch", "topic=" + testTopic, auth, good},
+		{"too many records", "/batch", "topic=" + testTopic, auth, string(tooMany)},
+		{"batch, empty body", "/batch", "topic=" + testTopic, auth, ""},
+		{"batch, denied topic", "/batch", "topic=audit-log", auth, string(batch)},
+		{"batch, no token", "/batch", "topic=" + testTopic, "", string(batch)},
+		{"connection close", "/commit", "topic=" + testTopic, auth + "Connection: close\r\n", good},
+	}
+	pad := "X-Padding: " + strings.Repeat("p", readBufSize) + "\r\n"
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]string
+			for i, extra := range []string{tc.extra, tc.extra + pad} {
+				conn := rawConn(t, r.url)
+				send(t, conn, fmt.Sprintf("POST %s?%s HTTP/1.1\r\nHost: kproxy\r\n%sContent-Length: %d\r\n\r\n%s",
+					tc.path, tc.query, extra, len(tc.body), tc.body))
+				resp, a := readAnswer(t, conn, bufio.NewReader(conn))
+				got[i] = fmt.Sprintf("%d %q close=%v retry-after=%q www-authenticate=%q", resp.StatusCode, a.Code, resp.Close,
+					resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"))
+			}
+			if got[0] != got[1] {
+				t.Errorf("loop: %s; net/http: %s", got[0], got[1])
+			}
+		})
+	}
+}

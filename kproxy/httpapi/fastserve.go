@@ -64,8 +64,8 @@ func (c *fastConn) serveRequest(headLen int) int {
 	r := &c.req
 	a := getSlot()
 	a.minor, a.keep = r.Minor, r.Minor == 0 && r.KeepAlive
-	// Every chunked request has its connection closed, as under net/http
-	// (README: a Content-Length beside it is a smuggling attempt there).
+	// Every chunked request has its connection closed, as it had under
+	// net/http (which could not tell one sent with a Content-Length too).
 	a.close = !r.KeepAlive || r.Chunked
 	c.mu.Lock()
 	c.queue = append(c.queue, a)
@@ -109,9 +109,6 @@ func (c *fastConn) serveRequest(headLen int) int {
 	if err == nil {
 		err = herr
 	}
-	if err == nil {
-		err = checkLength(req.length, c.s.cfg.MaxRequestSizeBytes)
-	}
 	if err != nil {
 		return c.refuse(&req, err)
 	}
@@ -141,6 +138,10 @@ func (c *fastConn) serveCommit(q *fastRequest, params commitParams[[]byte], hdrs
 	}
 	rec.Acks, rec.Headers = params.acks, hdrs
 	rec.SetKeyBytes(params.key)
+	if err := checkLength(q.length, c.s.cfg.MaxRequestSizeBytes); err != nil {
+		rec.Release()
+		return c.refuse(q, err)
+	}
 	src, err := c.bodySource(q)
 	if err == nil {
 		err = rec.ReadValue(src)
@@ -168,6 +169,10 @@ func (c *fastConn) serveBatch(q *fastRequest, params commitParams[[]byte], hdrs 
 		return c.refuse(q, err)
 	}
 	b.Acks, b.Headers = params.acks, hdrs
+	if err := checkLength(q.length, c.s.cfg.MaxRequestSizeBytes); err != nil {
+		b.Release()
+		return c.refuse(q, err)
+	}
 	src, err := c.bodySource(q)
 	if err == nil {
 		err = b.ReadBody(src)

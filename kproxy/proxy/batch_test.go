@@ -151,17 +151,7 @@ func TestCommitBatchGivesUp(t *testing.T) {
 		}
 	}
 	b.Release()
-	if p.mem.used.Load() == 0 {
-		t.Error("batches held by Kafka's client count no memory, want theirs counted")
-	}
-	open()
-	deadline := time.Now().Add(15 * time.Second)
-	for p.mem.used.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after Kafka answered: %d bytes still counted, want 0", p.mem.used.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	heldUntilAnswered(t, p, open)
 }
 
 // TestCommitAsync checks the callback form: one call per record with what
