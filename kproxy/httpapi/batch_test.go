@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -458,9 +457,7 @@ func TestBatchTimeout(t *testing.T) {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
 	_, release := holdProduces(t, c)
-	began := time.Now()
 	a := postBatch(t, r.url, "topic="+testTopic, raw, nil)
-	took := time.Since(began)
 	release()
 	if a.status != 504 || a.Code != "kafka_timeout" || len(a.Records) != 2 {
 		t.Fatalf("got %d %q with %d records (%s), want 504 kafka_timeout with 2", a.status, a.Code, len(a.Records), a.raw)
@@ -469,9 +466,6 @@ func TestBatchTimeout(t *testing.T) {
 		if ans.Status != 504 || ans.Code != "kafka_timeout" {
 			t.Errorf("record %d: got %+v, want 504 kafka_timeout", i, ans)
 		}
-	}
-	if took > 5*time.Second {
-		t.Errorf("504 took %s, want about produce_timeout_ms (300ms)", took)
 	}
 }
 

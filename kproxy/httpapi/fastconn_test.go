@@ -214,14 +214,16 @@ func TestHandleMountsWebSocket(t *testing.T) {
 // TestSlowReaderStallsNoOne: a client sends batches and never reads the
 // answers, until its socket is full and the loop has answers it cannot
 // write; meanwhile other clients' commits (answered by the same Kafka
-// client's callbacks) are answered at once, as answers are written by writes
-// that never wait for a client, and the slow client is disconnected once
+// client's callbacks) get their 200s, as answers are written by writes that
+// never wait for a client, and the slow client is disconnected once
 // write_timeout_ms passed, its batches' memory and slots given back.
 func TestSlowReaderStallsNoOne(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
 	cfg.ValidateMsgpack = false
-	cfg.WriteTimeoutMs = 6000
+	// Longer than produce_timeout_ms (2 s here): a Kafka client's callback
+	// stuck writing to the slow client would turn the other commits into 504s.
+	cfg.WriteTimeoutMs = 5000
 	cfg.MaxRequestSizeBytes = 4 << 20
 	cfg.MaxBatchRecords = 40000
 	cfg.MaxBufferedRecords = 1 << 20
@@ -254,12 +256,8 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 	}()
 	eventually(t, 60*time.Second, func() bool { return r.srv.stuckWriting(200 * time.Millisecond) })
 	for i := 0; i < 3; i++ {
-		began := time.Now()
 		if a := post(t, r.url, "topic="+testTopic, []byte("fast")); a.status != 200 {
-			t.Fatalf("commit %d beside the slow reader: got %d", i, a.status)
-		}
-		if took := time.Since(began); took > 3*time.Second {
-			t.Errorf("commit %d beside the slow reader took %s, want it answered while the slow client's answer waits", i, took)
+			t.Fatalf("commit %d beside the slow reader: got %d %q, want 200 while the slow client's answer waits", i, a.status, a.Code)
 		}
 	}
 	// kproxy closes the slow connection (the kernel may still be handing

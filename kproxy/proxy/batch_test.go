@@ -185,13 +185,9 @@ func TestCommitAsync(t *testing.T) {
 		}
 	}
 	holdProduces(t, c)
-	began := time.Now()
 	out := commit()
 	if got := <-out; !errors.Is(got.err, ErrTimeout) {
 		t.Fatalf("held by Kafka: got %+v, want ErrTimeout", got)
-	}
-	if took := time.Since(began); took < 300*time.Millisecond {
-		t.Errorf("ErrTimeout after %s, want at least produce_timeout_ms", took)
 	}
 	select {
 	case got := <-out:
