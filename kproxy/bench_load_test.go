@@ -421,7 +421,8 @@ func renderRows(scenarios []*scenario, rows map[string]*rowStats) string {
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, strings.Repeat(" ", width)+"\treq/s\trecords/s\tp50\tp99\tCPU/req kproxy\tbroker\tno-op\tclient\tRSS MiB\treq/s vs no-op\trecords/s vs no-op\tCPU/record vs no-op\t")
 	us := func(v float64) string {
-		if v == 0 {
+		if v < 0.05 {
+			// Nothing, or what an idle process spends (health probes).
 			return "-"
 		}
 		return fmt.Sprintf("%.1fus", v)
