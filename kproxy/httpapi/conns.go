@@ -192,8 +192,8 @@ func (l *connLimiter) release(c *limitedConn) {
 }
 
 // limitedListener accepts connections within the limit. It logs accept errors at
-// warning level (at most one line a second; net/http retries temporary ones
-// with a growing pause) and counts them.
+// warning level (at most one line every proxy.ThrottleEvery; Server.accept
+// retries temporary ones with a growing pause) and counts them.
 type limitedListener struct {
 	net.Listener
 	l *connLimiter

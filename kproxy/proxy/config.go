@@ -163,8 +163,9 @@ func Defaults() Config {
 
 // What MemoryBound counts besides the configured sizes: the process without
 // load (runtime, Kafka clients, metrics), and what one connection costs beside
-// its request headers (net/http's read and write buffers and goroutine, the
-// request's state), plus crypto/tls's record buffers when port speaks TLS.
+// its request headers (the HTTP loop's read buffer, goroutine and answers in
+// progress, or net/http's buffers and goroutine for a connection handed to
+// it), plus crypto/tls's record buffers when port speaks TLS.
 const (
 	memBase       = 64 << 20
 	memPerConn    = 32 << 10
