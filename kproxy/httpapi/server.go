@@ -130,7 +130,8 @@ func (s *Server) OnDrain(f func(ctx context.Context) error) {
 	s.drains = append(s.drains, f)
 }
 
-// Handler returns the handler of port.
+// Handler returns the http.Handler of port: what net/http serves on the
+// connections the loop hands it, the whole API as the loop serves it.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // serveHTTP serves a request on port. A chunked request has its connection
@@ -394,11 +395,12 @@ func loopLimits(c proxy.Config) opshttp.Limits {
 	}
 }
 
-// HTTPServer returns the http.Server kproxy serves h with on port: the
-// configured read, header, idle and write timeouts and header size bound
-// (opshttp.NewServer; the TLS handshake is bounded by the shortest of the
-// timeouts). The body size bound is the handler's: it counts bytes as they
-// arrive, chunked or not.
+// HTTPServer returns the http.Server kproxy serves h with on port, for the
+// connections its loop hands to net/http: the configured read, header, idle
+// and write timeouts and header size bound (opshttp.NewServer; the TLS
+// handshake is bounded by the shortest of the timeouts), which the loop
+// applies as well (loopLimits). The body size bound is the handler's: it
+// counts bytes as they arrive, chunked or not.
 func HTTPServer(c proxy.Config, h http.Handler) *http.Server {
 	read := time.Duration(c.ReadTimeoutMs) * time.Millisecond
 	write := time.Duration(c.WriteTimeoutMs) * time.Millisecond
