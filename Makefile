@@ -63,7 +63,11 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzParseRegistration \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
+	./pkg/http1:FuzzParseRequest \
+	./pkg/http1:FuzzBodyReader \
 	./kproxy/httpapi:FuzzCommitQuery \
+	./kproxy/httpapi:FuzzBatch \
+	./kproxy/httpapi:FuzzRecordHeaders \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
