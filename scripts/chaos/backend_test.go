@@ -112,7 +112,11 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p, perr := strconv.ParseInt(q.Get("p"), 10, 32)
 	o, oerr := strconv.ParseInt(q.Get("o"), 10, 64)
-	if err := msgpack.NewDecoder(r.Body).Decode(&v); err != nil || perr != nil || oerr != nil || q.Get("key") != v.Key {
+	err := msgpack.NewDecoder(r.Body).Decode(&v)
+	if err == nil && r.Header.Get("Traceparent") != traceparent(v.Key, v.Seq, v.Gen) {
+		err = fmt.Errorf("traceparent %q, want %q", r.Header.Get("Traceparent"), traceparent(v.Key, v.Seq, v.Gen))
+	}
+	if err != nil || perr != nil || oerr != nil || q.Get("key") != v.Key {
 		b.mu.Lock()
 		b.bad = append(b.bad, fmt.Sprintf("%s %s: body key %q: %v", r.Method, r.URL, v.Key, errors.Join(err, perr, oerr)))
 		b.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -129,6 +130,7 @@ func (l *load) commit(ctx context.Context, key string, seq int, acks string, gen
 		return ack{}, err.Error()
 	}
 	req.Header.Set("Content-Type", "application/x-msgpack")
+	req.Header.Set("Traceparent", traceparent(key, seq, gen))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return ack{}, "transport error"
@@ -171,4 +173,14 @@ func (l *load) snapshot() ([]ack, int, map[string]int) {
 		st[k] = v
 	}
 	return append([]ack(nil), l.acks...), l.attempts, st
+}
+
+// traceparent is the W3C trace context the load sends with record (key, seq,
+// gen): kproxy copies it into a record header and ktransfer sends it with every
+// push of the record (forward_headers), so the backend can check that each
+// request carries its own record's trace.
+func traceparent(key string, seq int, gen int32) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s/%d/%d", key, seq, gen)
+	return fmt.Sprintf("00-%x-%016x-01", h.Sum(nil), uint64(seq)+1)
 }
