@@ -93,7 +93,7 @@ type Source struct {
 var _ committed.Poller = (*Source)(nil)
 
 // errNotRead is Err before the first poll.
-var errNotRead = errors.New("Kafka consumer groups not read yet")
+var errNotRead = errors.New("the consumer groups have not been read from Kafka yet")
 
 // New returns a Source of cfg. Its client connects when the first poll
 // needs it.
@@ -228,12 +228,12 @@ func (s *Source) Poll(ctx context.Context) {
 		switch f, ok := fetched[name]; {
 		case !ok:
 			failed++
-			firstFailure = cmpErr(firstFailure, fmt.Errorf("group %q: no answer to OffsetFetch", name))
+			firstFailure = firstOf(firstFailure, fmt.Errorf("group %q: no answer to OffsetFetch", name))
 		case errors.Is(f.Err, kerr.GroupIDNotFound):
 			offsets = kadm.OffsetResponses{} // gone since the listing
 		case f.Err != nil:
 			failed++
-			firstFailure = cmpErr(firstFailure, fmt.Errorf("group %q: %w", name, f.Err))
+			firstFailure = firstOf(firstFailure, fmt.Errorf("group %q: %w", name, f.Err))
 		default:
 			offsets = f.Fetched
 		}
@@ -245,8 +245,8 @@ func (s *Source) Poll(ctx context.Context) {
 	s.setErr(errors.Join(errs...))
 }
 
-// cmpErr returns first, or err when first is nil.
-func cmpErr(first, err error) error {
+// firstOf returns first, or err when first is nil.
+func firstOf(first, err error) error {
 	if first != nil {
 		return first
 	}
