@@ -50,7 +50,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 1x -timeout 30m -v ./kproxy/pubsub/
 	$(GO) test -run '^$$' -bench BenchmarkTransfer -benchtime 1x -timeout 30m -v ./ktransfer/
 	$(GO) test -run '^$$' -bench . -benchmem ./kmonitor/monitor/
-	$(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkIdleGroups' -benchtime 1x -timeout 30m -v ./kmonitor/
+	$(GO) test -run '^$$' -bench 'BenchmarkScale|BenchmarkIdleGroups|BenchmarkKafkaGroups' -benchtime 1x -timeout 30m -v ./kmonitor/
 
 # Each target runs alone: go test -fuzz takes one package and one target at a time.
 FUZZ_TARGETS := \
@@ -85,6 +85,7 @@ FUZZ_TARGETS := \
 	./kmonitor/zkwatch:FuzzSubscription \
 	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
+	./kmonitor/kafkagroups:FuzzParseMeta \
 	./kproxy/pubsub:FuzzFrame \
 	./kproxy/devicehive:FuzzFrame
 

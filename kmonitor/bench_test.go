@@ -138,22 +138,7 @@ func BenchmarkScale(b *testing.B) {
 	logEnd := r.logEndLatency(b)
 	peak := r.peakRSS(b)
 
-	scrape := r.scrapeMetrics(b)
-	cpu0 := r.cpu(b)
-	if !scaleSleep(b.Context(), scaleCPUPolls*scalePoll) {
-		b.Fatal("cancelled")
-	}
-	cpu1 := r.cpu(b)
-	after := r.scrapeMetrics(b)
-	// The ticker fires exactly scaleCPUPolls times in the window; the count
-	// between the scrapes, which span the window and a bit more, tells
-	// whether kmonitor polled on a tick only.
-	polls := after.polls - scrape.polls
-	if polls < scaleCPUPolls-1 || polls > scaleCPUPolls+1 {
-		b.Errorf("kmonitor polled %d times in about %s, want %d (one every poll_interval_ms)", polls, scaleCPUPolls*scalePoll, scaleCPUPolls)
-	}
-	perPoll := (cpu1 - cpu0) / scaleCPUPolls
-	pollWall := time.Duration((after.pollSeconds - scrape.pollSeconds) / float64(max(polls, 1)) * float64(time.Second))
+	perPoll, pollWall := r.idlePolls(b)
 
 	r.checkBoth(b, "at the end")
 	final := r.peakRSS(b)
@@ -217,6 +202,29 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(float64(partition.size)/1e6, "scrape-MB")
 }
 
+// idlePolls measures kmonitor over scaleCPUPolls poll intervals without
+// requests: its CPU time per poll and the mean duration of a poll
+// (kmonitor_poll_duration_seconds). It fails the benchmark unless kmonitor
+// polled once per interval.
+func (r *scaleRig) idlePolls(b *testing.B) (perPoll, pollWall time.Duration) {
+	b.Helper()
+	before := r.scrapeMetrics(b)
+	cpu0 := r.cpu(b)
+	if !scaleSleep(b.Context(), scaleCPUPolls*scalePoll) {
+		b.Fatal("cancelled")
+	}
+	cpu1 := r.cpu(b)
+	after := r.scrapeMetrics(b)
+	// The ticker fires exactly scaleCPUPolls times in the window; the count
+	// between the scrapes, which span the window and a bit more, tells
+	// whether kmonitor polled on a tick only.
+	polls := after.polls - before.polls
+	if polls < scaleCPUPolls-1 || polls > scaleCPUPolls+1 {
+		b.Errorf("kmonitor polled %d times in about %s, want %d (one every poll_interval_ms)", polls, scaleCPUPolls*scalePoll, scaleCPUPolls)
+	}
+	return (cpu1 - cpu0) / scaleCPUPolls, time.Duration((after.pollSeconds - before.pollSeconds) / float64(max(polls, 1)) * float64(time.Second))
+}
+
 // scaleMetricsCost is what scaleScrapes scrapes of /metrics cost kmonitor.
 type scaleMetricsCost struct {
 	size                      int           // bytes of the last answer
@@ -272,8 +280,9 @@ type scaleRig struct {
 	rng    *rand.Rand
 	web    *http.Client
 
-	km  *testproc.Proc // kmonitor, once started
-	url string         // http://127.0.0.1:port of kmonitor
+	km     *testproc.Proc // kmonitor, once started
+	url    string         // http://127.0.0.1:port of kmonitor
+	source string         // offset_source of kmonitor's cluster; "" = zookeeper
 
 	zkCreate, produce time.Duration // how long the setup took
 }
@@ -282,20 +291,33 @@ type scaleRig struct {
 // the consumer nodes.
 func startScaleRig(b *testing.B) *scaleRig {
 	b.Helper()
+	r := newScaleRig(b, newScaleModel(scaleModules, scalePartitions, scaleRecords), rand.New(rand.NewPCG(1, 2)))
+	start := time.Now()
+	if err := r.createNodes(true); err != nil {
+		b.Fatal(err)
+	}
+	r.zkCreate = time.Since(start)
+	return r
+}
+
+// newScaleRig starts ZooKeeper and devbroker with a topic of the model's
+// partitions per module, and fills the topics to the model's log ends.
+func newScaleRig(b *testing.B, model *scaleModel, rng *rand.Rand) *scaleRig {
+	b.Helper()
 	r := &scaleRig{
 		layout: zkconsumers.New("/"),
-		model:  newScaleModel(scaleModules, scalePartitions, scaleRecords),
-		rng:    rand.New(rand.NewPCG(1, 2)),
+		model:  model,
+		rng:    rng,
 		web:    &http.Client{Timeout: scaleHTTPTimeout},
 	}
 	b.Cleanup(r.web.CloseIdleConnections)
 
-	topics := make([]string, scaleModules)
+	topics := make([]string, len(model.ends))
 	for m := range topics {
 		topics[m] = scaleTopic(m)
 	}
 	broker := testproc.Start(b, testproc.Build(b, "../scripts/devbroker"),
-		"-listen", "127.0.0.1:0", "-partitions", strconv.Itoa(scalePartitions),
+		"-listen", "127.0.0.1:0", "-partitions", strconv.Itoa(len(model.ends[0])),
 		"-topics", strings.Join(topics, ","), "-auto-create=false", "-log-level", "warn")
 	// The broker starts while ZooKeeper's JVM does.
 	r.zk = testcluster.StartZooKeeper(b)
@@ -315,11 +337,6 @@ func startScaleRig(b *testing.B) *scaleRig {
 		b.Fatal(err)
 	}
 	r.produce = time.Since(start)
-	start = time.Now()
-	if err := r.createNodes(); err != nil {
-		b.Fatal(err)
-	}
-	r.zkCreate = time.Since(start)
 	return r
 }
 
@@ -345,8 +362,9 @@ func scaleAnnounced(b *testing.B, p *testproc.Proc, prefix string) string {
 	}
 }
 
-// fillTopics produces scaleRecords records to every partition and checks
-// every partition's log-end offset is then scaleRecords.
+// fillTopics produces to every partition of the model's topics (topics[m]
+// holds module m's) its log end of records, and checks every partition's
+// log-end offset is then that.
 func (r *scaleRig) fillTopics(ctx context.Context, topics []string) error {
 	value := bytes.Repeat([]byte("v"), scaleValueSize)
 	var (
@@ -354,9 +372,11 @@ func (r *scaleRig) fillTopics(ctx context.Context, topics []string) error {
 		mu       sync.Mutex
 		firstErr error
 	)
-	for _, topic := range topics {
-		for p := range scalePartitions {
-			for range scaleRecords {
+	want := 0
+	for m, topic := range topics {
+		for p, end := range r.model.ends[m] {
+			want++
+			for range end {
 				wg.Add(1)
 				r.client.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: value}, func(_ *kgo.Record, err error) {
 					defer wg.Done()
@@ -386,32 +406,35 @@ func (r *scaleRig) fillTopics(ctx context.Context, topics []string) error {
 	var bad []string
 	ends.Each(func(o kadm.ListedOffset) {
 		n++
-		if o.Offset != scaleRecords {
+		if m := slices.Index(topics, o.Topic); m < 0 || int(o.Partition) >= len(r.model.ends[m]) || o.Offset != r.model.ends[m][o.Partition] {
 			bad = append(bad, fmt.Sprintf("%s/%d at %d", o.Topic, o.Partition, o.Offset))
 		}
 	})
-	if n != scaleModules*scalePartitions || len(bad) > 0 {
-		return fmt.Errorf("after producing: got %d partitions, want %d, each with log-end offset %d; wrong: %v",
-			n, scaleModules*scalePartitions, scaleRecords, bad[:min(len(bad), 5)])
+	if n != want || len(bad) > 0 {
+		return fmt.Errorf("after producing: got %d partitions, want %d, each at its model's log end; wrong: %v",
+			n, want, bad[:min(len(bad), 5)])
 	}
 	return nil
 }
 
-// createNodes creates the consumer tree: per module its offsets (persistent,
-// at the model's committed offsets) and owners (ephemeral, in the rig's
-// session), in ZooKeeper multi batches.
-func (r *scaleRig) createNodes() error {
+// createNodes creates the consumer tree: per module of the model its offsets
+// (persistent, at the model's committed offsets) and, with owners, its owner
+// nodes (ephemeral, in the rig's session), in ZooKeeper multi batches.
+func (r *scaleRig) createNodes(owners bool) error {
 	acl := zk.WorldACL(zk.PermAll)
 	ops := []any{&zk.CreateRequest{Path: r.layout.Consumers(), Acl: acl}}
-	for m := range scaleModules {
+	for m := range r.model.committed {
 		group, topic := scaleModule(m), scaleTopic(m)
 		ops = append(ops,
 			&zk.CreateRequest{Path: r.layout.Group(group), Acl: acl},
 			&zk.CreateRequest{Path: r.layout.OffsetsRoot(group), Acl: acl},
 			&zk.CreateRequest{Path: r.layout.OffsetsTopic(group, topic), Acl: acl})
-		for p := range scalePartitions {
+		for p, off := range r.model.committed[m] {
 			ops = append(ops, &zk.CreateRequest{Path: r.layout.Offset(group, topic, int32(p)),
-				Data: zkconsumers.EncodeOffset(r.model.committed[m][p]), Acl: acl})
+				Data: zkconsumers.EncodeOffset(off), Acl: acl})
+		}
+		if !owners {
+			continue
 		}
 		owners := r.layout.OwnersTopic(group, topic)
 		ops = append(ops,
@@ -437,7 +460,7 @@ func (r *scaleRig) startKmonitor(b *testing.B, perPartition bool) time.Duration 
 	bin := testproc.Build(b, ".")
 	port := testproc.FreePort(b)
 	cfg := filepath.Join(b.TempDir(), "kmonitor.yaml")
-	if err := writeScaleConfig(cfg, port, r.zk.Addr, r.broker, perPartition); err != nil {
+	if err := writeScaleConfig(cfg, port, r.zk.Addr, r.broker, perPartition, r.source); err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
@@ -463,8 +486,14 @@ func (r *scaleRig) startKmonitor(b *testing.B, perPartition bool) time.Duration 
 	}
 }
 
-// writeScaleConfig writes the kmonitor.yaml of BenchmarkScale to path.
-func writeScaleConfig(path string, port int, zkAddr, broker string, perPartition bool) error {
+// writeScaleConfig writes the kmonitor.yaml of BenchmarkScale to path; with
+// source "kafka" the cluster reads Kafka's consumer groups (offset_source:
+// kafka, no zk_hosts).
+func writeScaleConfig(path string, port int, zkAddr, broker string, perPartition bool, source string) error {
+	zkKeys := fmt.Sprintf(" chroot: /\n zk_connect_timeout_ms: 1000\n zk_session_timeout_ms: 6000\n zk_hosts:\n  - %q\n", zkAddr)
+	if source == monitor.SourceKafka {
+		zkKeys = " offset_source: kafka\n"
+	}
 	yaml := fmt.Sprintf(`# kmonitor.yaml of BenchmarkScale
 base:
  log_dir: "-"
@@ -479,14 +508,9 @@ http_server:
  read_timeout_ms: 5000
  write_timeout_ms: 5000
 %s:
- chroot: /
- zk_connect_timeout_ms: 1000
- zk_session_timeout_ms: 6000
- zk_hosts:
+%s broker_hosts:
   - %q
- broker_hosts:
-  - %q
-`, scaleCluster, scalePoll.Milliseconds(), perPartition, port, scaleCluster, zkAddr, broker)
+`, scaleCluster, scalePoll.Milliseconds(), perPartition, port, scaleCluster, zkKeys, broker)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return fmt.Errorf("write kmonitor.yaml: %w", err)
 	}
@@ -941,7 +965,7 @@ func scaleSleep(ctx context.Context, d time.Duration) bool {
 
 func TestScaleConfigLoads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kmonitor.yaml")
-	if err := writeScaleConfig(path, 15325, "127.0.0.1:12181", "127.0.0.1:19092", true); err != nil {
+	if err := writeScaleConfig(path, 15325, "127.0.0.1:12181", "127.0.0.1:19092", true, ""); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := monitor.LoadConfig(path)
@@ -964,6 +988,16 @@ func TestScaleConfigLoads(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
 		}
+	}
+	// BenchmarkKafkaGroups' file reads Kafka's groups, without ZooKeeper.
+	if err := writeScaleConfig(path, 15325, "127.0.0.1:12181", "127.0.0.1:19092", false, monitor.SourceKafka); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = monitor.LoadConfig(path); err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if cc := cfg.Clusters[0]; cc.Source() != monitor.SourceKafka || len(cc.ZKHosts) != 0 || strings.Join(cc.BrokerHosts, ",") != "127.0.0.1:19092" {
+		t.Errorf("kafka: got source %q, zk_hosts %v, broker_hosts %v; want kafka, none, 127.0.0.1:19092", cc.Source(), cc.ZKHosts, cc.BrokerHosts)
 	}
 }
 

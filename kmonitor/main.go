@@ -1,7 +1,8 @@
 // Command kmonitor is the lag monitor: it follows the modules' committed offsets
-// in ZooKeeper, polls the log offsets from Kafka and serves /delay (JSON or Zabbix),
-// /lag, /metrics, /healthz, /readyz and, at /, a dashboard page. Run it as `kmonitor -f kmonitor.yaml`;
-// `kmonitor -t -f kmonitor.yaml` checks the file.
+// in ZooKeeper or in Kafka's consumer groups (offset_source), polls the log
+// offsets from Kafka and serves /delay (JSON or Zabbix), /lag, /metrics,
+// /healthz, /readyz and, at /, a dashboard page. Run it as
+// `kmonitor -f kmonitor.yaml`; `kmonitor -t -f kmonitor.yaml` checks the file.
 package main
 
 import (

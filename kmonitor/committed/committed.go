@@ -4,17 +4,14 @@
 // the topics it consumes. It holds no I/O: a Source fills a State, and the
 // core reads the State's Snapshots.
 //
-// A Source is one way of learning committed offsets. The first is the
+// A Source is one way of learning committed offsets. There are two: the
 // ZooKeeper watcher (package zkwatch), which follows the Kafka 0.8 consumer
-// layout under {chroot}/consumers through watches. A second one — committed
-// offsets Kafka itself keeps for consumer groups — is one new package beside
-// it implementing the same interface: list the groups (ListGroups) that its
-// Filter admits, read their offsets (OffsetFetch) into State.Update with the
-// commit's time, name each partition's owner from the member it is assigned to
-// (DescribeGroups; a group without members has no owner, so its lagging
-// partitions turn STOP), and report each group's topics with State.AddTopic.
-// The core then needs no change beyond choosing the source for a cluster
-// section.
+// layout under {chroot}/consumers through watches, and the Kafka group reader
+// (package kafkagroups), which polls the offsets Kafka keeps for its consumer
+// groups (ListGroups, OffsetFetch, DescribeGroups and ConsumerGroupDescribe);
+// Kafka has no watches, so that source is also a Poller, read by the core at
+// each of its polls. Merge combines two sources into one, for a cluster whose
+// groups move from one store to the other.
 package committed
 
 import (
@@ -37,8 +34,13 @@ type Part struct {
 	// HasCommit.
 	Offset    int64
 	HasCommit bool
-	// CommitTime is when the offset was last committed.
+	// CommitTime is when the offset was last committed; zero when the
+	// source cannot tell (a Kafka group's commit without ktransfer's metadata,
+	// until the source sees the offset change).
 	CommitTime time.Time
+	// CommittedBy names the instance that made the last commit, where the
+	// source can tell (ktransfer's Kafka commit metadata); "" otherwise.
+	CommittedBy string
 	// Owner names the instance holding the partition; "" = none.
 	Owner string
 }
@@ -81,4 +83,16 @@ type Source interface {
 	// Close closes the source's clients, for a source that never ran; safe to
 	// call twice.
 	Close()
+}
+
+// Poller is a Source without watches: the core calls Poll at the start of each
+// of its polls, just before it reads the log offsets, so that committed and
+// log-end offsets are read close together. A Poller's Added never fires: what
+// a Poll finds is read by the same poll.
+type Poller interface {
+	Source
+	// Poll reads the committed offsets once, within ctx, into the source's
+	// view. A failure leaves the values read before in place and shows in
+	// Err until a Poll succeeds.
+	Poll(ctx context.Context)
 }

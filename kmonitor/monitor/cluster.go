@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/kafkagroups"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/zkwatch"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 )
@@ -53,9 +54,10 @@ type tsKey struct {
 	offset int64
 }
 
-// cluster monitors one cluster: a source (the ZooKeeper watcher) keeps the
-// committed offsets current, a poll loop reads log offsets and record
-// timestamps and takes the status samples. Rows are computed on demand from
+// cluster monitors one cluster: a source (the ZooKeeper watcher, the Kafka
+// group reader or both merged, as offset_source says) keeps the committed
+// offsets current, a poll loop reads log offsets and record timestamps and
+// takes the status samples. Rows are computed on demand from
 // both, so a commit shows at once and new records within one poll interval.
 type cluster struct {
 	name   string
@@ -67,8 +69,17 @@ type cluster struct {
 	m      *metrics
 
 	src committed.Source
+	// zk and groups are the parts of src: the ZooKeeper watcher and the Kafka
+	// group reader, nil when offset_source does not use them.
+	zk     *zkwatch.Watcher
+	groups *kafkagroups.Source
 	// brokers discovers the Kafka brokers when the section names none.
 	brokers func() ([]string, error)
+
+	// admMu guards adm: what each part of the source last told of its groups
+	// (keys "zookeeper", "kafka").
+	admMu sync.Mutex
+	adm   map[string]committed.Admission
 
 	reader    *kafkaReader // owned by the poll loop; nil until the brokers are known
 	lastErr   string       // owned by the poll loop: the last logged poll error
@@ -146,43 +157,89 @@ func newCluster(cc ClusterConfig, poll time.Duration, window int, log *slog.Logg
 	return c, nil
 }
 
-// openSource creates the cluster's source of committed offsets: the ZooKeeper
-// watcher of the section's ensemble and chroot, which also discovers the
-// brokers. A second kind of source (Kafka group offsets) is chosen here.
+// openSource creates the cluster's source of committed offsets, as
+// offset_source says: the ZooKeeper watcher of the section's ensemble and
+// chroot (which also discovers the brokers), the reader of Kafka's consumer
+// groups, or both merged (committed.Merge; ZooKeeper first, so Kafka wins
+// ties).
 func (c *cluster) openSource() error {
 	cc := c.cfg
 	filter, err := committed.NewFilter(cc.Groups.Allow, cc.Groups.Deny, cc.MaxGroups)
 	if err != nil {
 		return err
 	}
-	w, err := zkwatch.New(zkwatch.Config{
-		Hosts:          cc.ZKHosts,
-		Chroot:         cc.Chroot,
-		SessionTimeout: time.Duration(cc.ZKSessionTimeoutMs) * time.Millisecond,
-		ConnectTimeout: time.Duration(cc.ZKConnectTimeoutMs) * time.Millisecond,
-		Retry:          min(c.poll, time.Second),
-		Filter:         filter,
-		Report:         c.admitted,
-	}, c.log)
-	if err != nil {
-		return err
+	c.adm = map[string]committed.Admission{}
+	src := cc.Source()
+	if src != SourceKafka {
+		c.zk, err = zkwatch.New(zkwatch.Config{
+			Hosts:          cc.ZKHosts,
+			Chroot:         cc.Chroot,
+			SessionTimeout: time.Duration(cc.ZKSessionTimeoutMs) * time.Millisecond,
+			ConnectTimeout: time.Duration(cc.ZKConnectTimeoutMs) * time.Millisecond,
+			Retry:          min(c.poll, time.Second),
+			Filter:         filter,
+			Report:         c.admitted(SourceZooKeeper),
+		}, c.log)
+		if err != nil {
+			return err
+		}
+		c.src, c.brokers = c.zk, c.zk.Brokers
+	} else if len(cc.ZKHosts) > 0 {
+		c.log.Warn("zk_hosts is not used: offset_source is kafka", "zk_hosts", cc.ZKHosts)
 	}
-	c.src, c.brokers = w, w.Brokers
+	if src != SourceZooKeeper {
+		opts, err := kafkaconn.Options(cc.BrokerHosts, cc.Kafka, c.log)
+		if err == nil {
+			c.groups, err = kafkagroups.New(kafkagroups.Config{Opts: append(opts, c.extra...), Filter: filter,
+				Report: c.admitted(SourceKafka)}, c.log.With("source", "kafka"))
+		}
+		if err != nil {
+			if c.zk != nil {
+				c.zk.Close()
+			}
+			return err
+		}
+		c.src = c.groups
+		if c.zk != nil {
+			c.src = committed.Merge(c.zk, c.groups)
+		}
+	}
+	c.log.Info("offset source", "offset_source", src)
 	return nil
 }
 
-// admitted exports which groups the source follows and warns when max_groups
-// starts (or stops) leaving groups out.
-func (c *cluster) admitted(a committed.Admission) {
-	c.m.groups.WithLabelValues(c.name, "tracked").Set(float64(len(a.Keep)))
-	c.m.groups.WithLabelValues(c.name, "filtered").Set(float64(a.Filtered))
-	c.m.groups.WithLabelValues(c.name, "over_cap").Set(float64(a.OverCap))
-	switch before := c.overCap.Swap(int64(a.OverCap)); {
-	case a.OverCap > 0 && before == 0:
-		c.log.Warn("max_groups reached: further consumer groups are not monitored; raise max_groups or leave groups out with groups.deny",
-			"max_groups", c.cfg.MaxGroups, "monitored", len(a.Keep), "not_monitored", a.OverCap)
-	case a.OverCap == 0 && before > 0:
-		c.log.Info("every allowed consumer group is monitored again", "monitored", len(a.Keep))
+// admitted returns the report function of the source part from: it exports
+// which groups the source follows and warns when max_groups starts (or stops)
+// leaving groups out. With both parts, a group either follows counts once as
+// tracked; filtered and over_cap add up the two parts' counts.
+func (c *cluster) admitted(from string) func(committed.Admission) {
+	return func(a committed.Admission) {
+		c.admMu.Lock()
+		c.adm[from] = a
+		tracked, filtered, overCap := len(a.Keep), a.Filtered, a.OverCap
+		if len(c.adm) > 1 {
+			names := map[string]bool{}
+			filtered, overCap = 0, 0
+			for _, b := range c.adm {
+				for _, n := range b.Keep {
+					names[n] = true
+				}
+				filtered += b.Filtered
+				overCap += b.OverCap
+			}
+			tracked = len(names)
+		}
+		c.admMu.Unlock()
+		c.m.groups.WithLabelValues(c.name, "tracked").Set(float64(tracked))
+		c.m.groups.WithLabelValues(c.name, "filtered").Set(float64(filtered))
+		c.m.groups.WithLabelValues(c.name, "over_cap").Set(float64(overCap))
+		switch before := c.overCap.Swap(int64(overCap)); {
+		case overCap > 0 && before == 0:
+			c.log.Warn("max_groups reached: further consumer groups are not monitored; raise max_groups or leave groups out with groups.deny",
+				"max_groups", c.cfg.MaxGroups, "monitored", tracked, "not_monitored", overCap)
+		case overCap == 0 && before > 0:
+			c.log.Info("every allowed consumer group is monitored again", "monitored", tracked)
+		}
 	}
 }
 
@@ -241,7 +298,8 @@ func (c *cluster) close() {
 }
 
 // connected reports whether the source is reachable (the ZooKeeper session is
-// established); while it is not, rows are stale.
+// established, the last read of Kafka's groups succeeded); while it is not,
+// rows are stale.
 func (c *cluster) connected() bool { return c.src.Err() == nil }
 
 // ready is the readiness check of the cluster.
@@ -264,6 +322,9 @@ func (c *cluster) ensureReader() error {
 	}
 	brokers := c.cfg.BrokerHosts
 	if len(brokers) == 0 {
+		if c.brokers == nil {
+			return fmt.Errorf("no broker_hosts, and no ZooKeeper to discover them in")
+		}
 		var err error
 		brokers, err = c.brokers()
 		if err != nil {

@@ -79,7 +79,14 @@ type ClusterConfig struct {
 	// ZKHosts is the ZooKeeper ensemble holding the committed offsets (original).
 	ZKHosts []string `key:"zk_hosts"`
 
-	// BrokerHosts lists Kafka seed brokers; empty = read {chroot}/brokers/ids.
+	// OffsetSource says where the groups' committed offsets are read:
+	// SourceZooKeeper ({chroot}/consumers, the original), SourceKafka (the
+	// consumer groups Kafka keeps, for a cluster without ZooKeeper) or
+	// SourceBoth. Empty, the default, means SourceZooKeeper when ZKHosts is
+	// set and SourceKafka otherwise; see Source.
+	OffsetSource string `key:"offset_source"`
+	// BrokerHosts lists Kafka seed brokers; empty = read {chroot}/brokers/ids
+	// (offset_source zookeeper or both; required with kafka).
 	BrokerHosts []string `key:"broker_hosts"`
 	// Kafka holds client id, TLS and SASL.
 	Kafka kafkaconn.Config `key:"kafka"`
@@ -91,6 +98,32 @@ type ClusterConfig struct {
 	// further groups are not monitored, with a warning and the metric
 	// kmonitor_groups{state="over_cap"}.
 	MaxGroups int `key:"max_groups"`
+}
+
+// The values of offset_source.
+const (
+	// SourceZooKeeper reads committed offsets, owners and topics from
+	// {chroot}/consumers through ZooKeeper watches (package zkwatch).
+	SourceZooKeeper = "zookeeper"
+	// SourceKafka reads them from the consumer groups Kafka keeps, polled
+	// (package kafkagroups); ZooKeeper is not used.
+	SourceKafka = "kafka"
+	// SourceBoth reads both and merges them per module partition (see
+	// committed.Merge): the commit of the newer time wins.
+	SourceBoth = "both"
+)
+
+// Source returns the cluster's offset source: offset_source when set, else
+// SourceZooKeeper when zk_hosts is set (the original's files) and SourceKafka
+// when it is not (a cluster without ZooKeeper).
+func (cc ClusterConfig) Source() string {
+	switch {
+	case cc.OffsetSource != "":
+		return cc.OffsetSource
+	case len(cc.ZKHosts) > 0:
+		return SourceZooKeeper
+	}
+	return SourceKafka
 }
 
 // GroupsConfig is a cluster section's groups subsection. A group is monitored
@@ -213,7 +246,16 @@ func (c *Config) check(f *config.File) {
 }
 
 func (cc *ClusterConfig) check(f *config.File, key string) {
-	f.NotEmpty(key+".zk_hosts", len(cc.ZKHosts))
+	switch src := cc.Source(); {
+	case src != SourceZooKeeper && src != SourceKafka && src != SourceBoth:
+		f.Problem(key+".offset_source", cc.OffsetSource, "is not one of zookeeper, kafka, both (empty: zookeeper with zk_hosts, else kafka)")
+	case cc.OffsetSource == "" && len(cc.ZKHosts) == 0 && len(cc.BrokerHosts) == 0:
+		f.Problemf(key+".zk_hosts", "is required (or broker_hosts, to read the groups' offsets from Kafka)")
+	case src == SourceKafka && len(cc.BrokerHosts) == 0:
+		f.Problemf(key+".broker_hosts", "is required with offset_source kafka (without ZooKeeper the brokers cannot be discovered)")
+	case src != SourceKafka && len(cc.ZKHosts) == 0:
+		f.Problemf(key+".zk_hosts", "is required with offset_source %s", src)
+	}
 	zkconn.Settings{HostsKey: key + ".zk_hosts", Hosts: cc.ZKHosts, ChrootKey: key + ".chroot", Chroot: cc.Chroot,
 		SessionTimeoutKey: key + ".zk_session_timeout_ms", SessionTimeoutMs: cc.ZKSessionTimeoutMs,
 		ConnectTimeoutKey: key + ".zk_connect_timeout_ms", ConnectTimeoutMs: cc.ZKConnectTimeoutMs}.Check(f)

@@ -147,6 +147,29 @@ a:
 			`kmonitor.yaml: http_server.port: 70000 is not in 1..65535`,
 			`kmonitor.yaml: http_server.read_timeout_ms: -1 is less than 0`,
 		}},
+		{"offset sources", `
+base:
+  clusters: [a, b, c, d, e]
+a:
+  offset_source: kafka
+b:
+  offset_source: both
+  broker_hosts: [127.0.0.1:9092]
+c:
+  offset_source: zk
+  zk_hosts: [127.0.0.1:2181]
+d:
+  chroot: /mq
+e:
+  offset_source: zookeeper
+  broker_hosts: [127.0.0.1:9092]
+`, []string{
+			`kmonitor.yaml: a.broker_hosts: is required with offset_source kafka (without ZooKeeper the brokers cannot be discovered)`,
+			`kmonitor.yaml: b.zk_hosts: is required with offset_source both`,
+			`kmonitor.yaml: c.offset_source: "zk" is not one of zookeeper, kafka, both (empty: zookeeper with zk_hosts, else kafka)`,
+			`kmonitor.yaml: d.zk_hosts: is required (or broker_hosts, to read the groups' offsets from Kafka)`,
+			`kmonitor.yaml: e.zk_hosts: is required with offset_source zookeeper`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,5 +217,41 @@ func TestChrootRule(t *testing.T) {
 	}
 	if got := zkconsumers.New(c.Clusters[0].Chroot).Consumers(); got != "/mq/test_cluster/consumers" {
 		t.Errorf("got consumers at %s, want /mq/test_cluster/consumers", got)
+	}
+}
+
+// TestOffsetSourceDefault: without offset_source, a section with zk_hosts
+// reads ZooKeeper (every original file) and one with only broker_hosts reads
+// Kafka's consumer groups; an explicit value wins.
+func TestOffsetSourceDefault(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kmonitor.yaml")
+	yaml := `
+base: {clusters: [zk, kafka, both, moved]}
+zk: {zk_hosts: [127.0.0.1:2181]}
+kafka: {broker_hosts: [127.0.0.1:9092]}
+both: {offset_source: both, zk_hosts: [127.0.0.1:2181], broker_hosts: [127.0.0.1:9092]}
+moved: {offset_source: kafka, zk_hosts: [127.0.0.1:2181], broker_hosts: [127.0.0.1:9092]}
+`
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatalf("got %v, want the file accepted", err)
+	}
+	want := []string{SourceZooKeeper, SourceKafka, SourceBoth, SourceKafka}
+	for i, cc := range c.Clusters {
+		if got := cc.Source(); got != want[i] {
+			t.Errorf("%s: got offset source %q, want %q", cc.Name, got, want[i])
+		}
+	}
+	orig, err := LoadConfig("../../testdata/original/kmonitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cc := range orig.Clusters {
+		if cc.Source() != SourceZooKeeper {
+			t.Errorf("original file, %s: got offset source %q, want zookeeper", cc.Name, cc.Source())
+		}
 	}
 }

@@ -47,6 +47,8 @@ func appendLagJSON(b []byte, rows []PartitionLag) []byte {
 			b = r.LastCommit.AppendFormat(b, time.RFC3339Nano)
 			b = append(b, '"')
 		}
+		b = append(b, `,"committed_by":`...)
+		b = appendJSONString(b, r.CommittedBy)
 		b = append(b, `,"stale":`...)
 		b = strconv.AppendBool(b, r.Stale)
 		b = append(b, `,"status":"`...)

@@ -14,7 +14,7 @@ func TestLagJSONAsEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890123000, time.UTC)
 	rows := []PartitionLag{
 		{Cluster: "c", Module: "m", Topic: "t", Partition: 3, Committed: num(5), LogStart: num(0), LogEnd: num(12), Lag: 7,
-			TimeLagSeconds: 1800.125, Owner: "host-1", LastCommit: &at, Status: StatusWarn},
+			TimeLagSeconds: 1800.125, Owner: "host-1", LastCommit: &at, CommittedBy: "host-1-42-ab\"c", Status: StatusWarn},
 		{Cluster: "c", Module: "fresh", Topic: "t", NoCommit: true, Status: StatusStop, Stale: true},
 		{Cluster: "c", Module: `q"uote\\<b>&`, Topic: "t", Owner: "tab\there\nline\x00\x1f", Status: StatusOutOfRange, OutOfRange: true,
 			Committed: num(500), LogStart: num(0), LogEnd: num(200), Lag: 200, TimeLagSeconds: 1e-7},

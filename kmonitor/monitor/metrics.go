@@ -14,8 +14,12 @@ type metrics struct {
 	groups       *prometheus.GaugeVec
 }
 
-var descZK = prometheus.NewDesc("kmonitor_zookeeper_connected",
-	"1 while the cluster's ZooKeeper session is established.", []string{"cluster"}, nil)
+var (
+	descZK = prometheus.NewDesc("kmonitor_zookeeper_connected",
+		"1 while the cluster's ZooKeeper session is established (offset_source zookeeper or both).", []string{"cluster"}, nil)
+	descGroups = prometheus.NewDesc("kmonitor_kafka_groups_up",
+		"1 while the last poll read every monitored consumer group's offsets from Kafka (offset_source kafka or both).", []string{"cluster"}, nil)
+)
 
 func newMetrics(reg prometheus.Registerer, m *Monitor) *metrics {
 	mt := &metrics{
@@ -26,25 +30,34 @@ func newMetrics(reg prometheus.Registerer, m *Monitor) *metrics {
 		}, []string{"cluster"}),
 		pollErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kmonitor_poll_errors_total",
-			Help: "Polls during which Kafka could not be read (source kafka) or ZooKeeper was not connected (source zookeeper).",
+			Help: "Polls during which Kafka's log offsets could not be read (source kafka), ZooKeeper was not connected (source zookeeper) or not every consumer group's offsets could be read from Kafka (source kafka_groups).",
 		}, []string{"cluster", "source"}),
 		groups: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kmonitor_groups",
-			Help: "Consumer groups under {chroot}/consumers: monitored (state tracked), left out by groups.allow/groups.deny (filtered) or by max_groups (over_cap).",
+			Help: "Consumer groups under {chroot}/consumers or listed by Kafka: monitored (state tracked), left out by groups.allow/groups.deny (filtered) or by max_groups (over_cap).",
 		}, []string{"cluster", "state"}),
 	}
-	reg.MustRegister(mt.pollDuration, mt.pollErrors, mt.groups, zkCollector{m})
+	reg.MustRegister(mt.pollDuration, mt.pollErrors, mt.groups, sourceCollector{m})
 	return mt
 }
 
-// zkCollector exports each cluster's ZooKeeper session state.
-type zkCollector struct{ m *Monitor }
+// sourceCollector exports whether each cluster's offset source is reachable:
+// its ZooKeeper session, its reads of Kafka's groups.
+type sourceCollector struct{ m *Monitor }
 
-func (zkCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descZK }
+func (sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descZK
+	ch <- descGroups
+}
 
-func (zc zkCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range zc.m.clusters {
-		ch <- prometheus.MustNewConstMetric(descZK, prometheus.GaugeValue, b2f(c.connected()), c.name)
+func (sc sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range sc.m.clusters {
+		if c.zk != nil {
+			ch <- prometheus.MustNewConstMetric(descZK, prometheus.GaugeValue, b2f(c.zk.Err() == nil), c.name)
+		}
+		if c.groups != nil {
+			ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, b2f(c.groups.Err() == nil), c.name)
+		}
 	}
 }
 

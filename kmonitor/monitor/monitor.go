@@ -1,6 +1,8 @@
 // Package monitor is kmonitor's core. Per cluster it reads the modules'
-// committed offsets from a source (a committed.Source: today the ZooKeeper
-// watcher of package zkwatch, chosen in cluster.openSource), polls the
+// committed offsets from a source (a committed.Source chosen by the section's
+// offset_source in cluster.openSource: the ZooKeeper watcher of package
+// zkwatch, the Kafka group reader of package kafkagroups, which each poll
+// reads first, or both merged), polls the
 // partitions' log-start and log-end offsets from Kafka (one ListOffsets request
 // per broker) and the timestamp of the first record not yet pushed for an exact
 // time lag, judges each module partition's status over a sliding window of

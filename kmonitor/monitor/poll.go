@@ -11,8 +11,9 @@ import (
 
 // pollOnce reads the log offsets and the timestamps lag needs, then takes one
 // status sample per module partition and one history point per module. Its
-// phases: list the topics the source names, read their log offsets from Kafka,
-// store them, read the timestamps of the first records not yet pushed, sample.
+// phases: poll the source when it has no watches (Kafka's groups), list the
+// topics the source names, read their log offsets from Kafka, store them, read
+// the timestamps of the first records not yet pushed, sample.
 func (c *cluster) pollOnce(parent context.Context) {
 	defer func() {
 		c.gen.Add(1)
@@ -26,6 +27,9 @@ func (c *cluster) pollOnce(parent context.Context) {
 
 	// Committed offsets read before the log offsets: one above the log end
 	// read after it is out of range for sure (see position).
+	if p, ok := c.src.(committed.Poller); ok {
+		p.Poll(ctx)
+	}
 	before := c.src.Snapshot()
 	meta, counts, offsets, err := c.readLogs(ctx, topicsOf(before.Parts, before.Topics))
 	if parent.Err() != nil {
@@ -78,7 +82,8 @@ func (c *cluster) readLogs(ctx context.Context, topics []string) (map[topicPart]
 }
 
 // noteErrors counts and logs a failed poll: Kafka errors when they start or
-// change (not on every poll), and polls without a ZooKeeper session.
+// change (not on every poll), polls without a ZooKeeper session and polls
+// that could not read every Kafka group (the group source logs those).
 func (c *cluster) noteErrors(err error) {
 	if err != nil {
 		c.m.pollErrors.WithLabelValues(c.name, "kafka").Inc()
@@ -90,8 +95,11 @@ func (c *cluster) noteErrors(err error) {
 		c.log.Info("reading Kafka offsets works again")
 		c.lastErr = ""
 	}
-	if !c.connected() {
+	if c.zk != nil && c.zk.Err() != nil {
 		c.m.pollErrors.WithLabelValues(c.name, "zookeeper").Inc()
+	}
+	if c.groups != nil && c.groups.Err() != nil {
+		c.m.pollErrors.WithLabelValues(c.name, "kafka_groups").Inc()
 	}
 }
 

@@ -127,7 +127,10 @@ func (c *cluster) rowLocked(k committed.Key, p committed.Part, live bool, now ti
 		return r
 	}
 	r.Committed = a.num(p.Offset)
-	r.LastCommit = a.time(p.CommitTime.UTC())
+	if !p.CommitTime.IsZero() {
+		r.LastCommit = a.time(p.CommitTime.UTC())
+	}
+	r.CommittedBy = p.CommittedBy
 	if !known {
 		return r
 	}

@@ -49,11 +49,20 @@ type PartitionLag struct {
 	// TimeLagSeconds is the age of the oldest record not yet pushed (now minus the
 	// timestamp of the record at the committed offset); 0 when Lag is 0.
 	TimeLagSeconds float64 `json:"time_lag_seconds"`
-	// Owner is the instance id holding the partition; "" when none does.
+	// Owner is the instance holding the partition: the instance id of its
+	// owner node (offset_source zookeeper), the group member it is assigned
+	// to as INSTANCE@HOST (kafka); "" when none does.
 	Owner string `json:"owner"`
-	// LastCommit is when the offset node was last written; nil without a commit.
+	// LastCommit is when the offset was last committed (the offset node was
+	// written; the time in ktransfer's Kafka commit metadata); nil without a
+	// commit, or while the source cannot tell (a Kafka commit without
+	// ktransfer's metadata that kmonitor has not seen change yet).
 	LastCommit *time.Time `json:"last_commit"`
-	// Stale is true when ZooKeeper is unreachable or the last poll could not read
+	// CommittedBy is the instance that made the last commit, where the source
+	// tells (ktransfer's Kafka commit metadata); "" otherwise.
+	CommittedBy string `json:"committed_by"`
+	// Stale is true when the offset source (ZooKeeper, Kafka's groups) is
+	// unreachable or the last poll could not read
 	// this partition's log offsets from Kafka: the values are the last known ones.
 	Stale bool `json:"stale"`
 	// Status is the partition's status over the last status_window samples.
