@@ -284,7 +284,7 @@ func TestFencedProcessStartsFromNodeAfterTakeover(t *testing.T) {
 	dups := r.waitDelivered(t, a, b)
 	t.Logf("fenced process, partitions pushed by another meanwhile: %d records, %d duplicate deliveries", r.total(), dups)
 	logs := a.logs()
-	if !strings.Contains(logs, "offset node changed since this process was fenced") {
+	if !strings.Contains(logs, "changed since this process was fenced") {
 		t.Errorf("a's log does not say it started from the offset node another process wrote:\n%s", logs)
 	}
 	if strings.Contains(logs, "taking the partition back where this process was") {

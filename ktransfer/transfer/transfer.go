@@ -173,11 +173,12 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 		}
 	}
 	mr.pool = dispatch.New(m.WorkerNum, m.WaitingQueueSize, m.SerializeByKey)
-	mr.member, err = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)), fleet.WithOpsListen(t.opsAddr))
+	member, err := fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)), fleet.WithOpsListen(t.opsAddr))
 	if err != nil {
 		mr.close()
 		return nil, err
 	}
+	mr.member = fleet.Claims(member)
 	return mr, nil
 }
 
