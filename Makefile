@@ -63,6 +63,7 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzParseRegistration \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
+	./pkg/commitmeta:FuzzDecode \
 	./kproxy/httpapi:FuzzCommitQuery \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
