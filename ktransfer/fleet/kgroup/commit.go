@@ -1,0 +1,168 @@
+package kgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
+)
+
+// commitReq is one claim's commit waiting for the committer.
+type commitReq struct {
+	p    int32
+	off  int64
+	meta string
+	res  chan error
+}
+
+// errNotInGroup stops a commit the group client would send without a member
+// id or generation: Kafka takes such a commit as an administrator's, and
+// accepts it in an empty group whatever happened meanwhile.
+var errNotInGroup = errors.New("not a member of the group at the moment (joining)")
+
+// commit sends one partition's offset, batched with the commits other claims
+// make meanwhile, and returns its outcome (see classify).
+func (m *Member) commit(p int32, off int64, meta string) error {
+	r := &commitReq{p: p, off: off, meta: meta, res: make(chan error, 1)}
+	select {
+	case m.commitQ <- r:
+	case <-m.stop:
+		return fmt.Errorf("%w: the member left the group", fleet.ErrNotOwner)
+	}
+	select {
+	case err := <-r.res:
+		return err
+	case <-m.done:
+		return fmt.Errorf("%w: the member left the group", fleet.ErrNotOwner)
+	}
+}
+
+// commitLoop sends the queued commits, all that wait in one request, until the
+// member stops.
+func (m *Member) commitLoop() {
+	for {
+		var batch []*commitReq
+		select {
+		case r := <-m.commitQ:
+			batch = append(batch, r)
+		case <-m.stop:
+			for {
+				select {
+				case r := <-m.commitQ:
+					r.res <- fmt.Errorf("%w: the member left the group", fleet.ErrNotOwner)
+				default:
+					return
+				}
+			}
+		}
+	more:
+		for len(batch) < 10000 {
+			select {
+			case r := <-m.commitQ:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		m.commitBatch(batch)
+	}
+}
+
+// commitBatch commits the batch with the group client, which sends the
+// member id and generation or epoch it holds; the metadata of each partition
+// is its claim's.
+func (m *Member) commitBatch(batch []*commitReq) {
+	offsets := map[int32]kgo.EpochOffset{}
+	metas := map[int32]string{}
+	for _, r := range batch {
+		offsets[r.p] = kgo.EpochOffset{Epoch: -1, Offset: r.off}
+		metas[r.p] = r.meta
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		if req.MemberID == "" || req.Generation < 0 {
+			return errNotInGroup
+		}
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				rp := &req.Topics[i].Partitions[j]
+				if meta, ok := metas[rp.Partition]; ok {
+					rp.Metadata = &meta
+				}
+			}
+		}
+		return nil
+	})
+	results := map[int32]error{}
+	var reqErr error
+	m.cl.Load().CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				reqErr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				if t.Topic != m.cfg.Topic {
+					continue
+				}
+				for _, p := range t.Partitions {
+					results[p.Partition] = kerr.ErrorForCode(p.ErrorCode)
+				}
+			}
+		})
+	var refused error
+	for _, r := range batch {
+		err, ok := reqErr, true
+		if err == nil {
+			err, ok = results[r.p]
+			if !ok {
+				err = errors.New("Kafka's answer does not name the partition")
+			}
+		}
+		var fence bool
+		err, fence = classify(err)
+		if fence && refused == nil {
+			refused = err
+		}
+		r.res <- err
+	}
+	if refused != nil {
+		m.fenceAll(refused.Error())
+	}
+}
+
+// classify maps a commit's or offset fetch's failure to the claim's errors:
+// the coordinator refusing the member (unknown member, stale generation,
+// fenced epoch or instance) wraps fleet.ErrNotOwner and fences the member;
+// what a later attempt may overcome (the coordinator moving or loading, a
+// rebalance in progress, a member epoch the client has not learnt yet, a
+// connection or a timeout) wraps fleet.ErrNoSession; the rest is returned as
+// it is.
+func classify(err error) (error, bool) {
+	if err == nil {
+		return nil, false
+	}
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.FencedInstanceID), errors.Is(err, kerr.FencedMemberEpoch):
+		return fmt.Errorf("%w: Kafka refused the commit of this member: %v", fleet.ErrNotOwner, err), true
+	case errors.Is(err, errNotInGroup), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, kerr.StaleMemberEpoch), errors.Is(err, kerr.RebalanceInProgress):
+		return fmt.Errorf("%w: %v", fleet.ErrNoSession, err), false
+	case errors.As(err, &ke):
+		if ke.Retriable {
+			return fmt.Errorf("%w: %v", fleet.ErrNoSession, err), false
+		}
+		return err, false
+	}
+	// Not an answer of Kafka: the request did not make it (connection,
+	// client closing).
+	return fmt.Errorf("%w: %v", fleet.ErrNoSession, err), false
+}
