@@ -1,5 +1,6 @@
 // Command ktransfer pushes Kafka records to HTTP backends, per module, as a fleet
-// of processes sharing the work through ZooKeeper. Run it as
+// of processes sharing the work through ZooKeeper or, with offset_store kafka,
+// through a Kafka consumer group per module. Run it as
 // `ktransfer -f conf/ktransfer.yaml`; `ktransfer -t -f conf/ktransfer.yaml` checks the
 // main file and every enabled module file.
 package main

@@ -33,65 +33,69 @@ func offsetsOf(ds []delivery) []int64 {
 // TestWindowBound: with every push held by the backend, no more than window_size
 // records of a partition are in flight, however many workers there are.
 func TestWindowBound(t *testing.T) {
-	e := newEnv(t, 1)
-	release := releasedAtCleanup(t)
-	var active, peak atomic.Int32
-	e.be.delay = func(delivery) time.Duration {
-		n := active.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		release := releasedAtCleanup(t)
+		var active, peak atomic.Int32
+		e.be.delay = func(delivery) time.Duration {
+			n := active.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
 			}
+			<-release.ch
+			active.Add(-1)
+			return 0
 		}
-		<-release.ch
-		active.Add(-1)
-		return 0
-	}
-	var recs []*kgo.Record
-	for i := 0; i < 30; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
-	}
-	e.produce(t, recs...)
-	m := e.module("windowed")
-	m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
-	startTransfer(t, e.config("a", m))
-	t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
-	eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
-	time.Sleep(300 * time.Millisecond) // would more arrive?
-	if p := peak.Load(); p != 5 {
-		t.Errorf("got %d pushes in flight at once, want window_size 5", p)
-	}
-	release.close()
-	eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+		var recs []*kgo.Record
+		for i := 0; i < 30; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+		}
+		e.produce(t, recs...)
+		m := e.module("windowed")
+		m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
+		startTransfer(t, e.config("a", m))
+		t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
+		eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
+		time.Sleep(300 * time.Millisecond) // would more arrive?
+		if p := peak.Load(); p != 5 {
+			t.Errorf("got %d pushes in flight at once, want window_size 5", p)
+		}
+		release.close()
+		eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCommitIsLowestNotDone holds one record while later ones complete: the
 // committed offset stays at the held one, then moves to the end.
 func TestCommitIsLowestNotDone(t *testing.T) {
-	e := newEnv(t, 1)
-	hold := releasedAtCleanup(t)
-	e.be.delay = func(d delivery) time.Duration {
-		if d.offset == 3 {
-			<-hold.ch
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		hold := releasedAtCleanup(t)
+		e.be.delay = func(d delivery) time.Duration {
+			if d.offset == 3 {
+				<-hold.ch
+			}
+			return 0
 		}
-		return 0
-	}
-	var recs []*kgo.Record
-	for i := 0; i < 10; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
-	}
-	e.produce(t, recs...)
-	m := e.module("lowest")
-	startTransfer(t, e.config("a", m))
-	t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
-	eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
-	time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
-	if got := e.committed(t, m.Name, 0); got != 3 {
-		t.Errorf("committed %d while offset 3 is in flight, want 3", got)
-	}
-	hold.close()
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		var recs []*kgo.Record
+		for i := 0; i < 10; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+		}
+		e.produce(t, recs...)
+		m := e.module("lowest")
+		startTransfer(t, e.config("a", m))
+		t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
+		eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
+		time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
+		if got := e.committed(t, m.Name, 0); got != 3 {
+			t.Errorf("committed %d while offset 3 is in flight, want 3", got)
+		}
+		hold.close()
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestMethodsAndMalformed checks the methods filter with each on_malformed
@@ -99,59 +103,63 @@ func TestCommitIsLowestNotDone(t *testing.T) {
 func TestMethodsAndMalformed(t *testing.T) {
 	garbage := []byte{0xc1, 0x00}
 	noMethod, _ := msgpack.Marshal(map[string]any{"x": 1})
-	for _, tc := range []struct {
-		onMalformed string
-		pushed      []int64
-		deadLetters int
-	}{
-		{"skip", []int64{0, 4}, 0},
-		{"push", []int64{0, 2, 3, 4}, 0},
-		{"dead_letter", []int64{0, 4}, 2},
-	} {
-		t.Run(tc.onMalformed, func(t *testing.T) {
-			e := newEnv(t, 1)
-			e.produce(t,
-				&kgo.Record{Value: value(t, "A", 0)},
-				&kgo.Record{Value: value(t, "B", 1)},
-				&kgo.Record{Value: garbage},
-				&kgo.Record{Value: noMethod},
-				&kgo.Record{Value: value(t, "A", 4)},
-			)
-			m := e.module("filter-" + tc.onMalformed)
-			m.Methods = []string{"A"}
-			m.OnMalformed = tc.onMalformed
-			if tc.onMalformed == "dead_letter" {
-				m.DeadLetterTopic = "dlq"
-			}
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
-			if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
-				t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
-			}
-			if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, "filtered")); got != 1 {
-				t.Errorf("filtered count %v, want 1", got)
-			}
-			if n := len(e.readAll(t, "dlq")); n != tc.deadLetters {
-				t.Errorf("dead letters %d, want %d", n, tc.deadLetters)
-			}
-		})
-	}
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			onMalformed string
+			pushed      []int64
+			deadLetters int
+		}{
+			{"skip", []int64{0, 4}, 0},
+			{"push", []int64{0, 2, 3, 4}, 0},
+			{"dead_letter", []int64{0, 4}, 2},
+		} {
+			t.Run(tc.onMalformed, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				e.produce(t,
+					&kgo.Record{Value: value(t, "A", 0)},
+					&kgo.Record{Value: value(t, "B", 1)},
+					&kgo.Record{Value: garbage},
+					&kgo.Record{Value: noMethod},
+					&kgo.Record{Value: value(t, "A", 4)},
+				)
+				m := e.module("filter-" + tc.onMalformed)
+				m.Methods = []string{"A"}
+				m.OnMalformed = tc.onMalformed
+				if tc.onMalformed == "dead_letter" {
+					m.DeadLetterTopic = "dlq"
+				}
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
+				if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
+					t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
+				}
+				if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, "filtered")); got != 1 {
+					t.Errorf("filtered count %v, want 1", got)
+				}
+				if n := len(e.readAll(t, "dlq")); n != tc.deadLetters {
+					t.Errorf("dead letters %d, want %d", n, tc.deadLetters)
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestAllFilteredStillCommits: a partition whose every record is filtered out
 // still has its offset moved to the log end (the original never committed).
 func TestAllFilteredStillCommits(t *testing.T) {
-	e := newEnv(t, 1)
-	for i := 0; i < 7; i++ {
-		e.produce(t, &kgo.Record{Value: value(t, "other", i)})
-	}
-	m := e.module("filtered")
-	m.Methods = []string{"wanted"}
-	startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
-	if n := len(e.be.deliveries()); n != 0 {
-		t.Errorf("got %d pushes, want none", n)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		for i := 0; i < 7; i++ {
+			e.produce(t, &kgo.Record{Value: value(t, "other", i)})
+		}
+		m := e.module("filtered")
+		m.Methods = []string{"wanted"}
+		startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
+		if n := len(e.be.deliveries()); n != 0 {
+			t.Errorf("got %d pushes, want none", n)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // readAll reads every record of topic.
@@ -183,73 +191,75 @@ func (e *env) readAll(t *testing.T, topic string) []*kgo.Record {
 // TestFailedRecords: retries run out (dead letter with headers, or skip), and a
 // status outside retry_on_status fails at once.
 func TestFailedRecords(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		status      int
-		retryOn     []string
-		dlq         bool
-		attempts    int
-		deadLetters int
-		skipReason  string // the ktransfer_skipped_total reason counted once, if any
-	}{
-		{"retries exhausted to dead letter", 500, nil, true, 3, 1, ""},
-		{"retries exhausted skipped", 503, nil, false, 3, 0, "retries_exhausted"},
-		{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0, "permanent_failure"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, 1)
-			e.be.answer = func(d delivery, _ int) int {
-				if d.key == "bad" {
-					return tc.status
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			name        string
+			status      int
+			retryOn     []string
+			dlq         bool
+			attempts    int
+			deadLetters int
+			skipReason  string // the ktransfer_skipped_total reason counted once, if any
+		}{
+			{"retries exhausted to dead letter", 500, nil, true, 3, 1, ""},
+			{"retries exhausted skipped", 503, nil, false, 3, 0, "retries_exhausted"},
+			{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0, "permanent_failure"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				e.be.answer = func(d delivery, _ int) int {
+					if d.key == "bad" {
+						return tc.status
+					}
+					return 200
 				}
-				return 200
-			}
-			e.produce(t, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 0)}, &kgo.Record{Key: []byte("bad"), Value: value(t, "m", 1)}, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 2)})
-			m := e.module("failing")
-			m.MaxRetryTimes = 2
-			m.RetryOnStatus = tc.retryOn
-			if tc.dlq {
-				m.DeadLetterTopic = "dlq"
-			}
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
-			for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
-				want := 0.0
-				if reason == tc.skipReason {
-					want = 1
+				e.produce(t, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 0)}, &kgo.Record{Key: []byte("bad"), Value: value(t, "m", 1)}, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 2)})
+				m := e.module("failing")
+				m.MaxRetryTimes = 2
+				m.RetryOnStatus = tc.retryOn
+				if tc.dlq {
+					m.DeadLetterTopic = "dlq"
 				}
-				if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, reason)); got != want {
-					t.Errorf("skipped{reason=%q}: got %v, want %v", reason, got, want)
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
+				for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
+					want := 0.0
+					if reason == tc.skipReason {
+						want = 1
+					}
+					if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, reason)); got != want {
+						t.Errorf("skipped{reason=%q}: got %v, want %v", reason, got, want)
+					}
 				}
-			}
-			if got := testutil.ToFloat64(rt.tr.met.deadLettered.WithLabelValues(m.Name)); got != float64(tc.deadLetters) {
-				t.Errorf("dead_lettered: got %v, want %d", got, tc.deadLetters)
-			}
-			bad := 0
-			for _, d := range e.be.deliveries() {
-				if d.key == "bad" {
-					bad++
+				if got := testutil.ToFloat64(rt.tr.met.deadLettered.WithLabelValues(m.Name)); got != float64(tc.deadLetters) {
+					t.Errorf("dead_lettered: got %v, want %d", got, tc.deadLetters)
 				}
-			}
-			if bad != tc.attempts {
-				t.Errorf("got %d attempts for the failing record, want %d", bad, tc.attempts)
-			}
-			dl := e.readAll(t, "dlq")
-			if len(dl) != tc.deadLetters {
-				t.Fatalf("got %d dead letters, want %d", len(dl), tc.deadLetters)
-			}
-			if tc.deadLetters == 1 {
-				h := map[string]string{}
-				for _, kv := range dl[0].Headers {
-					h[kv.Key] = string(kv.Value)
+				bad := 0
+				for _, d := range e.be.deliveries() {
+					if d.key == "bad" {
+						bad++
+					}
 				}
-				if string(dl[0].Key) != "bad" || h["ktransfer-module"] != m.Name || h["ktransfer-source-topic"] != e.topic ||
-					h["ktransfer-source-partition"] != "0" || h["ktransfer-source-offset"] != "1" || h["ktransfer-error"] == "" {
-					t.Errorf("dead letter key %q headers %v", dl[0].Key, h)
+				if bad != tc.attempts {
+					t.Errorf("got %d attempts for the failing record, want %d", bad, tc.attempts)
 				}
-			}
-		})
-	}
+				dl := e.readAll(t, "dlq")
+				if len(dl) != tc.deadLetters {
+					t.Fatalf("got %d dead letters, want %d", len(dl), tc.deadLetters)
+				}
+				if tc.deadLetters == 1 {
+					h := map[string]string{}
+					for _, kv := range dl[0].Headers {
+						h[kv.Key] = string(kv.Value)
+					}
+					if string(dl[0].Key) != "bad" || h["ktransfer-module"] != m.Name || h["ktransfer-source-topic"] != e.topic ||
+						h["ktransfer-source-partition"] != "0" || h["ktransfer-source-offset"] != "1" || h["ktransfer-error"] == "" {
+						t.Errorf("dead letter key %q headers %v", dl[0].Key, h)
+					}
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestOffsetOutOfRange: the committed offset points below the log start
@@ -285,52 +295,56 @@ func TestOffsetOutOfRange(t *testing.T) {
 
 // TestInitialOffsetNewest starts a module without offsets at the log end.
 func TestInitialOffsetNewest(t *testing.T) {
-	e := newEnv(t, 1)
-	e.produce(t, &kgo.Record{Value: value(t, "m", 0)}, &kgo.Record{Value: value(t, "m", 1)})
-	m := e.module("newest")
-	m.InitialOffset = "newest"
-	startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
-	e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
-	eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
-	if d := e.be.deliveries()[0]; d.offset != 2 {
-		t.Errorf("pushed offset %d, want 2", d.offset)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		e.produce(t, &kgo.Record{Value: value(t, "m", 0)}, &kgo.Record{Value: value(t, "m", 1)})
+		m := e.module("newest")
+		m.InitialOffset = "newest"
+		startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
+		e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
+		eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
+		if d := e.be.deliveries()[0]; d.offset != 2 {
+			t.Errorf("pushed offset %d, want 2", d.offset)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCleanRebalanceRepushesNothing: a second process joins and later leaves
 // cleanly; partitions move both ways and no record is pushed twice.
 func TestCleanRebalanceRepushesNothing(t *testing.T) {
-	e := newEnv(t, 4)
-	m := e.module("rebalance")
-	seq := 0
-	batch := func() {
-		var recs []*kgo.Record
-		for i := 0; i < 100; i++ {
-			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Partition: int32(i % 4), Value: value(t, "m", seq)})
-			seq++
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 4)
+		m := e.module("rebalance")
+		seq := 0
+		batch := func() {
+			var recs []*kgo.Record
+			for i := 0; i < 100; i++ {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Partition: int32(i % 4), Value: value(t, "m", seq)})
+				seq++
+			}
+			e.produce(t, recs...)
 		}
-		e.produce(t, recs...)
-	}
-	a := startTransfer(t, e.config("a", m))
-	batch()
-	eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
-	b := startTransfer(t, e.config("b", m))
-	eventually(t, 15*time.Second, "b owns two partitions", func() bool {
-		return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
-	})
-	batch()
-	eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
-	if err := a.stop(t); err != nil {
-		t.Fatalf("a: %v", err)
-	}
-	eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
-	batch()
-	eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
-	time.Sleep(500 * time.Millisecond)
-	if n := len(e.be.deliveries()); n != 300 {
-		t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
-	}
+		a := startTransfer(t, e.config("a", m))
+		batch()
+		eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
+		b := startTransfer(t, e.config("b", m))
+		eventually(t, 15*time.Second, "b owns two partitions", func() bool {
+			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
+		})
+		batch()
+		eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
+		if err := a.stop(t); err != nil {
+			t.Fatalf("a: %v", err)
+		}
+		eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
+		batch()
+		eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
+		time.Sleep(500 * time.Millisecond)
+		if n := len(e.be.deliveries()); n != 300 {
+			t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
+		}
+	}, StoreZooKeeper, StoreKafka, storeKafkaClassic)
 }
 
 // TestFencedProcessStopsPushing cuts a process off ZooKeeper: once fenced it pushes
@@ -649,4 +663,71 @@ func TestRetentionOvertakesFetch(t *testing.T) {
 		t.Errorf("ktransfer_offset_out_of_range_total{reason=below_log_start}: got %v, want 1", v)
 	}
 	t.Logf("records 0..%d pushed, %d..%d deleted unpushed, the rest pushed", pos-1, pos, deleteTo-1)
+}
+
+// TestRebalanceUnderLoadRepushesNothing: a second process joins while the
+// first is pushing a backlog, and later the first leaves while the second is
+// pushing one: the revoked partitions drain and commit before they move, so
+// no record is pushed twice and none is lost.
+func TestRebalanceUnderLoadRepushesNothing(t *testing.T) {
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 4)
+		e.be.delay = func(delivery) time.Duration { return time.Millisecond }
+		m := e.module("rebalance-load")
+		m.WorkerNum = 4
+		seq := 0
+		batch := func(n int) {
+			var recs []*kgo.Record
+			for i := 0; i < n; i++ {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%40)), Partition: int32(i % 4), Value: value(t, "m", seq)})
+				seq++
+			}
+			e.produce(t, recs...)
+		}
+		batch(1500)
+		a := startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "a pushing", func() bool { return len(e.be.deliveries()) > 100 })
+		b := startTransfer(t, e.config("b", m))
+		eventually(t, 20*time.Second, "spread over both", func() bool {
+			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
+		})
+		if n := len(e.be.deliveries()); n >= 1500 {
+			t.Logf("the backlog was pushed before b took over (%d deliveries): the join was not under load", n)
+		}
+		batch(1500)
+		eventually(t, 20*time.Second, "pushing the second batch", func() bool { return len(e.be.deliveries()) > 1600 })
+		if err := a.stop(t); err != nil {
+			t.Fatalf("a: %v", err)
+		}
+		if n := len(e.be.deliveries()); n >= 3000 {
+			t.Logf("everything was pushed before a left (%d deliveries): the leave was not under load", n)
+		}
+		eventually(t, 30*time.Second, "everything pushed", func() bool { return len(e.be.deliveries()) >= 3000 })
+		ends := e.endOffsets(t)
+		eventually(t, 10*time.Second, "offsets at the log end", func() bool {
+			for p, end := range ends {
+				if e.committed(t, m.Name, p) != end {
+					return false
+				}
+			}
+			return true
+		})
+		ds := e.be.deliveries()
+		seen := map[[2]int64]int{}
+		for _, d := range ds {
+			seen[[2]int64{int64(d.partition), d.offset}]++
+		}
+		dups := 0
+		for k, n := range seen {
+			if n > 1 {
+				dups += n - 1
+				if dups < 5 {
+					t.Errorf("partition %d offset %d pushed %d times", k[0], k[1], n)
+				}
+			}
+		}
+		if len(seen) != 3000 || dups != 0 {
+			t.Errorf("got %d distinct records of 3000 and %d duplicate pushes, want 3000 and none", len(seen), dups)
+		}
+	}, StoreZooKeeper, StoreKafka, storeKafkaClassic)
 }
