@@ -2,7 +2,9 @@
 // of processes sharing the work through ZooKeeper or, with offset_store kafka,
 // through a Kafka consumer group per module. Run it as
 // `ktransfer -f conf/ktransfer.yaml`; `ktransfer -t -f conf/ktransfer.yaml` checks the
-// main file and every enabled module file.
+// main file and every enabled module file; `ktransfer migrate-offsets -f
+// conf/ktransfer.yaml [--module M] [--dry-run]` copies the modules' ZooKeeper
+// offsets into their Kafka consumer groups.
 package main
 
 import (
@@ -37,5 +39,5 @@ func main() {
 			return nil, err
 		}
 		return program{cfg}, nil
-	}))
+	}, migrateCommand))
 }
