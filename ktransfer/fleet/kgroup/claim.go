@@ -20,6 +20,7 @@ import (
 type Claim struct {
 	m         *Member
 	p         int32
+	memberID  string // the member the coordinator assigned the partition to
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
 	released  chan struct{} // closed by Release (or when dropped undelivered)
@@ -43,9 +44,9 @@ type mark struct {
 // IsZero tells whether the mark is unknown.
 func (k mark) IsZero() bool { return k.meta == "" }
 
-func (m *Member) newClaim(p int32) *Claim {
+func (m *Member) newClaim(p int32, memberID string) *Claim {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Claim{m: m, p: p, ctx: ctx, cancel: cancel, released: make(chan struct{})}
+	return &Claim{m: m, p: p, memberID: memberID, ctx: ctx, cancel: cancel, released: make(chan struct{})}
 }
 
 // Partition returns the claimed partition.
@@ -99,6 +100,9 @@ func (c *Claim) isReleased() bool {
 		return false
 	}
 }
+
+// stateErr is ownedLocked without the lock, for the committer.
+func (c *Claim) stateErr() error { return c.ownedLocked() }
 
 // ownedLocked tells whether the claim may still read and commit.
 func (c *Claim) ownedLocked() error {
@@ -166,7 +170,7 @@ func (c *Claim) Commit(off int64) error {
 		return fmt.Errorf("commit offset of partition %d at %d: %w: the group coordinator has been silent too long", c.p, off, fleet.ErrNotOwner)
 	}
 	meta := commitmeta.Meta{Instance: c.m.cfg.Instance, Time: time.Now()}.Encode()
-	if err := c.m.commit(c.p, off, meta); err != nil {
+	if err := c.m.commit(c, off, meta); err != nil {
 		return fmt.Errorf("commit offset of partition %d at %d: %w", c.p, off, err)
 	}
 	c.written = mark{offset: off, meta: meta}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,7 +15,7 @@ import (
 
 // commitReq is one claim's commit waiting for the committer.
 type commitReq struct {
-	p    int32
+	c    *Claim
 	off  int64
 	meta string
 	res  chan error
@@ -25,10 +26,15 @@ type commitReq struct {
 // accepts it in an empty group whatever happened meanwhile.
 var errNotInGroup = errors.New("not a member of the group at the moment (joining)")
 
+// errOtherMember stops a claim's commit the group client would send under
+// another member id than the one the partition was assigned to: the member
+// that owned the claim was removed, and the client joined again as a new one.
+var errOtherMember = errors.New("the group member the partition was assigned to is gone")
+
 // commit sends one partition's offset, batched with the commits other claims
 // make meanwhile, and returns its outcome (see classify).
-func (m *Member) commit(p int32, off int64, meta string) error {
-	r := &commitReq{p: p, off: off, meta: meta, res: make(chan error, 1)}
+func (m *Member) commit(c *Claim, off int64, meta string) error {
+	r := &commitReq{c: c, off: off, meta: meta, res: make(chan error, 1)}
 	select {
 	case m.commitQ <- r:
 	case <-m.stop:
@@ -75,40 +81,76 @@ func (m *Member) commitLoop() {
 
 // commitBatch commits the batch with the group client, which sends the
 // member id and generation or epoch it holds; the metadata of each partition
-// is its claim's.
+// is its claim's. Claims fenced or released since they asked are answered
+// without a request, and a claim assigned to another member id than the one
+// the client sends is refused: commitMu keeps onLost from fencing claims
+// while a batch is checked and sent.
 func (m *Member) commitBatch(batch []*commitReq) {
+	m.commitMu.RLock()
+	defer m.commitMu.RUnlock()
 	offsets := map[int32]kgo.EpochOffset{}
-	metas := map[int32]string{}
+	byPart := map[int32]*commitReq{}
+	var send []*commitReq
 	for _, r := range batch {
-		offsets[r.p] = kgo.EpochOffset{Epoch: -1, Offset: r.off}
-		metas[r.p] = r.meta
+		if err := r.c.stateErr(); err != nil {
+			r.res <- err
+			continue
+		}
+		offsets[r.c.p] = kgo.EpochOffset{Epoch: -1, Offset: r.off}
+		byPart[r.c.p] = r
+		send = append(send, r)
 	}
+	if len(send) == 0 {
+		return
+	}
+	refused := map[int32]bool{} // partitions taken out by the pre-commit check
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		if req.MemberID == "" || req.Generation < 0 {
 			return errNotInGroup
 		}
-		for i := range req.Topics {
-			for j := range req.Topics[i].Partitions {
-				rp := &req.Topics[i].Partitions[j]
-				if meta, ok := metas[rp.Partition]; ok {
-					rp.Metadata = &meta
+		kept := req.Topics[:0]
+		for _, t := range req.Topics {
+			ps := t.Partitions[:0]
+			for _, rp := range t.Partitions {
+				r := byPart[rp.Partition]
+				if r == nil || r.c.memberID != req.MemberID {
+					refused[rp.Partition] = true
+					continue
 				}
+				meta := r.meta
+				rp.Metadata = &meta
+				ps = append(ps, rp)
 			}
+			if len(ps) > 0 {
+				t.Partitions = ps
+				kept = append(kept, t)
+			}
+		}
+		req.Topics = kept
+		if len(kept) == 0 {
+			return errOtherMember
 		}
 		return nil
 	})
 	results := map[int32]error{}
 	var reqErr error
 	m.cl.Load().CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.cfg.Topic: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {
 				reqErr = err
 				return
 			}
+			// From version 10 on, Kafka answers by topic id, not name.
+			var ids [][16]byte
+			for _, t := range req.Topics {
+				if t.Topic == m.cfg.Topic {
+					ids = append(ids, t.TopicID)
+				}
+			}
 			for _, t := range resp.Topics {
-				if t.Topic != m.cfg.Topic {
+				if t.Topic != m.cfg.Topic && (t.Topic != "" || !slices.Contains(ids, t.TopicID)) {
 					continue
 				}
 				for _, p := range t.Partitions {
@@ -116,24 +158,30 @@ func (m *Member) commitBatch(batch []*commitReq) {
 				}
 			}
 		})
-	var refused error
-	for _, r := range batch {
+	var fenceMember error
+	for _, r := range send {
+		p := r.c.p
+		if refused[p] {
+			r.c.fenceNow()
+			r.res <- fmt.Errorf("%w: %v", fleet.ErrNotOwner, errOtherMember)
+			continue
+		}
 		err, ok := reqErr, true
 		if err == nil {
-			err, ok = results[r.p]
+			err, ok = results[p]
 			if !ok {
 				err = errors.New("Kafka's answer does not name the partition")
 			}
 		}
 		var fence bool
 		err, fence = classify(err)
-		if fence && refused == nil {
-			refused = err
+		if fence && fenceMember == nil {
+			fenceMember = err
 		}
 		r.res <- err
 	}
-	if refused != nil {
-		m.fenceAll(refused.Error())
+	if fenceMember != nil {
+		m.fenceAll(fenceMember.Error())
 	}
 }
 
@@ -153,6 +201,8 @@ func classify(err error) (error, bool) {
 	case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.IllegalGeneration),
 		errors.Is(err, kerr.FencedInstanceID), errors.Is(err, kerr.FencedMemberEpoch):
 		return fmt.Errorf("%w: Kafka refused the commit of this member: %v", fleet.ErrNotOwner, err), true
+	case errors.Is(err, errOtherMember):
+		return fmt.Errorf("%w: %v", fleet.ErrNotOwner, err), false
 	case errors.Is(err, errNotInGroup), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, kerr.StaleMemberEpoch), errors.Is(err, kerr.RebalanceInProgress):
 		return fmt.Errorf("%w: %v", fleet.ErrNoSession, err), false

@@ -143,10 +143,15 @@ type Member struct {
 	closing  atomic.Bool
 	once     sync.Once
 
+	// commitMu is held (read) while the committer checks and sends a batch,
+	// and (write) by onLost while it fences the lost claims: a claim fenced
+	// there commits nothing after the group client joins again.
+	commitMu sync.RWMutex
+
 	mu          sync.Mutex
 	protocol    string              // chosen; "" until the group client exists
 	session     time.Duration       // the session timeout in force
-	assigned    map[int32]bool      // by the coordinator, now
+	assigned    map[int32]string    // by the coordinator, now: the member id it assigned the partition to
 	claims      map[int32]*Claim    // not yet released (delivered or pending)
 	pending     []*Claim            // not yet handed to the engine
 	retryAt     map[int32]time.Time // assigned partitions given back, claimed again from then
@@ -194,7 +199,7 @@ func Join(base []kgo.Opt, cfg Config) (*Member, error) {
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
-		assigned:    map[int32]bool{},
+		assigned:    map[int32]string{},
 		claims:      map[int32]*Claim{},
 		retryAt:     map[int32]time.Time{},
 		revoking:    map[int32]bool{},
@@ -326,7 +331,7 @@ func (m *Member) reconcile() (*Claim, time.Duration) {
 				}
 				delete(m.retryAt, p)
 			}
-			c := m.newClaim(p)
+			c := m.newClaim(p, m.assigned[p])
 			m.claims[p] = c
 			m.pending = append(m.pending, c)
 		}
@@ -364,7 +369,7 @@ func (m *Member) released(c *Claim) {
 	if m.claims[c.p] == c {
 		delete(m.claims, c.p)
 		delete(m.revoking, c.p)
-		if m.assigned[c.p] {
+		if _, ok := m.assigned[c.p]; ok {
 			m.retryAt[c.p] = time.Now().Add(m.cfg.RetryInterval)
 		}
 	}
@@ -475,9 +480,10 @@ func (m *Member) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	if len(ps) == 0 {
 		return
 	}
+	memberID, _ := cl.GroupMetadata()
 	m.mu.Lock()
 	for _, p := range ps {
-		m.assigned[p] = true
+		m.assigned[p] = memberID
 		delete(m.retryAt, p)
 	}
 	m.mu.Unlock()
@@ -535,6 +541,9 @@ func (m *Member) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 	if len(ps) == 0 {
 		return
 	}
+	// After a commit in flight ends, and before the client joins again.
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
 	m.mu.Lock()
 	m.fencedHeard = m.heard.Load()
 	for _, p := range ps {

@@ -479,3 +479,47 @@ func TestImport(t *testing.T) {
 		t.Errorf("partition 1 without an offset and a failing import: no error")
 	}
 }
+
+// TestCommitOfAnotherMemberRefused: a claim made for a member id the group
+// client no longer has (it was removed and joined again as a new member) is
+// refused by the member itself, before anything reaches Kafka — the new
+// member id and epoch would let Kafka take the commit — while the claims of
+// the current member commit in the same batch.
+func TestCommitOfAnotherMemberRefused(t *testing.T) {
+	protocols(t, func(t *testing.T, protocol string) {
+		c := cluster(t, 2, false)
+		a := join(t, c, "a", protocol)
+		eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
+		good := a.live()[0]
+		stale := a.m.newClaim(1, "a-member-that-left")
+		errs := make(chan error, 2)
+		go func() { errs <- stale.Commit(99) }()
+		go func() { errs <- good.Commit(5) }()
+		var refused, ok int
+		for range 2 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case errors.Is(err, fleet.ErrNotOwner) && strings.Contains(err.Error(), errOtherMember.Error()):
+				refused++
+			default:
+				t.Errorf("unexpected commit error: %v", err)
+			}
+		}
+		if refused != 1 || ok != 1 {
+			t.Fatalf("got %d refused, %d committed; want one of each", refused, ok)
+		}
+		if stale.Live() {
+			t.Error("the stale claim is still live after its refusal")
+		}
+		if off, _ := fetch(t, c, 1); off != -1 {
+			t.Errorf("partition 1 committed at %d, want nothing", off)
+		}
+		if off, _ := fetch(t, c, 0); off != 5 {
+			t.Errorf("partition 0 committed at %d, want 5", off)
+		}
+		if !good.Live() {
+			t.Error("the current member's claim was fenced too")
+		}
+	})
+}

@@ -6,13 +6,29 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kslog"
 )
+
+// groupLogger is the group client's logger: the client's own, except that the
+// warning it gives for every commit of a member that never polls (it keeps
+// its book of committed offsets from the records it returned, and returns
+// none here) goes to debug level.
+type groupLogger struct{ kgo.Logger }
+
+// Log passes msg on, the one warning at debug level.
+func (l groupLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if level == kgo.LogLevelWarn && strings.HasPrefix(msg, "received an OffsetCommitResponse after our group session has ended") {
+		level = kgo.LogLevelDebug
+	}
+	l.Logger.Log(level, msg, keyvals...)
+}
 
 // Group configuration keys of the consumer protocol (KIP-848), set per group.
 const (
@@ -77,6 +93,7 @@ func (m *Member) tryStart() error {
 		kgo.OnPartitionsRevoked(m.onRevoked),
 		kgo.OnPartitionsLost(m.onLost),
 		kgo.WithHooks(hooks{m}),
+		kgo.WithLogger(groupLogger{kslog.New(m.log.With("component", "kafka"))}),
 	)
 	if m.cfg.Instance != "" {
 		opts = append(opts, kgo.ClientID(m.cfg.Instance))
