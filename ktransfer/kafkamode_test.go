@@ -570,5 +570,3 @@ func runCmd(bin string, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
 }
-
-func must(b []byte, _ error) string { return string(b) }

@@ -81,13 +81,14 @@ func (c *Claim) fenceNow() bool {
 	return true
 }
 
-// fenceWait fences the claim and waits for a commit in flight to end.
+// fenceWait fences the claim once a commit in flight has ended.
 func (c *Claim) fenceWait(reason string) {
-	if c.fenceNow() {
+	c.mu.Lock()
+	fenced := c.fenceNow()
+	c.mu.Unlock()
+	if fenced {
 		c.m.setErr(fmt.Errorf("partition %d fenced: %s", c.p, reason))
 	}
-	c.mu.Lock()
-	c.mu.Unlock() //nolint:staticcheck // an empty critical section: waits for the commit holding the lock
 }
 
 func (c *Claim) markReleased() { c.relOnce.Do(func() { close(c.released) }) }

@@ -170,7 +170,7 @@ func (m *Member) commitBatch(batch []*commitReq) {
 		if err == nil {
 			err, ok = results[p]
 			if !ok {
-				err = errors.New("Kafka's answer does not name the partition")
+				err = errors.New("the answer of Kafka does not name the partition")
 			}
 		}
 		var fence bool
