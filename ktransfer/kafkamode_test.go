@@ -56,15 +56,12 @@ type kafkaRig struct {
 	be      *trackSink
 	srv     *httptest.Server
 	dir     string
-	cl      *kgo.Client
-
-	mu   sync.Mutex
-	seqs map[string]int // next seq per key
+	keyedLoad
 }
 
 func newKafkaRig(t *testing.T) *kafkaRig {
 	t.Helper()
-	r := &kafkaRig{seqs: map[string]int{}, dir: t.TempDir()}
+	r := &kafkaRig{keyedLoad: keyedLoad{keys: kKeys, seqs: map[string]int{}}, dir: t.TempDir()}
 	r.kafka = testcluster.Kafka(t, kfake.SeedTopics(kPartitions, kTopic),
 		kfake.GroupMinSessionTimeout(500*time.Millisecond),
 		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "250"}))
@@ -124,54 +121,6 @@ func (r *kafkaRig) config(t *testing.T, name string, extra map[string][]string) 
 func (r *kafkaRig) start(t *testing.T, name string, extra map[string][]string) *proc {
 	t.Helper()
 	return startProc(t, name, r.config(t, name, extra), filepath.Join(r.dir, "log-"+name))
-}
-
-// produce writes n records spread over the keys, each key's values numbered.
-func (r *kafkaRig) produce(t *testing.T, n int) {
-	t.Helper()
-	methods := []string{"TestUserName", "TestReply"}
-	recs := make([]*kgo.Record, 0, n)
-	r.mu.Lock()
-	for i := 0; i < n; i++ {
-		key := fmt.Sprintf("user%02d", rand.Intn(kKeys))
-		seq := r.seqs[key]
-		r.seqs[key] = seq + 1
-		v, _ := msgpack.Marshal(map[string]any{"method": methods[seq%2], "key": key, "seq": seq})
-		recs = append(recs, &kgo.Record{Key: []byte(key), Value: v})
-	}
-	r.mu.Unlock()
-	if err := r.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Error(err)
-	}
-}
-
-// flow produces rate records per second in steps of 10 ms until stop is closed.
-func (r *kafkaRig) flow(t *testing.T, rate int, stop <-chan struct{}) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				r.produce(t, rate/100)
-			}
-		}
-	}()
-	return done
-}
-
-func (r *kafkaRig) total() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, s := range r.seqs {
-		n += s
-	}
-	return n
 }
 
 // waitDelivered waits until every produced record was delivered, checks that

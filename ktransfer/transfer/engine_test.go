@@ -703,15 +703,7 @@ func TestRebalanceUnderLoadRepushesNothing(t *testing.T) {
 			t.Logf("everything was pushed before a left (%d deliveries): the leave was not under load", n)
 		}
 		eventually(t, 30*time.Second, "everything pushed", func() bool { return len(e.be.deliveries()) >= 3000 })
-		ends := e.endOffsets(t)
-		eventually(t, 10*time.Second, "offsets at the log end", func() bool {
-			for p, end := range ends {
-				if e.committed(t, m.Name, p) != end {
-					return false
-				}
-			}
-			return true
-		})
+		e.waitCommittedAtEnd(t, m.Name)
 		ds := e.be.deliveries()
 		seen := map[[2]int64]int{}
 		for _, d := range ds {

@@ -325,6 +325,22 @@ func (e *env) committed(t *testing.T, module string, p int32) int64 {
 	return off
 }
 
+// waitCommittedAtEnd waits until module's committed offset of every partition
+// in the env's store is the log end, and returns the log ends.
+func (e *env) waitCommittedAtEnd(t *testing.T, module string) map[int32]int64 {
+	t.Helper()
+	ends := e.endOffsets(t)
+	eventually(t, 10*time.Second, "offsets at the log end", func() bool {
+		for p, end := range ends {
+			if e.committed(t, module, p) != end {
+				return false
+			}
+		}
+		return true
+	})
+	return ends
+}
+
 func (e *env) endOffsets(t *testing.T) map[int32]int64 {
 	t.Helper()
 	ends, err := kadm.NewClient(e.cl).ListEndOffsets(context.Background(), e.topic)
@@ -372,15 +388,7 @@ func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
 		if n := e.be.overlap.Load(); n != 0 {
 			t.Errorf("%d pushes overlapped another push of the same key", n)
 		}
-		ends := e.endOffsets(t)
-		eventually(t, 10*time.Second, "offsets at the log end", func() bool {
-			for p, end := range ends {
-				if e.committed(t, m.Name, p) != end {
-					return false
-				}
-			}
-			return true
-		})
+		ends := e.waitCommittedAtEnd(t, m.Name)
 
 		// The operations endpoints tell the same story.
 		ops := httptest.NewServer(rt.tr.Handler())
