@@ -500,65 +500,67 @@ func releasedAtCleanup(t *testing.T) *gate {
 // whether the committed offsets of the old topic lie beyond the new log end or
 // within it, and the event is counted and shown in /status.
 func TestTopicRecreatedUnderRunningModule(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		fresh int // records written to the recreated topic, per partition
-	}{
-		{"fewer records than committed", 30},
-		{"more records than committed", 80},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const before = 50 // records per partition before the recreation
-			e := newEnv(t, 2)
-			write := func(n, seq0 int) {
-				var recs []*kgo.Record
-				for i := 0; i < n; i++ {
-					for p := int32(0); p < 2; p++ {
-						recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Partition: p, Value: value(t, "m", seq0+i)})
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			name  string
+			fresh int // records written to the recreated topic, per partition
+		}{
+			{"fewer records than committed", 30},
+			{"more records than committed", 80},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				const before = 50 // records per partition before the recreation
+				e := newEnvIn(t, store, 2)
+				write := func(n, seq0 int) {
+					var recs []*kgo.Record
+					for i := 0; i < n; i++ {
+						for p := int32(0); p < 2; p++ {
+							recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Partition: p, Value: value(t, "m", seq0+i)})
+						}
 					}
+					e.produce(t, recs...)
 				}
-				e.produce(t, recs...)
-			}
-			write(before, 0)
-			m := e.module("recreated")
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
-				return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
-			})
-			if err := e.kafka.DeleteTopic(e.topic); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.kafka.CreateTopic(e.topic, 2, nil); err != nil {
-				t.Fatal(err)
-			}
-			e.cl.PurgeTopicsFromClient(e.topic) // the producer holds the old topic's id
-			write(tc.fresh, 1000)
+				write(before, 0)
+				m := e.module("recreated")
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
+					return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
+				})
+				if err := e.kafka.DeleteTopic(e.topic); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.kafka.CreateTopic(e.topic, 2, nil); err != nil {
+					t.Fatal(err)
+				}
+				e.cl.PurgeTopicsFromClient(e.topic) // the producer holds the old topic's id
+				write(tc.fresh, 1000)
 
-			fresh := func() map[string]bool {
-				got := map[string]bool{}
-				for _, d := range e.be.deliveries() {
-					if d.seq >= 1000 {
-						got[fmt.Sprintf("%d/%d", d.partition, d.seq)] = true
+				fresh := func() map[string]bool {
+					got := map[string]bool{}
+					for _, d := range e.be.deliveries() {
+						if d.seq >= 1000 {
+							got[fmt.Sprintf("%d/%d", d.partition, d.seq)] = true
+						}
 					}
+					return got
 				}
-				return got
-			}
-			eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
-			eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
-				return e.committed(t, m.Name, 0) == int64(tc.fresh) && e.committed(t, m.Name, 1) == int64(tc.fresh)
+				eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
+				eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
+					return e.committed(t, m.Name, 0) == int64(tc.fresh) && e.committed(t, m.Name, 1) == int64(tc.fresh)
+				})
+				total := 0.0
+				for _, reason := range []string{reasonRecreated, reasonAboveEnd} {
+					total += testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reason))
+				}
+				if total < 2 {
+					t.Errorf("ktransfer_offset_out_of_range_total (topic_recreated + above_log_end): got %v, want at least one per partition", total)
+				}
+				if got := rt.tr.Status().Modules[m.Name].OffsetResets; len(got) != 2 || got[0].To != 0 || got[1].To != 0 {
+					t.Errorf("/status offset_out_of_range: got %+v, want an event per partition continuing at 0", got)
+				}
 			})
-			total := 0.0
-			for _, reason := range []string{reasonRecreated, reasonAboveEnd} {
-				total += testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reason))
-			}
-			if total < 2 {
-				t.Errorf("ktransfer_offset_out_of_range_total (topic_recreated + above_log_end): got %v, want at least one per partition", total)
-			}
-			if got := rt.tr.Status().Modules[m.Name].OffsetResets; len(got) != 2 || got[0].To != 0 || got[1].To != 0 {
-				t.Errorf("/status offset_out_of_range: got %+v, want an event per partition continuing at 0", got)
-			}
-		})
-	}
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCommittedOffsetAboveLogEnd plants offset nodes above the log end before
@@ -606,63 +608,65 @@ func TestCommittedOffsetAboveLogEnd(t *testing.T) {
 // module continues from the new log start, counting it, instead of stalling or
 // dropping records that still exist.
 func TestRetentionOvertakesFetch(t *testing.T) {
-	e := newEnv(t, 1)
-	const n, deleteTo = 4000, 3000
-	// Records large enough (and incompressible) that one fetch does not take
-	// them all.
-	rng := rand.New(rand.NewPCG(1, 2))
-	var recs []*kgo.Record
-	for i := 0; i < n; i++ {
-		pad := make([]byte, 2048)
-		for j := range pad {
-			pad[j] = byte(rng.Uint32())
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		const n, deleteTo = 4000, 3000
+		// Records large enough (and incompressible) that one fetch does not take
+		// them all.
+		rng := rand.New(rand.NewPCG(1, 2))
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			pad := make([]byte, 2048)
+			for j := range pad {
+				pad[j] = byte(rng.Uint32())
+			}
+			v, _ := msgpack.Marshal(map[string]any{"method": "m", "seq": i, "data": pad})
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%13)), Value: v})
 		}
-		v, _ := msgpack.Marshal(map[string]any{"method": "m", "seq": i, "data": pad})
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%13)), Value: v})
-	}
-	e.produce(t, recs...)
-	hold := releasedAtCleanup(t)
-	e.be.delay = func(delivery) time.Duration { <-hold.ch; return 0 }
-	m := e.module("retention")
-	rt := startTransfer(t, e.config("a", m))
-	var fetched int64
-	eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
-		ps := rt.tr.Status().Modules[m.Name].Partitions
-		if len(ps) == 1 && ps[0].Pending >= 512 {
-			fetched = int64(ps[0].Pending)
-			return true
+		e.produce(t, recs...)
+		hold := releasedAtCleanup(t)
+		e.be.delay = func(delivery) time.Duration { <-hold.ch; return 0 }
+		m := e.module("retention")
+		rt := startTransfer(t, e.config("a", m))
+		var fetched int64
+		eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
+			ps := rt.tr.Status().Modules[m.Name].Partitions
+			if len(ps) == 1 && ps[0].Pending >= 512 {
+				fetched = int64(ps[0].Pending)
+				return true
+			}
+			return false
+		})
+		os := kadm.Offsets{}
+		os.AddOffset(e.topic, 0, deleteTo, -1)
+		if _, err := kadm.NewClient(e.cl).DeleteRecords(context.Background(), os); err != nil {
+			t.Fatal(err)
 		}
-		return false
-	})
-	os := kadm.Offsets{}
-	os.AddOffset(e.topic, 0, deleteTo, -1)
-	if _, err := kadm.NewClient(e.cl).DeleteRecords(context.Background(), os); err != nil {
-		t.Fatal(err)
-	}
-	hold.close()
-	eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
-	got := offsetsOf(e.be.deliveries())
-	pos := int64(0) // first offset not pushed before the deleted range
-	for _, o := range got {
-		if o == pos {
-			pos++
+		hold.close()
+		eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
+		got := offsetsOf(e.be.deliveries())
+		pos := int64(0) // first offset not pushed before the deleted range
+		for _, o := range got {
+			if o == pos {
+				pos++
+			}
 		}
-	}
-	if pos < fetched || pos > deleteTo {
-		t.Fatalf("pushed offsets 0..%d, then a gap; want at least the %d fetched before the deletion", pos-1, fetched)
-	}
-	for i, o := range got[pos:] {
-		if want := int64(deleteTo + i); o != want {
-			t.Fatalf("after offset %d: pushed %d, want %d (every record from the new log start on, once)", pos-1, o, want)
+		if pos < fetched || pos > deleteTo {
+			t.Fatalf("pushed offsets 0..%d, then a gap; want at least the %d fetched before the deletion", pos-1, fetched)
 		}
-	}
-	if len(got) != int(pos)+n-deleteTo {
-		t.Errorf("pushed %d records, want %d", len(got), int(pos)+n-deleteTo)
-	}
-	if v := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); v != 1 {
-		t.Errorf("ktransfer_offset_out_of_range_total{reason=below_log_start}: got %v, want 1", v)
-	}
-	t.Logf("records 0..%d pushed, %d..%d deleted unpushed, the rest pushed", pos-1, pos, deleteTo-1)
+		for i, o := range got[pos:] {
+			if want := int64(deleteTo + i); o != want {
+				t.Fatalf("after offset %d: pushed %d, want %d (every record from the new log start on, once)", pos-1, o, want)
+			}
+		}
+		if len(got) != int(pos)+n-deleteTo {
+			t.Errorf("pushed %d records, want %d", len(got), int(pos)+n-deleteTo)
+		}
+		if v := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); v != 1 {
+			t.Errorf("ktransfer_offset_out_of_range_total{reason=below_log_start}: got %v, want 1", v)
+		}
+		t.Logf("records 0..%d pushed, %d..%d deleted unpushed, the rest pushed", pos-1, pos, deleteTo-1)
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestRebalanceUnderLoadRepushesNothing: a second process joins while the

@@ -129,7 +129,7 @@ func (m *Member) commitBatch(batch []*commitReq) {
 			}
 		}
 		req.Topics = kept
-		if len(kept) == 0 {
+		if len(kept) == 0 && len(refused) > 0 {
 			return errOtherMember
 		}
 		return nil
@@ -159,6 +159,7 @@ func (m *Member) commitBatch(batch []*commitReq) {
 			}
 		})
 	var fenceMember error
+	recreated := false
 	for _, r := range send {
 		p := r.c.p
 		if refused[p] {
@@ -173,6 +174,9 @@ func (m *Member) commitBatch(batch []*commitReq) {
 				err = errors.New("the answer of Kafka does not name the partition")
 			}
 		}
+		if errors.Is(err, kerr.UnknownTopicID) {
+			recreated = true
+		}
 		var fence bool
 		err, fence = classify(err)
 		if fence && fenceMember == nil {
@@ -183,6 +187,31 @@ func (m *Member) commitBatch(batch []*commitReq) {
 	if fenceMember != nil {
 		m.fenceAll(fenceMember.Error())
 	}
+	if recreated {
+		m.resubscribe()
+	}
+}
+
+// resubscribe has the group client forget the topic and subscribe to it
+// again: the topic was deleted and recreated, and the client refuses to
+// commit under the old topic id (UNKNOWN_TOPIC_ID) until it learns the new
+// one. The coordinator revokes the old topic's partitions (the claims drain;
+// their final commits fail the same way) and assigns the new topic's. One at
+// a time, in the background: the purge waits for the revocation, which waits
+// for commits.
+func (m *Member) resubscribe() {
+	if m.closing.Load() || !m.resubscribing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.resubscribing.Store(false)
+		cl := m.cl.Load()
+		m.log.Warn("the topic was deleted and recreated: the group member subscribes to the new topic", "topic", m.cfg.Topic)
+		cl.PurgeTopicsFromClient(m.cfg.Topic)
+		if !m.closing.Load() {
+			cl.AddConsumeTopics(m.cfg.Topic)
+		}
+	}()
 }
 
 // classify maps a commit's or offset fetch's failure to the claim's errors:

@@ -142,6 +142,9 @@ type Member struct {
 	done     chan struct{} // closed when run returns
 	closing  atomic.Bool
 	once     sync.Once
+	// resubscribing is set while the group client subscribes to a recreated
+	// topic again.
+	resubscribing atomic.Bool
 
 	// commitMu is held (read) while the committer checks and sends a batch,
 	// and (write) by onLost while it fences the lost claims: a claim fenced
