@@ -17,8 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 func offsetsOf(ds []delivery) []int64 {
@@ -265,32 +263,28 @@ func TestFailedRecords(t *testing.T) {
 // TestOffsetOutOfRange: the committed offset points below the log start
 // (retention deleted those records): pushing continues from the oldest record.
 func TestOffsetOutOfRange(t *testing.T) {
-	e := newEnv(t, 1)
-	for i := 0; i < 10; i++ {
-		e.produce(t, &kgo.Record{Value: value(t, "m", i)})
-	}
-	adm := kadm.NewClient(e.cl)
-	os := kadm.Offsets{}
-	os.AddOffset(e.topic, 0, 6, -1)
-	if _, err := adm.DeleteRecords(context.Background(), os); err != nil {
-		t.Fatal(err)
-	}
-	m := e.module("behind")
-	l := zkconsumers.New(chroot)
-	for _, p := range []string{chroot, l.Consumers(), l.Group(m.Name), l.OffsetsRoot(m.Name), l.OffsetsTopic(m.Name, e.topic)} {
-		e.zkConn.Create(p, nil, 0, zkWorldACL())
-	}
-	if _, err := e.zkConn.Create(l.Offset(m.Name, e.topic, 0), []byte("2"), 0, zkWorldACL()); err != nil {
-		t.Fatal(err)
-	}
-	rt := startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
-	if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
-		t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
-	}
-	if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); got != 1 {
-		t.Errorf("out-of-range count %v, want 1", got)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		for i := 0; i < 10; i++ {
+			e.produce(t, &kgo.Record{Value: value(t, "m", i)})
+		}
+		adm := kadm.NewClient(e.cl)
+		os := kadm.Offsets{}
+		os.AddOffset(e.topic, 0, 6, -1)
+		if _, err := adm.DeleteRecords(context.Background(), os); err != nil {
+			t.Fatal(err)
+		}
+		m := e.module("behind")
+		e.plantOffset(t, m, 0, 2)
+		rt := startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
+			t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
+		}
+		if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); got != 1 {
+			t.Errorf("out-of-range count %v, want 1", got)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestInitialOffsetNewest starts a module without offsets at the log end.
@@ -567,39 +561,35 @@ func TestTopicRecreatedUnderRunningModule(t *testing.T) {
 // the first start (as a recreated topic leaves them): with offset_reset oldest
 // every record is pushed, with newest none of those present, only later ones.
 func TestCommittedOffsetAboveLogEnd(t *testing.T) {
-	for _, reset := range []string{"oldest", "newest"} {
-		t.Run(reset, func(t *testing.T) {
-			e := newEnv(t, 1)
-			for i := 0; i < 10; i++ {
-				e.produce(t, &kgo.Record{Value: value(t, "m", i)})
-			}
-			m := e.module("ahead-" + reset)
-			m.OffsetReset = reset
-			l := zkconsumers.New(chroot)
-			for _, p := range []string{chroot, l.Consumers(), l.Group(m.Name), l.OffsetsRoot(m.Name), l.OffsetsTopic(m.Name, e.topic)} {
-				e.zkConn.Create(p, nil, 0, zkWorldACL())
-			}
-			if _, err := e.zkConn.Create(l.Offset(m.Name, e.topic, 0), []byte("500"), 0, zkWorldACL()); err != nil {
-				t.Fatal(err)
-			}
-			rt := startTransfer(t, e.config("a", m))
-			want, end := "[0 1 2 3 4 5 6 7 8 9]", int64(10)
-			if reset == "newest" {
-				eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
-				e.produce(t, &kgo.Record{Value: value(t, "m", 10)})
-				want, end = "[10]", 11
-			}
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
-			eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
-			if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonAboveEnd)); got != 1 {
-				t.Errorf("ktransfer_offset_out_of_range_total{reason=above_log_end}: got %v, want 1", got)
-			}
-			st := rt.tr.Status().Modules[m.Name].OffsetResets
-			if len(st) != 1 || st[0].Reason != reasonAboveEnd || st[0].From != 500 || st[0].To != []int64{0, 10}[map[string]int{"oldest": 0, "newest": 1}[reset]] {
-				t.Errorf("/status offset_out_of_range: got %+v, want one above_log_end event from 500", st)
-			}
-		})
-	}
+	forStores(t, func(t *testing.T, store string) {
+		for _, reset := range []string{"oldest", "newest"} {
+			t.Run(reset, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				for i := 0; i < 10; i++ {
+					e.produce(t, &kgo.Record{Value: value(t, "m", i)})
+				}
+				m := e.module("ahead-" + reset)
+				m.OffsetReset = reset
+				e.plantOffset(t, m, 0, 500)
+				rt := startTransfer(t, e.config("a", m))
+				want, end := "[0 1 2 3 4 5 6 7 8 9]", int64(10)
+				if reset == "newest" {
+					eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+					e.produce(t, &kgo.Record{Value: value(t, "m", 10)})
+					want, end = "[10]", 11
+				}
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
+				eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
+				if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonAboveEnd)); got != 1 {
+					t.Errorf("ktransfer_offset_out_of_range_total{reason=above_log_end}: got %v, want 1", got)
+				}
+				st := rt.tr.Status().Modules[m.Name].OffsetResets
+				if len(st) != 1 || st[0].Reason != reasonAboveEnd || st[0].From != 500 || st[0].To != []int64{0, 10}[map[string]int{"oldest": 0, "newest": 1}[reset]] {
+					t.Errorf("/status offset_out_of_range: got %+v, want one above_log_end event from 500", st)
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestRetentionOvertakesFetch deletes records (as retention does) beyond the

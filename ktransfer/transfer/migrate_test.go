@@ -38,6 +38,22 @@ func (e *env) plantZKOffsets(t *testing.T, m Module, offsets map[int32]string) {
 	}
 }
 
+// plantOffset sets module m's committed offset of partition p in the env's
+// store before a transfer runs: an offset node, or an administrator's commit
+// to the group.
+func (e *env) plantOffset(t *testing.T, m Module, p int32, off int64) {
+	t.Helper()
+	if e.store == StoreKafka {
+		os := kadm.Offsets{}
+		os.AddOffset(e.topic, p, off, -1)
+		if err := kadm.NewClient(e.cl).CommitAllOffsets(context.Background(), m.Name, os); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	e.plantZKOffsets(t, m, map[int32]string{p: fmt.Sprint(off)})
+}
+
 // kafkaOffsets returns the module's group offsets by partition.
 func (e *env) kafkaOffsets(t *testing.T, module string) map[int32]int64 {
 	t.Helper()
