@@ -203,7 +203,7 @@ func (m *Member) resubscribe() {
 	if m.closing.Load() || !m.resubscribing.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
+	m.bg.Go(func() {
 		defer m.resubscribing.Store(false)
 		cl := m.cl.Load()
 		m.log.Warn("the topic was deleted and recreated: the group member subscribes to the new topic", "topic", m.cfg.Topic)
@@ -211,7 +211,7 @@ func (m *Member) resubscribe() {
 		if !m.closing.Load() {
 			cl.AddConsumeTopics(m.cfg.Topic)
 		}
-	}()
+	})
 }
 
 // classify maps a commit's or offset fetch's failure to the claim's errors:

@@ -143,8 +143,9 @@ type Member struct {
 	closing  atomic.Bool
 	once     sync.Once
 	// resubscribing is set while the group client subscribes to a recreated
-	// topic again.
+	// topic again, in a goroutine of bg.
 	resubscribing atomic.Bool
+	bg            sync.WaitGroup
 
 	// commitMu is held (read) while the committer checks and sends a batch,
 	// and (write) by onLost while it fences the lost claims: a claim fenced
@@ -235,6 +236,7 @@ func (m *Member) Close() {
 		if cl != nil {
 			cl.Close()
 		}
+		m.bg.Wait()
 		close(m.stop)
 		<-m.done
 	})
