@@ -64,7 +64,11 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
 	./pkg/commitmeta:FuzzDecode \
+	./pkg/http1:FuzzParseRequest \
+	./pkg/http1:FuzzBodyReader \
 	./kproxy/httpapi:FuzzCommitQuery \
+	./kproxy/httpapi:FuzzBatch \
+	./kproxy/httpapi:FuzzRecordHeaders \
 	./kproxy/proxy:FuzzValidTopic \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
@@ -79,7 +83,7 @@ FUZZ_TARGETS := \
 	./ktransfer/transfer:FuzzParseStatusRanges \
 	./ktransfer/transfer:FuzzLoadModule \
 	./kmonitor/monitor:FuzzDelayQuery \
-	./kmonitor/monitor:FuzzSubscription \
+	./kmonitor/zkwatch:FuzzSubscription \
 	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
 	./kproxy/pubsub:FuzzFrame \

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/web"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 )
@@ -25,7 +26,7 @@ func (p program) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	m.Handle("/", monitor.DashboardHandler(m))
+	m.Handle("/", web.Handler(m))
 	return m.Run(ctx)
 }
 

@@ -139,10 +139,12 @@ type kcatRecord struct {
 	offset    int64
 	key       string
 	value     []byte
+	headers   string // kcat's %h: name=value pairs separated by commas
 }
 
-// kcatRead reads every record of topic with kcat. The format gives the value's
-// length before the value, so binary values are read back byte for byte.
+// kcatRead reads every record of topic with kcat. The format gives the key's
+// and the value's lengths before them, so binary keys and values are read back
+// byte for byte; headers come as kcat prints them (%h).
 func kcatRead(t *testing.T, broker, topic string, want int) []kcatRecord {
 	t.Helper()
 	kcat, err := exec.LookPath("kcat")
@@ -150,7 +152,7 @@ func kcatRead(t *testing.T, broker, topic string, want int) []kcatRecord {
 		t.Fatal("kcat is not installed: run `make test` (it installs it) or `apt-get install -y kcat`")
 	}
 	cmd := exec.Command(kcat, "-b", broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-c", strconv.Itoa(want),
-		"-f", "%p %o %K %k %S\n%s\n")
+		"-f", "%p %o %K %k %S %h\n%s\n")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -168,13 +170,24 @@ func kcatRead(t *testing.T, broker, topic string, want int) []kcatRecord {
 			}
 			t.Fatalf("kcat output: %v", err)
 		}
-		key := make([]byte, keyLen)
-		if _, err := io.ReadFull(r, key); err != nil {
-			t.Fatal(err)
+		// kcat prints -1 and no key for a record without one; the format's
+		// space after it was read with the length.
+		var key []byte
+		lenFormat := "%d"
+		if keyLen >= 0 {
+			key, lenFormat = make([]byte, keyLen), " %d"
+			if _, err := io.ReadFull(r, key); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := fmt.Fscanf(r, " %d\n", &valLen); err != nil {
+		if _, err := fmt.Fscanf(r, lenFormat, &valLen); err != nil {
 			t.Fatalf("kcat output: %v", err)
 		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("kcat output: %v", err)
+		}
+		rec.headers = strings.TrimSuffix(strings.TrimPrefix(line, " "), "\n")
 		rec.key, rec.value = string(key), make([]byte, valLen)
 		if _, err := io.ReadFull(r, rec.value); err != nil {
 			t.Fatal(err)

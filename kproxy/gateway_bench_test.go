@@ -140,3 +140,44 @@ func startGatewayRig(b *testing.B) (*benchRig, string) {
 	r, _, _ := startKproxyRig(b, "websocket:\n  devicehive_path: /ws\n")
 	return r, "ws" + strings.TrimPrefix(r.kproxyURL, "http") + "/ws"
 }
+
+// measureRun runs load for the warm-up and then for d, reports both results
+// and the CPU time each process spent per successful request during the
+// measured run, and returns them. during, when set, runs alongside the
+// measured run and is waited for. A run without a single success means the
+// setup is broken, not slow, and fails the benchmark.
+func (r *benchRig) measureRun(b *testing.B, name string, load func(time.Duration) (loadgen.Result, error), d time.Duration, during func() error) (warm, res loadgen.Result) {
+	b.Helper()
+	warm, err := load(benchWarmup)
+	if err != nil {
+		b.Fatalf("%s warm-up: %v", name, err)
+	}
+	errc := make(chan error, 1)
+	if during != nil {
+		go func() { errc <- during() }()
+	}
+	cpu0 := r.cpuTimes(b)
+	res, err = load(d)
+	cpu1 := r.cpuTimes(b)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	if during != nil {
+		if err := <-errc; err != nil {
+			b.Errorf("%s: %v", name, err)
+		}
+	}
+	report("%s: warm-up %s\n%s: %s\n", name, warm, name, res)
+	if res.OK == 0 {
+		b.Fatalf("%s: no request succeeded: %s", name, res)
+	}
+	var cpu strings.Builder
+	var total time.Duration
+	for i := range cpu1 {
+		used := cpu1[i].used - cpu0[i].used
+		total += used
+		fmt.Fprintf(&cpu, " %s %.0fus", cpu1[i].name, float64(used.Microseconds())/float64(res.OK))
+	}
+	report("%s: CPU per request:%s (%.2f cores busy)\n", name, cpu.String(), total.Seconds()/res.Duration.Seconds())
+	return warm, res
+}

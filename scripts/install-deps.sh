@@ -2,13 +2,14 @@
 # install-deps.sh installs what the tests, benchmarks and the local system need and
 # a fresh Debian machine lacks: ZooKeeper (Debian's package, with Java), kcat,
 # zabbix_sender (zabbix-agent), Chromium (the browser tests), protoc
-# (protobuf-compiler: make proto and the pubsub interoperability test), and
-# systemd-analyze and logrotate (the check of what `make install` writes). It runs
+# (protobuf-compiler: make proto and the pubsub interoperability test), wrk
+# (kproxy's load benchmark), and systemd-analyze and logrotate (the check of
+# what `make install` writes). It runs
 # apt-get update once, and only when something is missing; Go modules are
 # downloaded with `go mod download`.
 set -euo pipefail
 
-want=(zookeeper kcat zabbix-agent chromium protobuf-compiler systemd logrotate)
+want=(zookeeper kcat zabbix-agent chromium protobuf-compiler wrk systemd logrotate)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then

@@ -9,6 +9,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // Config is kmonitor's configuration file (conf/kmonitor.yaml): the sections base
@@ -66,7 +67,9 @@ type ClusterConfig struct {
 	// /delay.
 	Name string `key:"-"`
 
-	// Chroot is the ZooKeeper prefix of consumers/ and brokers/ (original).
+	// Chroot is the ZooKeeper prefix of consumers/ and brokers/ (original); its
+	// parts must be ZooKeeper node names (zkconn.CheckChroot), "mq/x" means
+	// "/mq/x".
 	Chroot string `key:"chroot"`
 	// ZKConnectTimeoutMs bounds one TCP connection attempt to a ZooKeeper server
 	// (original).
@@ -211,12 +214,9 @@ func (c *Config) check(f *config.File) {
 
 func (cc *ClusterConfig) check(f *config.File, key string) {
 	f.NotEmpty(key+".zk_hosts", len(cc.ZKHosts))
-	f.HostPort(key+".zk_hosts", cc.ZKHosts)
-	if !strings.HasPrefix(cc.Chroot, "/") {
-		f.Problem(key+".chroot", cc.Chroot, "must start with /")
-	}
-	f.Range(key+".zk_connect_timeout_ms", int64(cc.ZKConnectTimeoutMs), 10, 600000)
-	f.Range(key+".zk_session_timeout_ms", int64(cc.ZKSessionTimeoutMs), 1000, 600000)
+	zkconn.Settings{HostsKey: key + ".zk_hosts", Hosts: cc.ZKHosts, ChrootKey: key + ".chroot", Chroot: cc.Chroot,
+		SessionTimeoutKey: key + ".zk_session_timeout_ms", SessionTimeoutMs: cc.ZKSessionTimeoutMs,
+		ConnectTimeoutKey: key + ".zk_connect_timeout_ms", ConnectTimeoutMs: cc.ZKConnectTimeoutMs}.Check(f)
 	f.HostPort(key+".broker_hosts", cc.BrokerHosts)
 	cc.Kafka.Check(f, key+".kafka")
 	if cc.PollIntervalMs != 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/config"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 // TestOriginalFileAccepted loads the original kmonitor's file unchanged and checks
@@ -121,7 +122,7 @@ http_server:
   port: 70000
   read_timeout_ms: -1
 a:
-  chroot: mq
+  chroot: mq/../x
   zk_hosts: [localhost]
   zk_session_timeout_ms: 10
   broker_hosts: [nohost]
@@ -129,7 +130,7 @@ a:
   poll_interval_ms: 5
 `, []string{
 			`kmonitor.yaml: a.broker_hosts: "nohost" is not HOST:PORT`,
-			`kmonitor.yaml: a.chroot: "mq" must start with /`,
+			`kmonitor.yaml: a.chroot: "mq/../x" has the part "..", which is not a ZooKeeper node name ("." and ".." are not allowed)`,
 			`kmonitor.yaml: a.kafka.sasl.mechanism: "GSSAPI" is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512`,
 			`kmonitor.yaml: a.poll_interval_ms: 5 is not in 10..3600000`,
 			`kmonitor.yaml: a.zk_hosts: "localhost" is not HOST:PORT`,
@@ -176,5 +177,22 @@ func TestEnvironmentOverridesClusterKey(t *testing.T) {
 	}
 	if got, want := c.Clusters[0].BrokerHosts, []string{"127.0.0.1:9092", "127.0.0.1:9093"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestChrootRule: the chroot follows the rule of every daemon
+// (zkconn.CheckChroot): node names between slashes, the leading slash optional.
+func TestChrootRule(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kmonitor.yaml")
+	yaml := "base: {clusters: [a]}\na: {chroot: mq/test_cluster/, zk_hosts: [127.0.0.1:2181]}\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatalf("got %v, want the file accepted", err)
+	}
+	if got := zkconsumers.New(c.Clusters[0].Chroot).Consumers(); got != "/mq/test_cluster/consumers" {
+		t.Errorf("got consumers at %s, want /mq/test_cluster/consumers", got)
 	}
 }

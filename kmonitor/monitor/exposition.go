@@ -145,10 +145,15 @@ func renderMetrics(clusters []string, rows []PartitionLag, perPartition bool, si
 			w.sample(f.name, `{cluster="`, m.cluster, `",module="`, m.module, `"}`, f.value(m))
 		}
 	}
-	if !perPartition {
-		return w.b
+	if perPartition {
+		w.partitions(rows)
 	}
+	return w.b
+}
 
+// partitions writes the eight series of every row (sorted as Partitions sorts
+// them).
+func (w *expo) partitions(rows []PartitionLag) {
 	// Each row's label set is written once and reused by the eight families.
 	labels := make([]byte, 0, len(rows)*64)
 	ends := make([]int, len(rows))
@@ -179,7 +184,6 @@ func renderMetrics(clusters []string, rows []PartitionLag, perPartition bool, si
 			from = ends[i]
 		}
 	}
-	return w.b
 }
 
 // expo appends lines of the text format.

@@ -2,115 +2,16 @@ package monitor
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
-
-func TestAdmit(t *testing.T) {
-	f, err := newGroupFilter(GroupsConfig{Allow: []string{"m.*", "console-.*"}, Deny: []string{"console-consumer-[0-9]+"}}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name              string
-		names             []string
-		tracked           []string
-		keep              []string
-		filtered, overCap int
-	}{
-		{"all fit", []string{"m2", "m1"}, nil, []string{"m1", "m2"}, 0, 0},
-		{"patterns", []string{"m1", "x", "console-consumer-42", "console-tool", "mm"}, nil, []string{"console-tool", "m1", "mm"}, 2, 0},
-		{"whole names only", []string{"am1", "m1"}, nil, []string{"m1"}, 1, 0},
-		{"cap in name order", []string{"m5", "m4", "m3", "m2", "m1"}, nil, []string{"m1", "m2", "m3"}, 0, 2},
-		{"tracked ones stay", []string{"m1", "m2", "m8", "m9"}, []string{"m8", "m9"}, []string{"m8", "m9", "m1"}, 0, 1},
-		{"a freed slot is taken", []string{"m1", "m2", "m3", "m9"}, []string{"m1", "m9"}, []string{"m1", "m9", "m2"}, 0, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tracked := map[string]bool{}
-			for _, n := range tt.tracked {
-				tracked[n] = true
-			}
-			a := f.admit(tt.names, tracked)
-			got, want := slices.Sorted(slices.Values(a.keep)), slices.Sorted(slices.Values(tt.keep))
-			if !slices.Equal(got, want) || a.filtered != tt.filtered || a.overCap != tt.overCap {
-				t.Errorf("got %v filtered %d over %d, want %v filtered %d over %d", got, a.filtered, a.overCap, want, tt.filtered, tt.overCap)
-			}
-		})
-	}
-	if _, err := newGroupFilter(GroupsConfig{Deny: []string{"("}}, 1); err == nil {
-		t.Error("bad pattern: got no error")
-	}
-}
-
-func TestParseSubscription(t *testing.T) {
-	for _, tc := range []struct {
-		data string
-		want []string
-		err  bool
-	}{
-		{string(zkconsumers.NewRegistration("orders", time.Unix(1, 0)).Encode()), []string{"orders"}, false},
-		{`{"version":1,"subscription":{"b":1,"a":2},"pattern":"static"}`, []string{"a", "b"}, false},
-		{`{"subscription":{"a":1}}`, []string{"a"}, false},
-		{`{"version":1,"subscription":{"or.*":1},"pattern":"white_list"}`, nil, false},
-		{`{"subscription":{"bad topic":1,"..":1,"ok":1}}`, []string{"ok"}, false},
-		{`{"subscription":null}`, nil, false},
-		{`not json`, nil, true},
-		{``, nil, true},
-	} {
-		got, err := parseSubscription([]byte(tc.data))
-		if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, %v; want %v, error %v", tc.data, got, err, tc.want, tc.err)
-		}
-	}
-	many := map[string]int{}
-	for i := range 500 {
-		many[fmt.Sprintf("t%03d", i)] = 1
-	}
-	b, _ := json.Marshal(map[string]any{"subscription": many})
-	if got, _ := parseSubscription(b); len(got) != maxSubscriptionTopics || got[0] != "t000" {
-		t.Errorf("500 topics: got %d from %v, want the first %d", len(got), got[:1], maxSubscriptionTopics)
-	}
-}
-
-// FuzzSubscription feeds arbitrary registrations (any ZooKeeper client may
-// write one) to parseSubscription: whatever it returns are legal topic names,
-// sorted, without repeats, at most maxSubscriptionTopics; a registration as
-// ktransfer writes it gives back its topic.
-func FuzzSubscription(f *testing.F) {
-	f.Add([]byte(`{"version":1,"subscription":{"orders":1},"pattern":"static","timestamp":"1"}`), "orders")
-	f.Add([]byte(`{"subscription":{"a":1,"a":1,"b/c":1}}`), "a")
-	f.Add([]byte(`{"pattern":"white_list","subscription":{".*":1}}`), "x.y")
-	f.Add([]byte(`{"subscription":{"\u00e9":1}}`), "_")
-	f.Fuzz(func(t *testing.T, data []byte, topic string) {
-		got, err := parseSubscription(data)
-		if err != nil && got != nil {
-			t.Fatalf("error %v with topics %v", err, got)
-		}
-		if len(got) > maxSubscriptionTopics || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
-			t.Fatalf("got %d topics %v, want at most %d, sorted, unique", len(got), got, maxSubscriptionTopics)
-		}
-		for _, tp := range got {
-			if !legalTopic(tp) {
-				t.Fatalf("got illegal topic %q", tp)
-			}
-		}
-		if legalTopic(topic) {
-			reg := zkconsumers.NewRegistration(topic, time.Unix(1, 0)).Encode()
-			if got, err := parseSubscription(reg); err != nil || !slices.Equal(got, []string{topic}) {
-				t.Fatalf("registration of %q: got %v, %v", topic, got, err)
-			}
-		}
-	})
-}
 
 // logBuffer is a slog destination a test reads.
 type logBuffer struct {
@@ -167,7 +68,7 @@ func TestGroupsFilterAndCap(t *testing.T) {
 		t.Errorf("the warning lacks its level or count:\n%s", logs.String())
 	}
 
-	removeTree(t, e.conn, chroot+"/consumers/b")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/b")
 	eventually(t, 10*time.Second, "d takes b's place", groups(`{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}`))
 	eventually(t, 5*time.Second, "the warning ends", func() bool {
 		return strings.Contains(logs.String(), "every allowed consumer group is monitored again")
@@ -235,7 +136,7 @@ func TestPartitionsWithoutOffsetNode(t *testing.T) {
 	}
 
 	// The registration goes (the instance stopped): so do its rows.
-	removeTree(t, e.conn, l.IDs("fresh"))
+	testcluster.RemoveTree(t, e.conn, l.IDs("fresh"))
 	eventually(t, 10*time.Second, "fresh's rows gone", func() bool {
 		for _, row := range r.lag(t, "") {
 			if row.Module == "fresh" {

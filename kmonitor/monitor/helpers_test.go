@@ -234,21 +234,3 @@ func own(t *testing.T, conn *zk.Conn, chroot, group, topic string, p int32, inst
 	t.Helper()
 	ensure(t, conn, zkconsumers.New(chroot).Owner(group, topic, p), []byte(instance))
 }
-
-// removeTree deletes node and everything below it.
-func removeTree(t *testing.T, conn *zk.Conn, node string) {
-	t.Helper()
-	kids, _, err := conn.Children(node)
-	if errors.Is(err, zk.ErrNoNode) {
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range kids {
-		removeTree(t, conn, path.Join(node, k))
-	}
-	if err := conn.Delete(node, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		t.Fatalf("delete %s: %v", node, err)
-	}
-}

@@ -44,7 +44,7 @@ func (zkCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descZK }
 
 func (zc zkCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range zc.m.clusters {
-		ch <- prometheus.MustNewConstMetric(descZK, prometheus.GaugeValue, b2f(c.zkConnected()), c.name)
+		ch <- prometheus.MustNewConstMetric(descZK, prometheus.GaugeValue, b2f(c.connected()), c.name)
 	}
 }
 

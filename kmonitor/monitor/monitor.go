@@ -1,12 +1,22 @@
-// Package monitor is kmonitor's core: per cluster it follows the modules'
-// committed offsets in ZooKeeper through watches, polls the partitions' log-start
-// and log-end offsets from Kafka (one ListOffsets request per broker), reads the
-// timestamp of the first record not yet pushed for an exact time lag, judges each
-// module partition's status over a sliding window of samples, and serves the
-// original /delay (JSON and Zabbix), /lag, /metrics, /healthz and /readyz.
+// Package monitor is kmonitor's core. Per cluster it reads the modules'
+// committed offsets from a source (a committed.Source: today the ZooKeeper
+// watcher of package zkwatch, chosen in cluster.openSource), polls the
+// partitions' log-start and log-end offsets from Kafka (one ListOffsets request
+// per broker) and the timestamp of the first record not yet pushed for an exact
+// time lag, judges each module partition's status over a sliding window of
+// samples, and serves the original /delay (JSON and Zabbix), /lag, /metrics,
+// /healthz and /readyz.
 //
-// ZooKeeper or Kafka being unreachable never stops it: the last values are served
-// marked stale, and both clients reconnect by themselves.
+// Files: cluster.go (a cluster: its source, its poll loop, its clients),
+// poll.go (one poll, in named phases), kafka.go (the Kafka reads), rows.go (the
+// rows computed from the source's view and the last poll), lag.go and
+// status.go (the rules, pure), history.go (an hour of module lag), http.go,
+// lagjson.go and exposition.go (the answers), view.go (what readers outside the
+// core see: View, which the dashboard in package web reads; the core does not
+// know the dashboard).
+//
+// The source or Kafka being unreachable never stops it: the last values are
+// served marked stale, and both clients reconnect by themselves.
 package monitor
 
 import (
@@ -86,16 +96,10 @@ func New(cfg Config, log *slog.Logger, extra ...kgo.Opt) (*Monitor, error) {
 	return m, nil
 }
 
-// Partitions returns every cluster's current rows, as /lag shows them, ordered by
-// cluster, module, topic and partition number.
-func (m *Monitor) Partitions() []PartitionLag {
-	now := m.now()
-	var rows []PartitionLag
-	for _, c := range m.clusters {
-		rows = append(rows, c.rows(now)...)
-	}
-	return rows
-}
+// Partitions returns every cluster's current rows, as /lag shows them, ordered
+// by cluster, module, topic and partition number. The rows are shared with the
+// answers rendered from the same state: callers must not modify them.
+func (m *Monitor) Partitions() []PartitionLag { return m.rowsOf(m.names) }
 
 // History returns, per "cluster/module", the module's total lag samples (one per
 // poll, kept for one hour) of the last d, oldest first. At most historyPoints

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 const chroot = "/mq/test_cluster"
@@ -256,8 +258,8 @@ func TestUpdates(t *testing.T) {
 		t.Errorf("zabbix: got %q", got)
 	}
 	// Deleted ones drop out.
-	removeTree(t, e.conn, chroot+"/consumers/m2")
-	removeTree(t, e.conn, chroot+"/consumers/m1/offsets/u")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m2")
+	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m1/offsets/u")
 	eventually(t, 5*time.Second, "deleted group and topic gone", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":10,"1":0}}}`
 	})
@@ -483,10 +485,10 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wctx, wcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); c.watcher.run(wctx) }()
+	go func() { defer close(done); c.src.Run(wctx) }()
 	t.Cleanup(func() { cancel(); m.Close(); <-done; wcancel() })
 	eventually(t, 10*time.Second, "all offsets watched", func() bool {
-		return len(c.zk.snapshot().parts) == 8
+		return len(c.src.Snapshot().Parts) == 8
 	})
 	c.pollOnce(ctx) // connects, loads metadata
 	listOffsets.Store(0)

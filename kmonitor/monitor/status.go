@@ -68,6 +68,15 @@ type sample struct {
 	oor       bool // the committed offset was out of range (see position)
 }
 
+// sampleOf returns the sample a poll takes of row r.
+func sampleOf(r *PartitionLag) sample {
+	s := sample{hasCommit: r.Committed != nil, hasOwner: r.Owner != "", lag: r.Lag, oor: r.OutOfRange}
+	if r.Committed != nil {
+		s.committed = *r.Committed
+	}
+	return s
+}
+
 // sampleRun is n equal samples in a row.
 type sampleRun struct {
 	s sample

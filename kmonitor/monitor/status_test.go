@@ -196,30 +196,6 @@ func outOfRange(s []sample, i ...int) []sample {
 	return s
 }
 
-func TestPosition(t *testing.T) {
-	lo := logOffsets{start: 100, end: 300}
-	for _, tc := range []struct {
-		name      string
-		committed int64
-		confirmed bool
-		pos       int64
-		oor       bool
-	}{
-		{"in range", 250, true, 250, false},
-		{"at the log start", 100, true, 100, false},
-		{"caught up", 300, true, 300, false},
-		{"below the log start", 40, true, 100, true},
-		{"below the log start, not confirmed", 40, false, 100, true},
-		{"above the log end", 500, true, 100, true},
-		{"above a log end read before the commit", 301, false, 300, false},
-	} {
-		pos, oor := position(tc.committed, lo, tc.confirmed)
-		if pos != tc.pos || oor != tc.oor {
-			t.Errorf("%s: position(%d) got %d %v, want %d %v", tc.name, tc.committed, pos, oor, tc.pos, tc.oor)
-		}
-	}
-}
-
 func TestStatusJSON(t *testing.T) {
 	for s := StatusOK; s <= StatusOutOfRange; s++ {
 		b, err := json.Marshal(s)
@@ -254,40 +230,6 @@ func TestZabbixKey(t *testing.T) {
 	} {
 		if got := zabbixKey(tc.in); got != tc.want {
 			t.Errorf("zabbixKey(%q): got %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
-// TestConfirmOutOfRange: a committed offset above the log end counts as out of
-// range only when read before that log end, unchanged, in confirmPolls polls in
-// a row; a poll that cannot read the log keeps the note.
-func TestConfirmOutOfRange(t *testing.T) {
-	k := partKey{"m", "t", 0}
-	tp := topicPart{"t", 0}
-	committed := func(off int64) map[partKey]zkPart { return map[partKey]zkPart{k: {committed: off, hasCommit: true}} }
-	c := &cluster{logs: map[topicPart]logEntry{tp: {logOffsets: logOffsets{0, 200}, fresh: true}}, aboveEnd: map[partKey]aboveEnd{}}
-	steps := []struct {
-		name          string
-		before, after int64
-		fresh         bool
-		want          bool
-	}{
-		{"first poll above the end", 500, 500, true, false},
-		{"second poll in a row", 500, 500, true, true},
-		{"a poll without Kafka keeps it", 500, 500, false, true},
-		{"a commit during the poll", 500, 0, true, false},
-		{"above again", 500, 500, true, false},
-		{"a commit past a log end read before it", 190, 250, true, false},
-		{"the same commit seen before the next read", 250, 250, true, false},
-		{"and once more", 250, 250, true, true},
-	}
-	for _, st := range steps {
-		e := c.logs[tp]
-		e.fresh = st.fresh
-		c.logs[tp] = e
-		c.confirmOutOfRange(committed(st.before), committed(st.after))
-		if got := c.aboveEnd[k].confirmed(st.after); got != st.want {
-			t.Errorf("%s: got confirmed %v, want %v (%+v)", st.name, got, st.want, c.aboveEnd[k])
 		}
 	}
 }

@@ -12,11 +12,14 @@ type Point struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// View is what the dashboard reads.
+// View is what readers outside the core see of it — the dashboard (package
+// web) reads a View; a Monitor is one. Its methods are safe for concurrent use.
 type View interface {
-	// History returns, per "cluster/module", the module's total lag samples of the last d, oldest first.
+	// History returns, per "cluster/module", the module's total lag samples of
+	// the last d, oldest first (see Monitor.History).
 	History(d time.Duration) map[string][]Point
-	// Partitions returns the current detail rows (same as /lag).
+	// Partitions returns the current rows, as /lag shows them, sorted by
+	// cluster, module, topic and partition; callers must not modify them.
 	Partitions() []PartitionLag
 }
 

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
@@ -33,11 +34,11 @@ var lineColour = color.RGBA{0x1f, 0x6f, 0xd1, 0xff}
 // five-minute hole where kmonitor was down) and partitions in every status.
 func browserSource() *fakeSource {
 	end := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
-	hist := map[string][]Point{}
+	hist := map[string][]monitor.Point{}
 	for i := 0; i <= 720; i++ {
 		at := end.Add(time.Duration(i-720) * 5 * time.Second)
 		orders := 2500 + 1800*math.Sin(float64(i)/70) + float64(i)*4
-		hist["prod/orders-push"] = append(hist["prod/orders-push"], Point{Time: at, Lag: int64(orders), Seconds: orders / 40})
+		hist["prod/orders-push"] = append(hist["prod/orders-push"], monitor.Point{Time: at, Lag: int64(orders), Seconds: orders / 40})
 		if i >= 400 && i < 460 {
 			continue
 		}
@@ -46,15 +47,15 @@ func browserSource() *fakeSource {
 			billing = 90 * float64(min(i-200, 360))
 			billing -= 60 * float64(max(0, i-560))
 		}
-		hist["prod/billing"] = append(hist["prod/billing"], Point{Time: at, Lag: int64(billing), Seconds: billing / 300})
+		hist["prod/billing"] = append(hist["prod/billing"], monitor.Point{Time: at, Lag: int64(billing), Seconds: billing / 300})
 	}
-	return &fakeSource{hist: hist, rows: []Row{
-		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 0, Lag: 1200, TimeLagSeconds: 31, Status: "OK", Owner: "push-a-1"},
-		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 1, Lag: 2100, TimeLagSeconds: 95, Status: "WARN", Owner: "push-a-2"},
-		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 2, Lag: 1900, TimeLagSeconds: 4000, Status: "STALL", Owner: "push-b-1", Stale: true},
-		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 0, Status: "STOP", NoCommit: true},
-		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 1, Lag: 22000, TimeLagSeconds: 72, Status: "REWIND", Owner: "bill-1"},
-		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 2, Lag: 0, Status: "OK", Owner: "bill-2"},
+	return &fakeSource{hist: hist, rows: []monitor.PartitionLag{
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 0, Lag: 1200, TimeLagSeconds: 31, Status: monitor.StatusOK, Owner: "push-a-1"},
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 1, Lag: 2100, TimeLagSeconds: 95, Status: monitor.StatusWarn, Owner: "push-a-2"},
+		{Cluster: "prod", Module: "orders-push", Topic: "orders", Partition: 2, Lag: 1900, TimeLagSeconds: 4000, Status: monitor.StatusStall, Owner: "push-b-1", Stale: true},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 0, Status: monitor.StatusStop, NoCommit: true},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 1, Lag: 22000, TimeLagSeconds: 72, Status: monitor.StatusRewind, Owner: "bill-1"},
+		{Cluster: "prod", Module: "billing", Topic: "invoices", Partition: 2, Lag: 0, Status: monitor.StatusOK, Owner: "bill-2"},
 	}}
 }
 
@@ -74,7 +75,7 @@ func TestBrowserRendersDashboard(t *testing.T) {
 	}
 	for _, r := range src.rows {
 		row := rowHTML(t, dom, r)
-		for _, want := range []string{`>` + r.Status + `</span>`, `>` + r.Topic + `</td>`} {
+		for _, want := range []string{`>` + r.Status.String() + `</span>`, `>` + r.Topic + `</td>`} {
 			if !strings.Contains(row, want) {
 				t.Errorf("row %s/%d: got %s, want it to contain %s", r.Module, r.Partition, row, want)
 			}
@@ -140,14 +141,14 @@ func TestBrowserLongModuleName(t *testing.T) {
 	bin := testproc.Chromium(t, "BROWSER_TEST")
 	long := strings.Repeat("m", 3000)
 	end := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
-	var pts []Point
+	var pts []monitor.Point
 	for i := 0; i <= 60; i++ {
-		pts = append(pts, Point{Time: end.Add(time.Duration(i-60) * time.Minute), Lag: int64(200 + i)})
+		pts = append(pts, monitor.Point{Time: end.Add(time.Duration(i-60) * time.Minute), Lag: int64(200 + i)})
 	}
-	src := &fakeSource{hist: map[string][]Point{"prod/" + long: pts}}
+	src := &fakeSource{hist: map[string][]monitor.Point{"prod/" + long: pts}}
 	for p := int32(0); p < 4; p++ {
-		src.rows = append(src.rows, Row{Cluster: "prod", Module: long, Topic: "orders", Partition: p, Lag: 200,
-			TimeLagSeconds: 3600, Status: "OUT_OF_RANGE", OutOfRange: true, Owner: strings.Repeat("h", 500)})
+		src.rows = append(src.rows, monitor.PartitionLag{Cluster: "prod", Module: long, Topic: "orders", Partition: p, Lag: 200,
+			TimeLagSeconds: 3600, Status: monitor.StatusOutOfRange, OutOfRange: true, Owner: strings.Repeat("h", 500)})
 	}
 	srv := httptest.NewServer(Handler(src))
 	t.Cleanup(srv.Close)
@@ -204,7 +205,7 @@ func screenshot(t *testing.T, bin, url, keep string) image.Image {
 }
 
 // rowHTML returns the table row of r in dom.
-func rowHTML(t *testing.T, dom string, r Row) string {
+func rowHTML(t *testing.T, dom string, r monitor.PartitionLag) string {
 	t.Helper()
 	key := fmt.Sprintf(`data-partition="%s/%s/%s/%d"`, r.Cluster, r.Module, r.Topic, r.Partition)
 	i := strings.Index(dom, key)

@@ -1,7 +1,8 @@
 // Package web serves kmonitor's dashboard: one self-contained page (HTML, JavaScript
 // and CSS embedded in the binary, nothing loaded from elsewhere) with a lag chart per
 // module over the last hour and the status of each partition, refreshing itself from
-// two JSON endpoints.
+// two JSON endpoints. It reads the monitor's view (monitor.View) and nothing else;
+// the monitor knows nothing of it (kmonitor's main mounts it).
 package web
 
 import (
@@ -19,39 +20,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
 )
-
-// Point is one sample of a module's total lag.
-type Point struct {
-	Time    time.Time `json:"t"`
-	Lag     int64     `json:"lag"`
-	Seconds float64   `json:"seconds"`
-}
-
-// Row is the current state of one module partition, as the dashboard's table shows it.
-type Row struct {
-	Cluster        string  `json:"cluster"`
-	Module         string  `json:"module"`
-	Topic          string  `json:"topic"`
-	Partition      int32   `json:"partition"`
-	Lag            int64   `json:"lag"`
-	TimeLagSeconds float64 `json:"time_lag_seconds"`
-	Status         string  `json:"status"`
-	Stale          bool    `json:"stale"`
-	NoCommit       bool    `json:"no_commit"`
-	OutOfRange     bool    `json:"out_of_range"`
-	Owner          string  `json:"owner"`
-}
-
-// Source is what the dashboard reads. Its methods are called from concurrent HTTP
-// requests and must be safe for that.
-type Source interface {
-	// History returns, per "cluster/module", the module's total lag samples of the
-	// last d, oldest first.
-	History(d time.Duration) map[string][]Point
-	// Rows returns the current detail of every module partition.
-	Rows() []Row
-}
 
 // MaxMinutes is the longest history /api/history returns, and its default.
 const MaxMinutes = 60
@@ -78,8 +49,9 @@ var (
 //	GET /api/partitions       JSON [Row...], sorted by cluster, module, topic, partition
 //
 // Other paths answer 404, other methods 405. A bad minutes parameter answers 400
-// with JSON {"error": reason}. src must not be nil.
-func Handler(src Source) http.Handler {
+// with JSON {"error": reason}. v must not be nil; its methods are called from
+// concurrent requests.
+func Handler(v monitor.View) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", asset("index.html", "text/html; charset=utf-8", indexHTML))
 	mux.Handle("GET /app.js", asset("app.js", "text/javascript; charset=utf-8", appJS))
@@ -90,10 +62,10 @@ func Handler(src Source) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, history(src.History(time.Duration(minutes)*time.Minute)))
+		writeJSON(w, http.StatusOK, history(v.History(time.Duration(minutes)*time.Minute)))
 	})
 	mux.HandleFunc("GET /api/partitions", func(w http.ResponseWriter, _ *http.Request) {
-		writeRows(w, rows(src.Rows()))
+		writeRows(w, rows(v.Partitions()))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -143,10 +115,10 @@ func parseMinutes(rawQuery string) (int, error) {
 // history copies src for encoding: every module gets a list (never null) and
 // non-finite seconds become 0, which encoding/json would otherwise refuse,
 // failing the whole answer for one bad sample.
-func history(src map[string][]Point) map[string][]Point {
-	out := make(map[string][]Point, len(src))
+func history(src map[string][]monitor.Point) map[string][]monitor.Point {
+	out := make(map[string][]monitor.Point, len(src))
 	for k, pts := range src {
-		c := make([]Point, len(pts))
+		c := make([]monitor.Point, len(pts))
 		for i, p := range pts {
 			p.Seconds = finite(p.Seconds)
 			c[i] = p
@@ -159,11 +131,11 @@ func history(src map[string][]Point) map[string][]Point {
 // rows returns src sorted for display, with non-finite time lags as 0: src
 // itself when it is so already (the usual case: tens of thousands of rows are
 // not copied), else a copy.
-func rows(src []Row) []Row {
-	if slices.IsSortedFunc(src, compareRows) && !slices.ContainsFunc(src, func(r Row) bool { return finite(r.TimeLagSeconds) != r.TimeLagSeconds }) {
+func rows(src []monitor.PartitionLag) []monitor.PartitionLag {
+	if slices.IsSortedFunc(src, compareRows) && !slices.ContainsFunc(src, func(r monitor.PartitionLag) bool { return finite(r.TimeLagSeconds) != r.TimeLagSeconds }) {
 		return src
 	}
-	out := make([]Row, len(src))
+	out := make([]monitor.PartitionLag, len(src))
 	for i, r := range src {
 		r.TimeLagSeconds = finite(r.TimeLagSeconds)
 		out[i] = r
@@ -172,30 +144,71 @@ func rows(src []Row) []Row {
 	return out
 }
 
-func compareRows(a, b Row) int {
+func compareRows(a, b monitor.PartitionLag) int {
 	return cmp.Or(cmp.Compare(a.Cluster, b.Cluster), cmp.Compare(a.Module, b.Module),
 		cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }
 
 // writeRows writes rows as a JSON array one row at a time, so an answer of
-// tens of megabytes is never held whole.
-func writeRows(w http.ResponseWriter, rows []Row) {
+// tens of megabytes is never held whole. Each row holds what the page's table
+// shows (appendRow).
+func writeRows(w http.ResponseWriter, rows []monitor.PartitionLag) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
 	bw.WriteByte('[')
+	var b []byte
 	for i := range rows {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
-		// A Row holds nothing encoding/json refuses (time lags are finite).
-		b, _ := json.Marshal(&rows[i])
+		b = appendRow(b[:0], &rows[i])
 		bw.Write(b)
 	}
 	bw.WriteString("]\n")
 	bw.Flush()
+}
+
+// appendRow appends the JSON object of one table row: of r, the fields the page
+// reads, in this order (the page's API since its first version):
+//
+//	{"cluster","module","topic","partition","lag","time_lag_seconds","status","stale","no_commit","out_of_range","owner"}
+//
+// Strings and the time lag are written by encoding/json, so they read back as
+// the same values.
+func appendRow(b []byte, r *monitor.PartitionLag) []byte {
+	b = append(b, `{"cluster":`...)
+	b = appendJSON(b, r.Cluster)
+	b = append(b, `,"module":`...)
+	b = appendJSON(b, r.Module)
+	b = append(b, `,"topic":`...)
+	b = appendJSON(b, r.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, `,"lag":`...)
+	b = strconv.AppendInt(b, r.Lag, 10)
+	b = append(b, `,"time_lag_seconds":`...)
+	b = appendJSON(b, finite(r.TimeLagSeconds))
+	b = append(b, `,"status":`...)
+	b = appendJSON(b, r.Status.String())
+	b = append(b, `,"stale":`...)
+	b = strconv.AppendBool(b, r.Stale)
+	b = append(b, `,"no_commit":`...)
+	b = strconv.AppendBool(b, r.NoCommit)
+	b = append(b, `,"out_of_range":`...)
+	b = strconv.AppendBool(b, r.OutOfRange)
+	b = append(b, `,"owner":`...)
+	b = appendJSON(b, r.Owner)
+	return append(b, '}')
+}
+
+// appendJSON appends v as encoding/json writes it; v is a string or a finite
+// number, which it never refuses.
+func appendJSON(b []byte, v any) []byte {
+	j, _ := json.Marshal(v)
+	return append(b, j...)
 }
 
 func finite(f float64) float64 {

@@ -12,25 +12,27 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
 )
 
-// fakeSource serves fixed data and records the durations History was asked for.
+// fakeSource is a monitor.View serving fixed data and records the durations History was asked for.
 type fakeSource struct {
-	hist map[string][]Point
-	rows []Row
+	hist map[string][]monitor.Point
+	rows []monitor.PartitionLag
 
 	mu    sync.Mutex
 	asked []time.Duration
 }
 
-func (f *fakeSource) History(d time.Duration) map[string][]Point {
+func (f *fakeSource) History(d time.Duration) map[string][]monitor.Point {
 	f.mu.Lock()
 	f.asked = append(f.asked, d)
 	f.mu.Unlock()
 	return f.hist
 }
 
-func (f *fakeSource) Rows() []Row { return f.rows }
+func (f *fakeSource) Partitions() []monitor.PartitionLag { return f.rows }
 
 func (f *fakeSource) lastAsked() time.Duration {
 	f.mu.Lock()
@@ -144,7 +146,7 @@ func TestAssetsLoadNothingElsewhere(t *testing.T) {
 
 func TestHistoryJSON(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	src := &fakeSource{hist: map[string][]Point{
+	src := &fakeSource{hist: map[string][]monitor.Point{
 		"c1/orders":  {{Time: t0, Lag: 5, Seconds: 1.5}, {Time: t0.Add(5 * time.Second), Lag: 0, Seconds: 0}},
 		"c2/billing": {{Time: t0, Lag: 7, Seconds: math.NaN()}, {Time: t0.Add(time.Second), Lag: 8, Seconds: math.Inf(1)}},
 		"c2/idle":    nil,
@@ -174,11 +176,11 @@ func TestHistoryJSON(t *testing.T) {
 }
 
 func TestPartitionsJSON(t *testing.T) {
-	src := &fakeSource{rows: []Row{
-		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 10, Lag: 3, TimeLagSeconds: 2.5, Status: "WARN", Owner: "host-1"},
-		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 2, Status: "STOP", NoCommit: true},
-		{Cluster: "c0", Module: "zeta", Topic: "a", Partition: 0, Lag: 9, TimeLagSeconds: math.NaN(), Status: "STALL", Stale: true, Owner: "h"},
-		{Cluster: "c1", Module: "gone", Topic: "t", Partition: 0, Lag: 200, Status: "OUT_OF_RANGE", OutOfRange: true, Owner: "h"},
+	src := &fakeSource{rows: []monitor.PartitionLag{
+		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 10, Lag: 3, TimeLagSeconds: 2.5, Status: monitor.StatusWarn, Owner: "host-1"},
+		{Cluster: "c1", Module: "orders", Topic: "t", Partition: 2, Status: monitor.StatusStop, NoCommit: true},
+		{Cluster: "c0", Module: "zeta", Topic: "a", Partition: 0, Lag: 9, TimeLagSeconds: math.NaN(), Status: monitor.StatusStall, Stale: true, Owner: "h"},
+		{Cluster: "c1", Module: "gone", Topic: "t", Partition: 0, Lag: 200, Status: monitor.StatusOutOfRange, OutOfRange: true, Owner: "h"},
 	}}
 	a := get(t, Handler(src), http.MethodGet, "/api/partitions", nil)
 	if a.status != http.StatusOK {

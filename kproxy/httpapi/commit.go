@@ -10,7 +10,8 @@ import (
 )
 
 // commit handles POST /commit?topic=T&key=K&acks=A: the body becomes the value of
-// one record. The record is admitted (slot, health) before a byte of the body is
+// one record, the request's X-Kafka-Header-* and trace context headers its
+// headers (recordHeaders). The record is admitted (slot, health) before a byte of the body is
 // read; the answer comes once Kafka acknowledged it or gave a reason not to.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -32,13 +33,18 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
+	hdrs, err := recordHeaders(r.Header)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
 	rec, err := s.core.Admit(params.topic)
 	if err != nil {
 		s.refuse(w, r, err)
 		return
 	}
 	defer rec.Release()
-	rec.Acks = params.acks
+	rec.Acks, rec.Headers = params.acks, hdrs
 	rec.SetKey(params.key)
 	if err := s.readBody(r, rec); err != nil {
 		s.refuse(w, r, err)
@@ -79,12 +85,20 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // holds while reading: a declared length over it is refused before any byte is
 // read, and a chunked body is refused at the first byte past it.
 func (s *Server) readBody(r *http.Request, rec *proxy.Record) error {
-	limit := int64(s.cfg.MaxRequestSizeBytes)
-	if r.ContentLength > limit {
-		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", proxy.ErrBodyTooLarge, r.ContentLength, limit)
-	}
-	if r.ContentLength == 0 {
-		return proxy.ErrEmptyBody
+	if err := checkLength(r.ContentLength, s.cfg.MaxRequestSizeBytes); err != nil {
+		return err
 	}
 	return rec.ReadValue(r.Body)
+}
+
+// checkLength refuses a declared body length (-1: none declared) above limit
+// or of zero, before a byte of the body is read.
+func checkLength(n int64, limit int) error {
+	if n > int64(limit) {
+		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", proxy.ErrBodyTooLarge, n, limit)
+	}
+	if n == 0 {
+		return proxy.ErrEmptyBody
+	}
+	return nil
 }

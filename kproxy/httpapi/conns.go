@@ -9,9 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 )
 
 // fdReserve is how many file descriptors max_connections leaves for everything
@@ -55,8 +56,8 @@ type connLimiter struct {
 	idleHead, idleTail *limitedConn
 
 	refused, evicted, acceptErrs prometheus.Counter
-	warn                         rateLimited // "max_connections reached"
-	acceptWarn                   rateLimited
+	warn                         proxy.Throttle // "max_connections reached"
+	acceptWarn                   proxy.Throttle
 }
 
 func newConnLimiter(max int, log *slog.Logger, reg prometheus.Registerer) *connLimiter {
@@ -111,7 +112,7 @@ func (l *connLimiter) admit() bool {
 	if victim == nil {
 		l.mu.Unlock()
 		l.refused.Inc()
-		l.warn.log(l.log, "max_connections reached and no connection idle: refusing new connections", "max_connections", l.max)
+		l.warn.Warn(l.log, "max_connections reached and no connection idle: refusing new connections", "max_connections", l.max)
 		return false
 	}
 	l.unlinkLocked(victim)
@@ -120,38 +121,45 @@ func (l *connLimiter) admit() bool {
 	victim.counted = false
 	l.mu.Unlock()
 	l.evicted.Inc()
-	l.warn.log(l.log, "max_connections reached: closing idle keep-alive connections to make room", "max_connections", l.max)
+	l.warn.Warn(l.log, "max_connections reached: closing idle keep-alive connections to make room", "max_connections", l.max)
 	_ = victim.Conn.Close()
 	return true
 }
 
-// connState follows net/http's connection states: idle connections may be
-// closed to make room, active ones not.
+// connState follows net/http's connection states (for connections handed
+// to it): idle connections may be closed to make room, active ones not.
 func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
+	if h, ok := c.(*handedConn); ok {
+		c = h.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	lc, ok := c.(*limitedConn)
-	if !ok {
-		return
+	if lc, ok := c.(*limitedConn); ok {
+		l.setIdle(lc, state == http.StateIdle)
 	}
+}
+
+// setIdle puts c on the idle list, as the most recently idle, or takes it
+// off.
+func (l *connLimiter) setIdle(c *limitedConn, idle bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch state {
-	case http.StateIdle:
-		if !lc.idle && !lc.evicted && lc.counted {
-			lc.idle = true
-			lc.prev, lc.next = l.idleTail, nil
-			if l.idleTail != nil {
-				l.idleTail.next = lc
-			} else {
-				l.idleHead = lc
-			}
-			l.idleTail = lc
-		}
-	default: // active, hijacked, closed
-		l.unlinkLocked(lc)
+	if !idle {
+		l.unlinkLocked(c)
+		return
 	}
+	if c.idle || c.evicted || !c.counted {
+		return
+	}
+	c.idle = true
+	c.prev, c.next = l.idleTail, nil
+	if l.idleTail != nil {
+		l.idleTail.next = c
+	} else {
+		l.idleHead = c
+	}
+	l.idleTail = c
 }
 
 // unlinkLocked takes c off the idle list; l.mu is held.
@@ -184,8 +192,8 @@ func (l *connLimiter) release(c *limitedConn) {
 }
 
 // limitedListener accepts connections within the limit. It logs accept errors at
-// warning level (at most one line a second; net/http retries temporary ones
-// with a growing pause) and counts them.
+// warning level (at most one line every proxy.ThrottleEvery; Server.accept
+// retries temporary ones with a growing pause) and counts them.
 type limitedListener struct {
 	net.Listener
 	l *connLimiter
@@ -198,7 +206,7 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				ln.l.acceptErrs.Inc()
-				ln.l.acceptWarn.log(ln.l.log, "accepting a connection failed", "err", err)
+				ln.l.acceptWarn.Warn(ln.l.log, "accepting a connection failed", "err", err)
 			}
 			return nil, err
 		}
@@ -230,32 +238,4 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.l.release(c)
 	return err
-}
-
-// rateLimited logs a warning at most once every rateLimitEvery, with the
-// number of occurrences since the last line.
-type rateLimited struct {
-	mu     sync.Mutex
-	last   time.Time
-	missed int
-}
-
-// rateLimitEvery is the shortest time between two lines of one rateLimited.
-const rateLimitEvery = 10 * time.Second
-
-func (r *rateLimited) log(log *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < rateLimitEvery {
-		r.missed++
-		r.mu.Unlock()
-		return
-	}
-	missed := r.missed
-	r.last, r.missed = now, 0
-	r.mu.Unlock()
-	if missed > 0 {
-		args = append(args, "more_since_last_line", missed)
-	}
-	log.Warn(msg, args...)
 }

@@ -12,25 +12,25 @@ import (
 func TestParseCommitQuery(t *testing.T) {
 	tests := []struct {
 		raw  string
-		want commitParams
+		want commitParams[string]
 		err  error
 	}{
-		{"topic=t&key=k&acks=-1", commitParams{"t", "k", proxy.AcksAll}, nil},
-		{"topic=t", commitParams{"t", "", proxy.AcksLeader}, nil},
-		{"topic=t&acks=", commitParams{"t", "", proxy.AcksLeader}, nil},
-		{"topic=t&acks=0&acks=1", commitParams{"t", "", proxy.AcksNone}, nil},
-		{"key=a%26b%3Dc&topic=t&x=1", commitParams{"t", "a&b=c", proxy.AcksLeader}, nil},
-		{"topic=t&key=hello+world", commitParams{"t", "hello world", proxy.AcksLeader}, nil},
-		{"topic=t&topic=u", commitParams{"t", "", proxy.AcksLeader}, nil},
-		{"topic=a.b_c-D9", commitParams{"a.b_c-D9", "", proxy.AcksLeader}, nil},
-		{"", commitParams{}, proxy.ErrMissingTopic},
-		{"topic=t%2", commitParams{}, proxy.ErrInvalidTopic},
-		{"topic=t&key=%", commitParams{}, proxy.ErrInvalidKey},
-		{"topic=t&acks=%", commitParams{}, proxy.ErrInvalidAcks},
-		{"topic=t&acks=1.0", commitParams{}, proxy.ErrInvalidAcks},
-		{"topic=a+b", commitParams{}, proxy.ErrInvalidTopic},
-		{"topic=" + strings.Repeat("x", 249), commitParams{strings.Repeat("x", 249), "", proxy.AcksLeader}, nil},
-		{"topic=" + strings.Repeat("x", 250), commitParams{}, proxy.ErrInvalidTopic},
+		{"topic=t&key=k&acks=-1", commitParams[string]{"t", "k", proxy.AcksAll}, nil},
+		{"topic=t", commitParams[string]{"t", "", proxy.AcksLeader}, nil},
+		{"topic=t&acks=", commitParams[string]{"t", "", proxy.AcksLeader}, nil},
+		{"topic=t&acks=0&acks=1", commitParams[string]{"t", "", proxy.AcksNone}, nil},
+		{"key=a%26b%3Dc&topic=t&x=1", commitParams[string]{"t", "a&b=c", proxy.AcksLeader}, nil},
+		{"topic=t&key=hello+world", commitParams[string]{"t", "hello world", proxy.AcksLeader}, nil},
+		{"topic=t&topic=u", commitParams[string]{"t", "", proxy.AcksLeader}, nil},
+		{"topic=a.b_c-D9", commitParams[string]{"a.b_c-D9", "", proxy.AcksLeader}, nil},
+		{"", commitParams[string]{}, proxy.ErrMissingTopic},
+		{"topic=t%2", commitParams[string]{}, proxy.ErrInvalidTopic},
+		{"topic=t&key=%", commitParams[string]{}, proxy.ErrInvalidKey},
+		{"topic=t&acks=%", commitParams[string]{}, proxy.ErrInvalidAcks},
+		{"topic=t&acks=1.0", commitParams[string]{}, proxy.ErrInvalidAcks},
+		{"topic=a+b", commitParams[string]{}, proxy.ErrInvalidTopic},
+		{"topic=" + strings.Repeat("x", 249), commitParams[string]{strings.Repeat("x", 249), "", proxy.AcksLeader}, nil},
+		{"topic=" + strings.Repeat("x", 250), commitParams[string]{}, proxy.ErrInvalidTopic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -57,6 +57,12 @@ func FuzzCommitQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw, key, acks string) {
 		p, err := parseCommitQuery(raw, proxy.AcksLeader)
+		// The loop's reading of a query in a read buffer agrees.
+		pb, berr := parseQuery([]byte(raw), proxy.AcksLeader, func(b []byte) string { return string(b) })
+		if (err == nil) != (berr == nil) || err != nil && berr.Error() != err.Error() ||
+			err == nil && (pb.topic != p.topic || string(pb.key) != p.key || pb.acks != p.acks) {
+			t.Fatalf("%q: from bytes %+v, %v; from a string %+v, %v", raw, pb, berr, p, err)
+		}
 		if err == nil {
 			if proxy.ValidTopic(p.topic) != nil {
 				t.Fatalf("accepted invalid topic %q from %q", p.topic, raw)

@@ -1,9 +1,12 @@
 // Package httpapi is kproxy's HTTP front: the listener on port (plain or TLS, with
 // its size and time limits and max_connections), the HTTP doors to the core
-// (POST /commit), the one map from the core's errors to HTTP statuses (Status),
-// the operations endpoints (on port, and on ops_listen when set), and the
-// lifecycle of serving: stop accepting, drain, flush the Kafka clients. Other
-// doors (the WebSocket gateways) are http.Handlers mounted on it with Handle.
+// (POST /commit, POST /batch), the one map from the core's errors to HTTP
+// statuses (Status), the operations endpoints (on port, and on ops_listen when
+// set), and the lifecycle of serving: stop accepting, drain, flush the Kafka
+// clients. Port is served by kproxy's own HTTP/1.1 loop (fastconn.go), which
+// hands every connection that asks for anything but a commit or a batch to a
+// net/http server; so other doors (the WebSocket gateways) are http.Handlers
+// mounted with Handle, and may hijack their connections.
 package httpapi
 
 import (
@@ -18,9 +21,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 )
 
@@ -38,9 +43,15 @@ type Server struct {
 	opsMux     *http.ServeMux // nil without ops_listen
 	opsLimits  opshttp.Limits
 	opsAddr    atomic.Pointer[string]
+	lim        opshttp.Limits // of port's own loop
+	clock      http1.Clock    // Date fields
+	handoff    *handoff       // connections handed to net/http
+	wg         sync.WaitGroup // the loop's connections and their writers
 
-	mu     sync.Mutex
-	drains []func(context.Context) error
+	mu       sync.Mutex
+	drains   []func(context.Context) error
+	fast     map[*fastConn]struct{} // the loop's connections
+	stopping bool                   // no further connection is tracked
 }
 
 // New creates the HTTP front of core: /commit, /healthz, /readyz, /metrics on
@@ -56,6 +67,8 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 		mux:        http.NewServeMux(),
 		metrics:    newMetrics(core.Registry()),
 		retryAfter: strconv.Itoa(cfg.RetryAfterSec),
+		lim:        loopLimits(cfg),
+		fast:       map[*fastConn]struct{}{},
 	}
 	if cfg.TLS.Enabled() {
 		tc, err := cfg.TLS.ServerConfig()
@@ -72,6 +85,7 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 	}
 	s.conns = newConnLimiter(maxConns, log, core.Registry())
 	s.mux.HandleFunc("/commit", s.commit)
+	s.mux.HandleFunc("/batch", s.batch)
 	// /healthz, /readyz and /metrics stay on port with ops_listen set, so load
 	// balancers probing port keep working; pprof moves to ops_listen.
 	opshttp.Mount(s.mux, core.Ready(), core.Registry())
@@ -86,7 +100,7 @@ func New(core *proxy.Proxy, log *slog.Logger) (*Server, error) {
 		mountPprof(s.mux)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, fmt.Errorf("%w: %s (use POST /commit?topic=T&key=K&acks=A)", ErrNotFound, r.URL.Path))
+		s.fail(w, fmt.Errorf("%w: %s (use POST /commit?topic=T&key=K&acks=A or POST /batch?topic=T&acks=A)", ErrNotFound, r.URL.Path))
 	})
 	return s, nil
 }
@@ -116,7 +130,8 @@ func (s *Server) OnDrain(f func(ctx context.Context) error) {
 	s.drains = append(s.drains, f)
 }
 
-// Handler returns the handler of port.
+// Handler returns the http.Handler of port: what net/http serves on the
+// connections the loop hands it, the whole API as the loop serves it.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // serveHTTP serves a request on port. A chunked request has its connection
@@ -170,16 +185,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ops = opshttp.NewServer(s.cfg.OpsListen, s.opsMux, s.opsLimits)
 		ops.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	}
+	// Connections are counted below TLS: one refused costs no handshake.
+	ln = s.conns.listener(ln)
+	// The loop hands connections that ask for other paths to srv.
+	s.handoff = newHandoff(ln.Addr())
 	srv := HTTPServer(s.cfg, s.Handler())
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	srv.ConnState = s.conns.connState
-	// Connections are counted below TLS: one refused costs no handshake.
-	ln = s.conns.listener(ln)
 	tc := s.tlsConf.Load()
-	if tc != nil {
-		// The handshake takes whatever ReloadTLS stored last.
-		ln = tls.NewListener(ln, &tls.Config{GetConfigForClient: s.currentTLS})
-	}
 
 	hctx, stopHealth := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -193,8 +206,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Wait()
 	}()
 
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, 3)
+	accepted := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.handoff) }()
+	go func() { accepted <- s.accept(ln) }()
 	if ops != nil {
 		go func() { errc <- ops.Serve(opsLn) }()
 		s.log.Info("serving operations endpoints", "addr", opsLn.Addr().String(), "pprof", s.cfg.Pprof)
@@ -202,15 +217,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil,
 		"partitioner", s.cfg.Partitioner, "validate_msgpack", s.cfg.ValidateMsgpack, "max_connections", s.conns.max)
 
+	var failed error
 	select {
 	case err := <-errc:
+		failed = fmt.Errorf("http server: %w", err)
+	case err := <-accepted:
+		failed = fmt.Errorf("accept connections on %s: %w", ln.Addr(), err)
+		accepted <- nil
+	case <-ctx.Done():
+	}
+	if failed != nil {
+		ln.Close()
+		<-accepted
 		srv.Close()
+		s.closeFast()
+		s.wg.Wait()
 		if ops != nil {
 			ops.Close()
 		}
 		s.core.Close()
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+		return failed
 	}
 
 	start := time.Now()
@@ -218,10 +244,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown)
 	defer cancel()
 	var errs []error
+	ln.Close()
+	<-accepted
+	s.drainFast()
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http requests: %w", err))
 	}
 	<-errc
+	if err := s.waitFast(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain http requests: %w", err))
+	}
 	s.mu.Lock()
 	drains := s.drains
 	s.mu.Unlock()
@@ -244,11 +276,131 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(errs...)
 }
 
-// HTTPServer returns the http.Server kproxy serves h with on port: the
-// configured read, header, idle and write timeouts and header size bound
-// (opshttp.NewServer; the TLS handshake is bounded by the shortest of the
-// timeouts). The body size bound is the handler's: it counts bytes as they
-// arrive, chunked or not.
+// accept accepts connections on ln and serves each with the loop until ln is
+// closed (nil) or fails otherwise. Errors that may pass (such as running out
+// of file descriptors, counted and logged by the limiter's listener) are
+// retried after a pause that grows from 5 ms to 1 s, as net/http does.
+func (s *Server) accept(ln net.Listener) error {
+	var pause time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				time.Sleep(pause)
+				continue
+			}
+			return err
+		}
+		pause = 0
+		s.wg.Add(1)
+		go s.serveFast(c)
+	}
+}
+
+// track registers a connection of the loop, for the drain; false once the
+// server stops.
+func (s *Server) track(c *fastConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.fast[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *fastConn) {
+	s.mu.Lock()
+	delete(s.fast, c)
+	s.mu.Unlock()
+}
+
+// drainFast has every connection of the loop stop after the requests it
+// serves.
+func (s *Server) drainFast() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	for c := range s.fast {
+		c.drain()
+	}
+}
+
+// waitFast waits for the loop's connections to end; when ctx ends first, it
+// closes them and returns ctx's error.
+func (s *Server) waitFast(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeFast()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// closeFast closes every connection of the loop at once.
+func (s *Server) closeFast() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	for c := range s.fast {
+		c.mu.Lock()
+		c.breakLocked()
+		c.mu.Unlock()
+		_ = c.nc.Close()
+	}
+}
+
+// handshakeTimeout bounds the TLS handshake: the shortest of the header, read
+// and write bounds that are set, as net/http bounds it.
+func (s *Server) handshakeTimeout() time.Duration {
+	var d time.Duration
+	for _, t := range []time.Duration{s.lim.ReadHeaderTimeout, s.lim.ReadTimeout, s.lim.WriteTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// loopLimits returns the limits of port's own loop: those net/http applies
+// (opshttp.NewServer: read_header_timeout_ms no longer than
+// read_timeout_ms, idle_timeout_ms, or read_timeout_ms when that is 0,
+// max_header_bytes), with write_timeout_ms bounding the writing of an answer
+// alone, as the configuration says.
+func loopLimits(c proxy.Config) opshttp.Limits {
+	srv := HTTPServer(c, nil)
+	idle := srv.IdleTimeout
+	if idle == 0 {
+		idle = srv.ReadTimeout
+	}
+	return opshttp.Limits{
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      time.Duration(c.WriteTimeoutMs) * time.Millisecond,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+	}
+}
+
+// HTTPServer returns the http.Server kproxy serves h with on port, for the
+// connections its loop hands to net/http: the configured read, header, idle
+// and write timeouts and header size bound (opshttp.NewServer; the TLS
+// handshake is bounded by the shortest of the timeouts), which the loop
+// applies as well (loopLimits). The body size bound is the handler's: it
+// counts bytes as they arrive, chunked or not.
 func HTTPServer(c proxy.Config, h http.Handler) *http.Server {
 	read := time.Duration(c.ReadTimeoutMs) * time.Millisecond
 	write := time.Duration(c.WriteTimeoutMs) * time.Millisecond

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,7 @@ func Status(err error) (status int, code string) {
 	code = proxy.Code(err)
 	switch code {
 	case proxy.CodeMissingTopic, proxy.CodeInvalidTopic, proxy.CodeInvalidKey, proxy.CodeInvalidAcks,
-		proxy.CodeEmptyBody, proxy.CodeBodyRead, proxy.CodeInvalidMsgpack:
+		proxy.CodeEmptyBody, proxy.CodeBodyRead, proxy.CodeInvalidMsgpack, proxy.CodeInvalidBatch, proxy.CodeInvalidHeader:
 		return http.StatusBadRequest, code
 	case proxy.CodeUnauthorized:
 		return http.StatusUnauthorized, code
@@ -80,17 +81,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 var successBuf = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
-// writeSuccess writes {"topic":"T","partition":P,"offset":O}. The topic needs no
-// escaping: proxy.ValidTopic allows only [a-zA-Z0-9._-].
+// writeSuccess writes {"topic":"T","partition":P,"offset":O}.
 func writeSuccess(w http.ResponseWriter, topic string, partition int32, offset int64) {
 	bp := successBuf.Get().(*[]byte)
-	b := append((*bp)[:0], `{"topic":"`...)
-	b = append(b, topic...)
-	b = append(b, `","partition":`...)
-	b = strconv.AppendInt(b, int64(partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, offset, 10)
-	b = append(b, "}\n"...)
+	b := appendSuccessBody((*bp)[:0], topic, partition, offset)
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	if len(b) < len(contentLengths) {
@@ -102,6 +96,18 @@ func writeSuccess(w http.ResponseWriter, topic string, partition int32, offset i
 	_, _ = w.Write(b)
 	*bp = b
 	successBuf.Put(bp)
+}
+
+// appendSuccessBody appends {"topic":"T","partition":P,"offset":O}\n. The
+// topic needs no escaping: proxy.ValidTopic allows only [a-zA-Z0-9._-].
+func appendSuccessBody(b []byte, topic string, partition int32, offset int64) []byte {
+	b = append(b, `{"topic":"`...)
+	b = append(b, topic...)
+	b = append(b, `","partition":`...)
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	return append(b, "}\n"...)
 }
 
 var jsonContentType = []string{"application/json"}
@@ -121,6 +127,12 @@ type metrics struct {
 	requests     *prometheus.CounterVec // by status code and machine code
 	requestCache sync.Map               // "status/code" -> prometheus.Counter
 	ok           prometheus.Counter     // requests{status="200",code="ok"}, the hot path
+
+	batches      *prometheus.CounterVec // /batch requests by status and code
+	batchCache   sync.Map               // "status/code" -> prometheus.Counter
+	records      *prometheus.CounterVec // records of /batch requests by code
+	recordsCache sync.Map               // code -> prometheus.Counter
+	recordsOK    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -129,19 +141,52 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kproxy_requests_total",
 			Help: "Requests to /commit by HTTP status and machine code (ok for 200).",
 		}, []string{"status", "code"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kproxy_batch_requests_total",
+			Help: "Requests to /batch by HTTP status and machine code (ok for 200, partial for 207).",
+		}, []string{"status", "code"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kproxy_batch_records_total",
+			Help: "Records of /batch requests that went to Kafka, by outcome: ok or the machine code of the failure.",
+		}, []string{"code"}),
 	}
 	m.ok = m.requests.WithLabelValues("200", "ok")
-	reg.MustRegister(m.requests)
+	m.recordsOK = m.records.WithLabelValues("ok")
+	reg.MustRegister(m.requests, m.batches, m.records)
 	return m
+}
+
+// batch counts one finished /batch request and, when it went to Kafka (b not
+// nil), its records by outcome.
+func (m *metrics) batch(status int, code string, b *proxy.Batch) {
+	cached(&m.batchCache, m.batches, strconv.Itoa(status), code).Inc()
+	if b == nil {
+		return
+	}
+	m.recordsOK.Add(float64(b.Len() - b.Failed()))
+	if b.Failed() == 0 {
+		return
+	}
+	for i := 0; i < b.Len(); i++ {
+		if _, err := b.Result(i); err != nil {
+			cached(&m.recordsCache, m.records, proxy.Code(err)).Inc()
+		}
+	}
+}
+
+// cached returns the counter of vec for labels, kept in cache so that a label
+// pair is hashed once.
+func cached(cache *sync.Map, vec *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	key := strings.Join(labels, "/")
+	c, ok := cache.Load(key)
+	if !ok {
+		c, _ = cache.LoadOrStore(key, vec.WithLabelValues(labels...))
+	}
+	return c.(prometheus.Counter)
 }
 
 // request counts one finished request; the counter per label pair is cached so
 // the hot path does not hash labels.
 func (m *metrics) request(status int, code string) {
-	key := strconv.Itoa(status) + "/" + code
-	c, ok := m.requestCache.Load(key)
-	if !ok {
-		c, _ = m.requestCache.LoadOrStore(key, m.requests.WithLabelValues(strconv.Itoa(status), code))
-	}
-	c.(prometheus.Counter).Inc()
+	cached(&m.requestCache, m.requests, strconv.Itoa(status), code).Inc()
 }

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 )
@@ -86,44 +88,128 @@ func (m *bodyMemory) full(n int) error {
 	return fmt.Errorf("%w (max_body_memory_bytes %d: %d bytes of bodies held, %d more needed)", ErrBackpressure, m.limit, m.used.Load(), n)
 }
 
-// valueBuf returns the record's buffer, emptied, taking one for at least n bytes
-// from the budget when it has none.
-func (r *Record) valueBuf(n int) ([]byte, error) {
-	if r.buf == nil {
-		size := bufSize(n)
-		if !r.p.mem.reserve(size) {
-			return nil, r.p.mem.full(size)
-		}
-		r.buf = getValueBuf(size)
-	}
-	return r.buf.b[:0], nil
+// body is the value buffer of a Record or the body buffer of a Batch: read or
+// set under max_request_size_bytes, taken from max_body_memory_bytes.
+type body struct {
+	mem   *bodyMemory
+	limit int       // max_request_size_bytes
+	buf   *valueBuf // nil until a value is read or set
+	value []byte    // the bytes read or set, in buf
+	probe [1]byte   // reads the byte past the limit
 }
 
-// grow replaces the record's buffer by one holding b (the value so far, in the
-// current buffer) with room for at least n bytes: twice the current size, but no
-// more than ceiling bytes are asked for unless n needs them. The new buffer is
-// taken from the budget before the old one goes back: both exist during the
-// copy.
-func (r *Record) grow(b []byte, n, ceiling int) ([]byte, error) {
-	old := r.buf
+// valueBuf returns the buffer, emptied, taking one for at least n bytes from
+// the budget when there is none.
+func (b *body) valueBuf(n int) ([]byte, error) {
+	if b.buf == nil {
+		size := bufSize(n)
+		if !b.mem.reserve(size) {
+			return nil, b.mem.full(size)
+		}
+		b.buf = getValueBuf(size)
+	}
+	return b.buf.b[:0], nil
+}
+
+// grow replaces the buffer by one holding v (the value so far, in the current
+// buffer) with room for at least n bytes: twice the current size, but no more
+// than ceiling bytes are asked for unless n needs them. The new buffer is taken
+// from the budget before the old one goes back: both exist during the copy.
+func (b *body) grow(v []byte, n, ceiling int) ([]byte, error) {
+	old := b.buf
 	size := bufSize(max(n, min(2*cap(old.b), ceiling)))
-	if !r.p.mem.reserve(size) {
-		return b, r.p.mem.full(size)
+	if !b.mem.reserve(size) {
+		return v, b.mem.full(size)
 	}
 	next := getValueBuf(size)
-	b = append(next.b[:0], b...)
-	r.p.mem.release(cap(old.b))
+	v = append(next.b[:0], v...)
+	b.mem.release(cap(old.b))
 	putValueBuf(old)
-	r.buf = next
-	return b, nil
+	b.buf = next
+	return v, nil
 }
 
-// freeValue gives the record's buffer back to its pool and to the budget.
-func (r *Record) freeValue() {
-	if r.buf != nil {
-		r.p.mem.release(cap(r.buf.b))
-		putValueBuf(r.buf)
-		r.buf = nil
+// free gives the buffer back to its pool and to the budget.
+func (b *body) free() {
+	if b.buf != nil {
+		b.mem.release(cap(b.buf.b))
+		putValueBuf(b.buf)
+		b.buf = nil
 	}
-	r.value = nil
+	b.value = nil
+}
+
+// read reads the body from src until io.EOF; see Record.ReadValue.
+func (b *body) read(src io.Reader) error {
+	limit := b.limit
+	v, err := b.valueBuf(minValueBuf)
+	if err != nil {
+		return err
+	}
+	for {
+		if len(v) >= limit {
+			// At the limit: the body must end here.
+			err = b.expectEOF(src)
+			break
+		}
+		if len(v) == cap(v) {
+			if v, err = b.grow(v, len(v)+1, limit); err != nil {
+				break
+			}
+		}
+		var n int
+		n, err = src.Read(v[len(v):min(cap(v), limit)])
+		v = v[:len(v)+n]
+		if errors.Is(err, io.EOF) {
+			err = nil
+			break
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrBodyRead, err)
+			break
+		}
+	}
+	if err != nil {
+		b.value = v[:0]
+		return err
+	}
+	b.value = v
+	if len(v) == 0 {
+		return ErrEmptyBody
+	}
+	return nil
+}
+
+// expectEOF reads src after limit bytes: the first further byte is one too many.
+func (b *body) expectEOF(src io.Reader) error {
+	for {
+		n, err := src.Read(b.probe[:])
+		switch {
+		case n > 0:
+			return fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, b.limit)
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("%w: %v", ErrBodyRead, err)
+		}
+	}
+}
+
+// set sets the body to a copy of v; see Record.SetValue.
+func (b *body) set(v []byte) error {
+	switch {
+	case len(v) == 0:
+		return ErrEmptyBody
+	case len(v) > b.limit:
+		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, len(v), b.limit)
+	}
+	buf, err := b.valueBuf(len(v))
+	if err == nil && cap(buf) < len(v) {
+		buf, err = b.grow(buf, len(v), len(v))
+	}
+	if err != nil {
+		return err
+	}
+	b.value = append(buf[:0], v...)
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // Config is kproxy's configuration file. The first block holds the original keys
@@ -65,7 +66,9 @@ type Config struct {
 	DefaultAcks string `key:"default_acks"`
 	// ProduceTimeoutMs bounds the wait for Kafka's acknowledgement; then 504.
 	ProduceTimeoutMs int `key:"produce_timeout_ms"`
-	// LingerMs lets a partition's batch wait for more records before it is sent.
+	// LingerMs lets a partition's batch wait for more records before it is
+	// sent. Every request waits for its record, so the default is 0: batches
+	// still form while a produce request is in flight.
 	LingerMs int `key:"linger_ms"`
 	// Compression of produced batches: none, gzip, snappy, lz4 or zstd.
 	Compression string `key:"compression"`
@@ -93,6 +96,8 @@ type Config struct {
 	// is written to it, as the original kproxy did; the broker creates it only
 	// when its auto.create.topics.enable is on, else the record gets 404.
 	AllowAutoTopicCreation bool `key:"allow_auto_topic_creation"`
+	// MaxBatchRecords bounds the records of one POST /batch; more get 413.
+	MaxBatchRecords int `key:"max_batch_records"`
 	// OpsListen, when set, is the HOST:PORT of a separate plain-HTTP listener for
 	// /healthz, /readyz, /metrics and pprof, so probes and Prometheus need no
 	// client certificate when port requires one. /healthz, /readyz and /metrics
@@ -146,7 +151,7 @@ func Defaults() Config {
 		ValidateMsgpack:     true,
 		DefaultAcks:         "1",
 		ProduceTimeoutMs:    10000,
-		LingerMs:            1,
+		LingerMs:            0,
 		Compression:         "none",
 		MaxBufferedRecords:  10000,
 		RetryAfterSec:       1,
@@ -155,14 +160,16 @@ func Defaults() Config {
 		MaxBodyMemoryBytes:  256 << 20,
 		// The original kproxy (sarama) asked Kafka to create unknown topics.
 		AllowAutoTopicCreation: true,
+		MaxBatchRecords:        10000,
 		WebSocket:              webSocketDefaults(),
 	}
 }
 
 // What MemoryBound counts besides the configured sizes: the process without
 // load (runtime, Kafka clients, metrics), and what one connection costs beside
-// its request headers (net/http's read and write buffers and goroutine, the
-// request's state), plus crypto/tls's record buffers when port speaks TLS.
+// its request headers (the HTTP loop's read buffer, goroutine and answers in
+// progress, or net/http's buffers and goroutine for a connection handed to
+// it), plus crypto/tls's record buffers when port speaks TLS.
 const (
 	memBase       = 64 << 20
 	memPerConn    = 32 << 10
@@ -222,11 +229,11 @@ func (c *Config) check(f *config.File) {
 	f.Range("producer_num", int64(c.ProducerNum), 1, 64)
 	f.Range("max_request_size_bytes", int64(c.MaxRequestSizeBytes), 1, maxRecordBytes)
 	f.HostPort("broker_hosts", c.BrokerHosts)
-	f.HostPort("zk_hosts", c.ZKHosts)
+	zkconn.Settings{HostsKey: "zk_hosts", Hosts: c.ZKHosts, ChrootKey: "zk_chroot", Chroot: c.ZKChroot,
+		SessionTimeoutKey: "zk_timeout_ms", SessionTimeoutMs: c.ZKTimeoutMs}.Check(f)
 	if len(c.BrokerHosts) == 0 && len(c.ZKHosts) == 0 {
 		f.Problemf("broker_hosts", "is required (or zk_hosts, to discover the brokers from ZooKeeper)")
 	}
-	f.Range("zk_timeout_ms", int64(c.ZKTimeoutMs), 100, 600000)
 	c.Kafka.Check(f, "kafka")
 	if _, err := partition.Lookup(c.Partitioner); err != nil {
 		f.OneOf("partitioner", c.Partitioner, partition.Names()...)
@@ -255,6 +262,7 @@ func (c *Config) check(f *config.File) {
 		f.Problem("max_body_memory_bytes", c.MaxBodyMemoryBytes,
 			fmt.Sprintf("is below max_request_size_bytes %d: a body of the largest size could never be held", c.MaxRequestSizeBytes))
 	}
+	f.Range("max_batch_records", int64(c.MaxBatchRecords), 1, 1<<20)
 	if c.OpsListen != "" {
 		if _, port, err := net.SplitHostPort(c.OpsListen); err != nil {
 			f.Problem("ops_listen", c.OpsListen, "is not HOST:PORT")

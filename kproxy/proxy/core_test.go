@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -77,6 +78,22 @@ func commitWith(t *testing.T, p *Proxy, topic string, fill func(*Record)) (Ack, 
 	defer r.Release()
 	fill(r)
 	return p.Commit(context.Background(), r)
+}
+
+// holdProduces makes Kafka hold every produce request from now until open is
+// called (or the test ends).
+func holdProduces(t *testing.T, c *kfake.Cluster) (open func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-gate })
+		return nil, nil, false
+	})
+	var once sync.Once
+	open = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return open
 }
 
 // readBack reads n records of topic from the start.
@@ -299,15 +316,7 @@ func TestCommitGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	gate := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gate) }) }
-	defer open()
+	open := holdProduces(t, c)
 
 	_, err := commitValue(t, p, testTopic, "", []byte("slow"))
 	if !errors.Is(err, ErrTimeout) || Code(err) != CodeKafkaTimeout {
@@ -325,6 +334,14 @@ func TestCommitGivesUp(t *testing.T) {
 	if !errors.Is(err, ErrCanceled) || Code(err) != CodeCanceled {
 		t.Errorf("caller gone: got %v, want ErrCanceled", err)
 	}
+	heldUntilAnswered(t, p, open)
+}
+
+// heldUntilAnswered checks that what Commit gave up on still counts body
+// memory while Kafka holds it, then lets Kafka answer (open) and waits for the
+// memory to come back.
+func heldUntilAnswered(t *testing.T, p *Proxy, open func()) {
+	t.Helper()
 	if got := p.mem.used.Load(); got == 0 {
 		t.Error("records held by Kafka's client count no body memory, want theirs counted")
 	}
@@ -397,5 +414,22 @@ func TestAuthorization(t *testing.T) {
 				t.Error("without auth.tokens: refused, want every request authorized")
 			}
 		})
+	}
+}
+
+// TestThrottle: a Throttle logs the first warning and drops the ones that
+// follow within ThrottleEvery, counting them for its next line.
+func TestThrottle(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var th Throttle
+	for i := 0; i < 5; i++ {
+		th.Warn(log, "again", "i", i)
+	}
+	if got := strings.Count(buf.String(), "again"); got != 1 || !strings.Contains(buf.String(), "level=WARN") {
+		t.Fatalf("got %d lines (%q), want one warning", got, buf.String())
+	}
+	if th.missed != 4 {
+		t.Errorf("got %d counted for the next line, want 4", th.missed)
 	}
 }

@@ -29,6 +29,11 @@ var (
 	ErrBodyRead = errors.New("could not read the request body")
 	// ErrInvalidMsgpack means the value is not exactly one msgpack value.
 	ErrInvalidMsgpack = errors.New("the body is not one well-formed msgpack value")
+	// ErrInvalidBatch means a batch body is not a msgpack array of records.
+	ErrInvalidBatch = errors.New("the body is not a batch of records")
+	// ErrInvalidHeader means a record header's name or value breaks the rules
+	// of CheckHeader, or a record has more than MaxRecordHeaders.
+	ErrInvalidHeader = errors.New("invalid record header")
 	// ErrUnauthorized means a Bearer token is required and was missing or wrong.
 	ErrUnauthorized = errors.New("a valid Bearer token is required")
 	// ErrTopicNotAllowed means the topic is refused by configuration or by Kafka's
@@ -66,6 +71,8 @@ const (
 	CodeEmptyBody        = "empty_body"
 	CodeBodyRead         = "body_read_error"
 	CodeInvalidMsgpack   = "invalid_msgpack"
+	CodeInvalidBatch     = "invalid_batch"
+	CodeInvalidHeader    = "invalid_header"
 	CodeUnauthorized     = "unauthorized"
 	CodeTopicNotAllowed  = "topic_not_allowed"
 	CodeUnknownTopic     = "unknown_topic"
@@ -97,6 +104,10 @@ func Code(err error) string {
 		return CodeBodyRead
 	case errors.Is(err, ErrInvalidMsgpack), errors.Is(err, envelope.ErrEmpty):
 		return CodeInvalidMsgpack
+	case errors.Is(err, ErrInvalidBatch):
+		return CodeInvalidBatch
+	case errors.Is(err, ErrInvalidHeader):
+		return CodeInvalidHeader
 	case errors.Is(err, ErrUnauthorized):
 		return CodeUnauthorized
 	case errors.Is(err, ErrTopicNotAllowed), errors.Is(err, kerr.TopicAuthorizationFailed):

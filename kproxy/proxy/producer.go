@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
@@ -19,8 +20,26 @@ import (
 // record with a key always goes through the same client of its level, so records
 // of one key keep their order; records without a key are spread round-robin.
 type producers struct {
-	byAcks [3][]*kgo.Client
-	next   atomic.Uint64
+	byAcks   [3][]*kgo.Client
+	next     atomic.Uint64
+	opts     [3][]kgo.Opt // the options of each level's clients
+	batchMax int          // ProducerBatchMaxBytes
+	log      *slog.Logger
+
+	// Kafka refuses a whole batch that is larger than the topic's
+	// max.message.bytes, the small records in it with the large one. A record
+	// refused that way is sent again, once, through a client of its level
+	// that holds one record at a time (so every batch it sends is that
+	// record alone), by one goroutine in the order they were refused; only a
+	// record refused alone gets body_too_large.
+	soloMu    sync.Mutex
+	solo      [3]*kgo.Client // created on first use
+	soloQueue []*entry
+	soloKick  chan struct{}
+	soloStop  chan struct{}
+	soloDone  chan struct{}
+	soloOnce  sync.Once
+	closed    bool
 }
 
 func compressionCodec(name string) kgo.CompressionCodec {
@@ -74,7 +93,9 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 		common = append(common, kgo.AllowAutoTopicCreation())
 	}
 	common = append(common, extra...)
-	p := &producers{}
+	p := &producers{batchMax: int(batchMax), log: log, soloKick: make(chan struct{}, 1),
+		soloStop: make(chan struct{}), soloDone: make(chan struct{})}
+	go p.runSolo()
 	for _, acks := range []Acks{AcksNone, AcksLeader, AcksAll} {
 		opts := append([]kgo.Opt(nil), common...)
 		switch acks {
@@ -86,6 +107,7 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 			// Idempotent: a retried batch is never written twice.
 			opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 		}
+		p.opts[acks.index()] = opts
 		for i := 0; i < cfg.ProducerNum; i++ {
 			cl, err := kgo.NewClient(opts...)
 			if err != nil {
@@ -97,6 +119,117 @@ func newProducers(cfg Config, brokers []string, log *slog.Logger, extra ...kgo.O
 	}
 	return p, nil
 }
+
+// mayRetryAlone reports whether e, failed with err, is worth sending again
+// alone: Kafka refused its batch as too large, and the record itself fits in a
+// batch (a larger one the client refuses before sending, for good).
+func (p *producers) mayRetryAlone(e *entry, err error) bool {
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		return false
+	}
+	size := len(e.rec.Key) + len(e.rec.Value)
+	for _, h := range e.rec.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	// The record's own encoding adds at most a few dozen bytes, a batch's 61.
+	return size+128 <= p.batchMax
+}
+
+// retryAlone queues e for its level's one-record client.
+func (p *producers) retryAlone(e *entry) {
+	p.soloMu.Lock()
+	p.soloQueue = append(p.soloQueue, e)
+	p.soloMu.Unlock()
+	select {
+	case p.soloKick <- struct{}{}:
+	default:
+	}
+}
+
+// runSolo sends the queued records one by one until close, then fails what is
+// left.
+func (p *producers) runSolo() {
+	defer close(p.soloDone)
+	var batch []*entry
+	for {
+		select {
+		case <-p.soloStop:
+			p.soloMu.Lock()
+			batch, p.soloQueue = p.soloQueue, nil
+			p.closed = true
+			p.soloMu.Unlock()
+			for _, e := range batch {
+				promise(&e.rec, kgo.ErrClientClosed)
+			}
+			return
+		case <-p.soloKick:
+		}
+		p.soloMu.Lock()
+		batch, p.soloQueue = p.soloQueue, batch[:0]
+		p.soloMu.Unlock()
+		for i, e := range batch {
+			p.sendAlone(e)
+			batch[i] = nil
+		}
+	}
+}
+
+// sendAlone produces e through its level's one-record client, waiting while
+// that client holds an earlier record. The record keeps the partition it was
+// given the first time.
+func (p *producers) sendAlone(e *entry) {
+	cl, err := p.soloClient(e.fl.acks)
+	if err != nil {
+		promise(&e.rec, err)
+		return
+	}
+	e.rec.Offset, e.rec.ProducerID, e.rec.ProducerEpoch, e.rec.LeaderEpoch = 0, 0, 0, 0
+	// Produce blocks while the client holds a record, so records go out one
+	// at a time in the order Kafka refused them; close unblocks it.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(stopContext(p.soloStop), cancel)
+	cl.Produce(ctx, &e.rec, func(r *kgo.Record, err error) {
+		stop()
+		cancel()
+		promise(r, err)
+	})
+}
+
+// soloClient returns the one-record client of acks, creating it on first use.
+func (p *producers) soloClient(acks Acks) (*kgo.Client, error) {
+	p.soloMu.Lock()
+	defer p.soloMu.Unlock()
+	if p.closed {
+		return nil, kgo.ErrClientClosed
+	}
+	if cl := p.solo[acks.index()]; cl != nil {
+		return cl, nil
+	}
+	opts := append(append([]kgo.Opt(nil), p.opts[acks.index()]...),
+		kgo.MaxBufferedRecords(1), kgo.ProducerLinger(0))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka client for records sent alone (acks=%s): %w", acks, err)
+	}
+	p.log.Info("a record was refused by Kafka in a batch too large: sending such records again alone", "acks", acks.String())
+	p.solo[acks.index()] = cl
+	return cl, nil
+}
+
+// stopContext is a context that ends when stop is closed.
+type stopContext chan struct{}
+
+func (c stopContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c stopContext) Done() <-chan struct{}       { return c }
+func (c stopContext) Err() error {
+	select {
+	case <-c:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+func (c stopContext) Value(any) any { return nil }
 
 // client picks the client for a record of acks with key.
 func (p *producers) client(acks Acks, key []byte) *kgo.Client {
@@ -110,12 +243,19 @@ func (p *producers) client(acks Acks, key []byte) *kgo.Client {
 	return cls[p.next.Add(1)%uint64(len(cls))]
 }
 
-// all returns every client.
+// all returns every client, those sending records alone included.
 func (p *producers) all() []*kgo.Client {
 	var out []*kgo.Client
 	for _, cls := range p.byAcks {
 		out = append(out, cls...)
 	}
+	p.soloMu.Lock()
+	for _, cl := range p.solo {
+		if cl != nil {
+			out = append(out, cl)
+		}
+	}
+	p.soloMu.Unlock()
 	return out
 }
 
@@ -145,6 +285,8 @@ func (p *producers) flush(ctx context.Context) error {
 
 // close closes every client; records still buffered fail with ErrClientClosed.
 func (p *producers) close() {
+	p.soloOnce.Do(func() { close(p.soloStop) })
+	<-p.soloDone
 	for _, cl := range p.all() {
 		cl.Close()
 	}

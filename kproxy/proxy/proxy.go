@@ -1,7 +1,10 @@
 // Package proxy is kproxy's core, the same for every front door: the Kafka clients,
 // the admission of a record (authentication, topic rules, backpressure, Kafka's
-// health) and Commit, which writes one record and answers only after Kafka
-// acknowledged it at the requested acks level. It knows no transport: a door
+// health), Commit, which writes one record and answers only after Kafka
+// acknowledged it at the requested acks level, and CommitBatch, which does the
+// same for each record of a batch. Both have a form that calls back instead of
+// waiting (CommitAsync, CommitBatchAsync), for doors that serve many requests
+// on one goroutine. It knows no transport: a door
 // (kproxy/httpapi for POST /commit, the WebSocket gateways) parses its requests,
 // calls Admit and Commit, and maps the errors defined here to its own answers.
 package proxy
@@ -40,8 +43,10 @@ type Proxy struct {
 	produceTimeout time.Duration
 	inflight       atomic.Int64
 	mem            bodyMemory
+	sweep          *sweeper // gives up commits at produce_timeout_ms
 	draining       atomic.Bool
 	purging        sync.Map       // topic -> true while its purge runs
+	failLogs       sync.Map       // machine code -> *Throttle of "not acknowledged" lines
 	bg             sync.WaitGroup // background purges
 	closeOnce      sync.Once
 }
@@ -91,6 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, extra ...kgo.Opt) (*
 		tokens:         digestTokens(cfg.Auth.Tokens),
 	}
 	p.mem.limit = cfg.MaxBodyMemoryBytes
+	p.sweep = newSweeper(p.produceTimeout, p.expire)
 	probe := prod.byAcks[AcksLeader.index()][0]
 	p.health = newHealth(probe.Ping, log)
 	p.metrics = newMetrics(p.reg, p)
@@ -147,5 +153,6 @@ func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		p.bg.Wait()
 		p.prod.close()
+		p.sweep.close()
 	})
 }

@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,9 +15,9 @@ const NoPartition int32 = -1
 
 // Record is one record on its way through the core, from admission to Kafka's
 // answer. A door gets it from Admit, fills it (SetKey, ReadValue or SetValue, and
-// the exported fields), hands it to Commit and ends it with Release. Records and
-// their buffers are pooled: a Record must not be used after Release, and it is
-// not safe for concurrent use.
+// the exported fields), hands it to Commit or CommitAsync and ends it with
+// Release. Records and their buffers are pooled: a Record must not be used after
+// Release, and it is not safe for concurrent use.
 type Record struct {
 	// Topic is the topic Admit checked; a door must not change it.
 	Topic string
@@ -30,45 +28,26 @@ type Record struct {
 	// Headers are the record's Kafka headers; nil for none. The door owns the
 	// slice and must leave it alone until Release, and for good when Commit
 	// returned ErrTimeout or ErrCanceled (Kafka's client may still read it).
+	// CheckHeader states what a header may hold.
 	Headers []kgo.RecordHeader
 
 	p     *Proxy
 	start time.Time
-	key   []byte    // pooled key bytes, nil for no key
-	buf   *valueBuf // the value's buffer, nil until a value is read or set
-	value []byte    // the value, in buf
-	probe [1]byte   // reads the byte past max_request_size_bytes
-	rec   kgo.Record
-	err   error
-	done  chan struct{}
-	timer *time.Timer
-	// state is stateIdle outside Commit, stateProducing while the Kafka client
-	// holds rec, stateAbandoned once Commit gave up waiting: the promise then
-	// frees what the record holds.
-	state   atomic.Int32
-	promise func(*kgo.Record, error) // bound once: a method value allocates
+	key   []byte // pooled key bytes, nil for no key
+	body         // the value
+	ent   entry
+	fl    flight
+	wait  chan struct{}             // Commit's wait for landed
+	done  func(*Record, Ack, error) // CommitAsync's callback
+	ack   Ack                       // the outcome, set before landed reports it
+	err   error                     //
+	_     [0]func()                 // not comparable
 }
 
-const (
-	stateIdle int32 = iota
-	stateProducing
-	stateAbandoned
-)
-
 var recordPool = sync.Pool{New: func() any {
-	r := &Record{done: make(chan struct{}, 1)}
-	r.promise = func(_ *kgo.Record, err error) {
-		if !r.state.CompareAndSwap(stateProducing, stateIdle) {
-			// Commit gave up on the record and nobody waits: let go of its buffer.
-			// The Record itself is left to the garbage collector.
-			r.freeValue()
-			return
-		}
-		r.err = err
-		r.done <- struct{}{}
-	}
-	r.timer = time.NewTimer(time.Hour)
-	r.timer.Stop()
+	r := &Record{wait: make(chan struct{}, 1)}
+	r.fl.owner = r
+	r.ent.init(&r.fl)
 	return r
 }}
 
@@ -80,24 +59,35 @@ var recordPool = sync.Pool{New: func() any {
 // reachable as far as the health probe knows (ErrKafkaUnavailable). Every
 // admitted record holds a slot of req_pool_size until Release.
 func (p *Proxy) Admit(topic string) (*Record, error) {
-	if err := p.CheckTopic(topic); err != nil {
-		return nil, err
-	}
-	if p.draining.Load() {
-		return nil, ErrShuttingDown
-	}
-	if n := p.inflight.Add(1); n > int64(p.cfg.ReqPoolSize) {
-		p.inflight.Add(-1)
-		return nil, fmt.Errorf("%w (%d requests in progress, req_pool_size %d)", ErrBackpressure, n-1, p.cfg.ReqPoolSize)
-	}
-	if err := p.health.err(); err != nil {
-		p.inflight.Add(-1)
+	if err := p.admit(topic); err != nil {
 		return nil, err
 	}
 	r := recordPool.Get().(*Record)
 	r.p, r.start = p, time.Now()
+	r.fl.p = p
+	r.body.mem, r.body.limit = &p.mem, p.cfg.MaxRequestSizeBytes
 	r.Topic, r.Acks, r.Partition = topic, p.defaultAcks, NoPartition
 	return r, nil
+}
+
+// admit checks what Admit and AdmitBatch check and takes a slot of
+// req_pool_size.
+func (p *Proxy) admit(topic string) error {
+	if err := p.CheckTopic(topic); err != nil {
+		return err
+	}
+	if p.draining.Load() {
+		return ErrShuttingDown
+	}
+	if n := p.inflight.Add(1); n > int64(p.cfg.ReqPoolSize) {
+		p.inflight.Add(-1)
+		return fmt.Errorf("%w (%d requests in progress, req_pool_size %d)", ErrBackpressure, n-1, p.cfg.ReqPoolSize)
+	}
+	if err := p.health.err(); err != nil {
+		p.inflight.Add(-1)
+		return err
+	}
+	return nil
 }
 
 // CheckTopic returns the error Admit would give for topic's name and the topic
@@ -116,15 +106,26 @@ func (p *Proxy) CheckTopic(topic string) error {
 func (r *Record) SetKey(key string) {
 	if key == "" {
 		r.key = r.key[:0]
-		r.rec.Key = nil
+		r.ent.rec.Key = nil
 		return
 	}
 	r.key = append(r.key[:0], key...)
-	r.rec.Key = r.key
+	r.ent.rec.Key = r.key
+}
+
+// SetKeyBytes is SetKey for a key held as bytes; it copies them.
+func (r *Record) SetKeyBytes(key []byte) {
+	if len(key) == 0 {
+		r.key = r.key[:0]
+		r.ent.rec.Key = nil
+		return
+	}
+	r.key = append(r.key[:0], key...)
+	r.ent.rec.Key = r.key
 }
 
 // Key returns the record's key, nil for none.
-func (r *Record) Key() []byte { return r.rec.Key }
+func (r *Record) Key() []byte { return r.ent.rec.Key }
 
 // Value returns the record's value as read or set.
 func (r *Record) Value() []byte { return r.value }
@@ -135,81 +136,11 @@ func (r *Record) Value() []byte { return r.value }
 // ErrBodyTooLarge. Nothing read gives ErrEmptyBody, a failing src ErrBodyRead.
 // Every buffer is taken from max_body_memory_bytes first; when that is used up
 // the read ends with ErrBackpressure.
-func (r *Record) ReadValue(src io.Reader) error {
-	limit := r.p.cfg.MaxRequestSizeBytes
-	b, err := r.valueBuf(minValueBuf)
-	if err != nil {
-		return err
-	}
-	for {
-		if len(b) >= limit {
-			// At the limit: the body must end here.
-			err = r.expectEOF(src, limit)
-			break
-		}
-		if len(b) == cap(b) {
-			if b, err = r.grow(b, len(b)+1, limit); err != nil {
-				break
-			}
-		}
-		var n int
-		n, err = src.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if errors.Is(err, io.EOF) {
-			err = nil
-			break
-		}
-		if err != nil {
-			err = fmt.Errorf("%w: %v", ErrBodyRead, err)
-			break
-		}
-	}
-	if err != nil {
-		r.value = b[:0]
-		return err
-	}
-	r.value = b
-	if len(b) == 0 {
-		return ErrEmptyBody
-	}
-	return nil
-}
-
-// expectEOF reads src after limit bytes: the first further byte is one too many.
-func (r *Record) expectEOF(src io.Reader, limit int) error {
-	for {
-		n, err := src.Read(r.probe[:])
-		switch {
-		case n > 0:
-			return fmt.Errorf("%w: more than max_request_size_bytes %d", ErrBodyTooLarge, limit)
-		case errors.Is(err, io.EOF):
-			return nil
-		case err != nil:
-			return fmt.Errorf("%w: %v", ErrBodyRead, err)
-		}
-	}
-}
+func (r *Record) ReadValue(src io.Reader) error { return r.body.read(src) }
 
 // SetValue sets the record's value to a copy of v, under the rules of
 // ReadValue: not empty, at most max_request_size_bytes.
-func (r *Record) SetValue(v []byte) error {
-	limit := r.p.cfg.MaxRequestSizeBytes
-	switch {
-	case len(v) == 0:
-		return ErrEmptyBody
-	case len(v) > limit:
-		return fmt.Errorf("%w: %d bytes, max_request_size_bytes is %d", ErrBodyTooLarge, len(v), limit)
-	}
-	b, err := r.valueBuf(len(v))
-	if err == nil && cap(b) < len(v) {
-		b, err = r.grow(b, len(v), len(v))
-	}
-	if err != nil {
-		return err
-	}
-	r.value = append(b[:0], v...)
-	return nil
-}
+func (r *Record) SetValue(v []byte) error { return r.body.set(v) }
 
 // Release ends the record: it frees its slot of req_pool_size, and its buffers go
 // back to the pools unless the Kafka client still holds them (after Commit gave
@@ -218,13 +149,15 @@ func (r *Record) SetValue(v []byte) error {
 func (r *Record) Release() {
 	p := r.p
 	p.inflight.Add(-1)
-	if r.state.Load() == stateAbandoned {
-		// The promise owns the record now.
+	if r.fl.abandoned() {
+		// The last promise owns the record now (orphaned).
 		return
 	}
-	r.freeValue()
-	r.Topic, r.Headers, r.p = "", nil, nil
-	r.rec, r.err = kgo.Record{}, nil
+	r.body.free()
+	r.Topic, r.Headers, r.p, r.done = "", nil, nil, nil
+	r.ack, r.err = Ack{}, nil
+	r.ent.reset()
+	r.fl.state.Store(flightIdle)
 	if cap(r.key) > maxPooledKey {
 		r.key = nil
 	}
@@ -233,3 +166,22 @@ func (r *Record) Release() {
 
 // maxPooledKey bounds the key buffers kept in the pool.
 const maxPooledKey = 1 << 10
+
+// landed implements flightOwner: the outcome goes to the waiting Commit or to
+// CommitAsync's callback.
+func (r *Record) landed() {
+	r.ack, r.err = r.p.outcome(&r.ent, r.Topic, r.Acks, r.fl.state.Load(), r.start)
+	if r.err != nil && r.fl.state.Load() == flightDone {
+		r.p.logFailure(r.Topic, r.Acks, r.err)
+	}
+	if r.done != nil {
+		r.done(r, r.ack, r.err)
+		return
+	}
+	r.wait <- struct{}{}
+}
+
+// orphaned implements flightOwner: Kafka answered the last entry of a record
+// Commit gave up on; its value buffer goes back. The Record itself is left to
+// the garbage collector.
+func (r *Record) orphaned() { r.body.free() }

@@ -117,7 +117,7 @@ func SecureGroup(sess *Session, layout zkconsumers.Layout, group string, a Auth,
 	if err := sess.Authenticate(a); err != nil {
 		return err
 	}
-	conn := sess.conn
+	conn := sess.conn.Conn
 	want := a.ACL()
 	foreign := func(p string, acl []zk.ACL, err error) error {
 		have := "unreadable"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -179,15 +180,15 @@ type Snapshot struct {
 // with the nodes laid out by layout. The member runs until ctx ends or Close is
 // called; either revokes every lease with cause ErrClosed, waits for their
 // release and leaves the group. Group, topic and instance id must be ZooKeeper
-// node names (zkconsumers.CheckNodeName); sess must not be nil. log nil means no
+// node names (zkconn.CheckNodeName); sess must not be nil. log nil means no
 // logging.
 func Join(ctx context.Context, sess *Session, layout zkconsumers.Layout, group, topic, instanceID string, log *slog.Logger, opts ...Option) (*Member, error) {
 	for _, n := range []struct{ what, v string }{{"group", group}, {"topic", topic}, {"instance id", instanceID}} {
-		if err := zkconsumers.CheckNodeName(n.v); err != nil {
+		if err := zkconn.CheckNodeName(n.v); err != nil {
 			return nil, fmt.Errorf("join fleet: %s %q %w", n.what, n.v, err)
 		}
 	}
-	if err := zkconsumers.CheckChroot(layout.Chroot); err != nil {
+	if err := zkconn.CheckChroot(layout.Chroot); err != nil {
 		return nil, fmt.Errorf("join fleet: chroot %q %w", layout.Chroot, err)
 	}
 	if sess == nil {
@@ -472,7 +473,7 @@ func (m *Member) register(ep *epoch) (fresh bool, err error) {
 		// No session holds it: a ghost left by someone else, never removed by
 		// ZooKeeper. It would keep this instance from registering forever.
 		m.log.Warn("a persistent node holds this instance's registration path (no live instance made it): deleting it", "path", p)
-		if err := deleteTree(m.sess.conn, p); err != nil {
+		if err := deleteTree(m.sess.conn.Conn, p); err != nil {
 			return false, fmt.Errorf("register %s: delete the persistent node there: %w", p, err)
 		}
 		m.nudge()
@@ -631,7 +632,7 @@ func (m *Member) staleOwner(p int32, holder string, st *zk.Stat) (bool, string, 
 		return true, "persistent node: no live instance holds it", nil
 	}
 	registered := false
-	if zkconsumers.CheckNodeName(holder) == nil {
+	if zkconn.CheckNodeName(holder) == nil {
 		live, err := m.liveInstance(holder)
 		if err != nil {
 			return false, "", err

@@ -39,30 +39,19 @@ package fleet
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
-// Defaults of Connect's arguments when they are zero or negative.
-const (
-	// DefaultSessionTimeout is the ZooKeeper session timeout (zk_timeout_ms).
-	DefaultSessionTimeout = 6 * time.Second
-	// DefaultRetryInterval is the pause after a failed ZooKeeper operation
-	// (zk_fail_retry_interval_ms).
-	DefaultRetryInterval = time.Second
-)
-
-// connectResponseHead is how many bytes of a connection's first answer (the
-// connect response: length, protocol version, negotiated timeout) are read to
-// learn the session timeout the server granted.
-const connectResponseHead = 12
+// DefaultRetryInterval is the pause after a failed ZooKeeper operation
+// (zk_fail_retry_interval_ms) when Connect is given none.
+const DefaultRetryInterval = time.Second
 
 // Session is one ZooKeeper connection and session, shared by the process's
 // members. go-zookeeper reconnects by itself and, after the server expired the
@@ -72,14 +61,9 @@ const connectResponseHead = 12
 //
 // Its methods are safe for concurrent use.
 type Session struct {
-	conn      *zk.Conn
-	requested time.Duration
-	retry     time.Duration
-	log       *slog.Logger
-
-	start      time.Time
-	lastRecv   atomic.Int64 // nanoseconds since start when the server last sent bytes
-	negotiated atomic.Int64 // session timeout the server granted, in nanoseconds
+	conn  *zkconn.Conn // knows the granted timeout and the server's silence
+	retry time.Duration
+	log   *slog.Logger
 
 	base       context.Context // parent of every epoch; cancelled with ErrClosed by Close
 	cancelBase context.CancelCauseFunc
@@ -117,19 +101,18 @@ func (e *epoch) live() bool { return e != nil && e.ctx.Err() == nil }
 
 // Connect opens a ZooKeeper session with hosts (HOST:PORT) and the given session
 // timeout; retryInterval is the pause members take after a failed ZooKeeper
-// operation. Zero or negative durations mean DefaultSessionTimeout and
+// operation. Zero or negative durations mean zkconn.DefaultSessionTimeout and
 // DefaultRetryInterval; log nil means no logging. Connect does not wait for the
 // session: use WaitConnected for that. The ZooKeeper client's own messages are
-// logged at debug level, session changes at info and warning level.
+// logged at debug level (its connection errors repeat every second during an
+// outage, which Session reports once at warning level), session changes at info
+// and warning level.
 //
 // The server should grant the requested timeout (it clamps requests to its
 // min/maxSessionTimeout); fencing follows the timeout it grants.
 func Connect(hosts []string, sessionTimeout, retryInterval time.Duration, log *slog.Logger) (*Session, error) {
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("connect to ZooKeeper: zk_hosts is empty")
-	}
-	if sessionTimeout <= 0 {
-		sessionTimeout = DefaultSessionTimeout
 	}
 	if retryInterval <= 0 {
 		retryInterval = DefaultRetryInterval
@@ -138,28 +121,19 @@ func Connect(hosts []string, sessionTimeout, retryInterval time.Duration, log *s
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Session{
-		requested: sessionTimeout,
 		retry:     retryInterval,
 		log:       log,
-		start:     time.Now(),
 		changedCh: make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	s.negotiated.Store(int64(sessionTimeout))
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
-	conn, _, err := zk.Connect(hosts, sessionTimeout,
-		zk.WithLogger(zkLogger{log}),
-		zk.WithLogInfo(false),
-		zk.WithDialer(s.dial),
-		zk.WithEventCallback(s.onEvent))
+	conn, err := zkconn.Connect(hosts, zkconn.Options{SessionTimeout: sessionTimeout, OnEvent: s.onEvent, Log: log})
 	if err != nil {
 		s.cancelBase(ErrClosed)
-		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", hosts, err)
+		return nil, err
 	}
-	// The client's event channel is not read: onEvent sees every event, and
-	// the client drops what does not fit in the channel.
 	s.conn = conn
 	go s.run()
 	return s, nil
@@ -167,11 +141,11 @@ func Connect(hosts []string, sessionTimeout, retryInterval time.Duration, log *s
 
 // Conn returns the ZooKeeper client, for reads outside the fleet (such as broker
 // discovery). Do not close it; Close does.
-func (s *Session) Conn() *zk.Conn { return s.conn }
+func (s *Session) Conn() *zk.Conn { return s.conn.Conn }
 
 // Timeout returns the session timeout the server granted, or the requested one
 // before the first session.
-func (s *Session) Timeout() time.Duration { return time.Duration(s.negotiated.Load()) }
+func (s *Session) Timeout() time.Duration { return s.conn.Granted() }
 
 // SessionID returns the id of the current ZooKeeper session, 0 before the first.
 func (s *Session) SessionID() int64 { return s.conn.SessionID() }
@@ -321,7 +295,6 @@ func (s *Session) apply(st zk.State) {
 	case zk.StateHasSession:
 		// The client stores the session id before it reports the state.
 		id := s.conn.SessionID()
-		s.touch()
 		s.connected, s.expired, s.everConn = true, false, true
 		if s.ep.live() && s.ep.id == id {
 			s.log.Info("ZooKeeper connection restored within the session", "session", sessionHex(id), "server", s.conn.Server())
@@ -358,7 +331,7 @@ func (s *Session) checkSilence() (time.Duration, bool) {
 	if s.closed || !s.ep.live() {
 		return 0, false
 	}
-	silent := time.Since(s.start) - time.Duration(s.lastRecv.Load())
+	silent := s.conn.Silent()
 	limit := s.fenceAfter()
 	if silent < limit {
 		return limit - silent, true
@@ -376,53 +349,6 @@ func (s *Session) fenceLocked(reason string) {
 	}
 	s.ep.cancel(ErrFenced)
 	s.log.Warn("fenced: every partition lease is revoked until the session is usable again", "reason", reason, "session", sessionHex(s.ep.id))
-}
-
-func (s *Session) touch() { s.lastRecv.Store(int64(time.Since(s.start))) }
-
-// dial connects like the client's default dialer and wraps the connection to
-// note when the server last sent something and which timeout it granted.
-func (s *Session) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &recvConn{Conn: c, s: s}, nil
-}
-
-// recvConn is a client connection that records reads. Reads happen on one
-// goroutine at a time (the handshake, then the receive loop).
-type recvConn struct {
-	net.Conn
-	s    *Session
-	head []byte
-}
-
-func (c *recvConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.s.touch()
-		if len(c.head) < connectResponseHead {
-			c.head = append(c.head, b[:min(n, connectResponseHead-len(c.head))]...)
-			if len(c.head) == connectResponseHead {
-				// length, protocol version, then the granted timeout in ms;
-				// 0 when the server refused an expired session.
-				if ms := int32(binary.BigEndian.Uint32(c.head[8:12])); ms > 0 {
-					c.s.negotiated.Store(int64(time.Duration(ms) * time.Millisecond))
-				}
-			}
-		}
-	}
-	return n, err
-}
-
-// zkLogger sends the ZooKeeper client's messages to slog at debug level: its
-// connection errors repeat every second during an outage, which Session reports
-// once at warning level.
-type zkLogger struct{ log *slog.Logger }
-
-func (l zkLogger) Printf(format string, args ...any) {
-	l.log.Debug("zookeeper client", "detail", fmt.Sprintf(format, args...))
 }
 
 func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }

@@ -15,7 +15,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
-	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // Config is ktransfer's main file (conf/ktransfer.yaml). The first block holds the
@@ -278,7 +278,7 @@ func LoadConfig(path string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: module_enabled: %q is listed twice", f.Name(), name))
 			continue
 		}
-		if err := zkconsumers.CheckNodeName(name); err != nil {
+		if err := zkconn.CheckNodeName(name); err != nil {
 			// The module's name is its consumer group's ZooKeeper node.
 			errs = append(errs, fmt.Errorf("%s: module_enabled: %q %v", f.Name(), name, err))
 			continue
@@ -340,17 +340,15 @@ func (c *Config) check(f *config.File) {
 	if c.OffsetStore != StoreKafka {
 		f.NotEmpty("zk_hosts", len(c.ZKHosts))
 	}
-	f.HostPort("zk_hosts", c.ZKHosts)
-	// The fleet's own rules (fleet.Join), so that a file -t accepts also starts.
-	if err := zkconsumers.CheckChroot(c.ZKChroot); err != nil {
-		f.Problem("zk_chroot", c.ZKChroot, err.Error())
-	}
+	// ZooKeeper's rules, which the fleet applies too (fleet.Join), so that a
+	// file -t accepts also starts.
+	zkconn.Settings{HostsKey: "zk_hosts", Hosts: c.ZKHosts, ChrootKey: "zk_chroot", Chroot: c.ZKChroot,
+		SessionTimeoutKey: "zk_timeout_ms", SessionTimeoutMs: c.ZKTimeoutMs}.Check(f)
 	if c.InstanceID != "" {
-		if err := zkconsumers.CheckNodeName(c.InstanceID); err != nil {
+		if err := zkconn.CheckNodeName(c.InstanceID); err != nil {
 			f.Problem("instance_id", c.InstanceID, err.Error()+"; it names this process's node in ids/")
 		}
 	}
-	f.Range("zk_timeout_ms", int64(c.ZKTimeoutMs), 1000, 600000)
 	f.Range("zk_fail_retry_interval_ms", int64(c.ZKFailRetryIntervalMs), 10, 600000)
 	f.NotEmpty("module_enabled", len(c.ModuleEnabled))
 	f.HostPort("broker_hosts", c.BrokerHosts)

@@ -292,3 +292,89 @@ func bytesUnit[T int | uint64](count T) string {
 	}
 	return "bytes"
 }
+
+// Next returns the offset just past the one msgpack value that starts at
+// b[off], checked as Validate checks a whole body: well-formed, nested at most
+// MaxDepth deep counting from that value. Errors name absolute byte offsets in
+// b. Next is the step for walking a container value by value (see
+// ArrayHeader, MapHeader); it does not allocate unless it returns an error.
+func Next(b []byte, off int) (int, error) {
+	if off < 0 || off > len(b) {
+		return off, truncated(off, 1)
+	}
+	return skip(b, off, 1, 0, 0)
+}
+
+// ArrayHeader reads the header of the array at b[off]: the number of elements
+// and the offset of the first. ok is false when there is no complete array
+// header there, or when the elements could not fit in the bytes left (each
+// takes at least one), so a forged count never reaches the caller.
+func ArrayHeader(b []byte, off int) (n, next int, ok bool) {
+	return containerHeader(b, off, 0x90, 0xdc, 1)
+}
+
+// MapHeader reads the header of the map at b[off]: the number of key/value
+// pairs and the offset of the first key. ok is false as for ArrayHeader.
+func MapHeader(b []byte, off int) (pairs, next int, ok bool) {
+	return containerHeader(b, off, 0x80, 0xde, 2)
+}
+
+// containerHeader reads an array (fix 0x90, 16-bit 0xdc) or map (fix 0x80,
+// 16-bit 0xde) header; per is the values each counted element holds.
+func containerHeader(b []byte, off int, fix, wide byte, per uint64) (n, next int, ok bool) {
+	if off < 0 || off >= len(b) {
+		return 0, off, false
+	}
+	c := b[off]
+	var count uint64
+	switch {
+	case c >= fix && c <= fix+0x0f:
+		count, next = uint64(c&0x0f), off+1
+	case c == wide && len(b)-off >= 3:
+		count, next = uint64(binary.BigEndian.Uint16(b[off+1:])), off+3
+	case c == wide+1 && len(b)-off >= 5:
+		count, next = uint64(binary.BigEndian.Uint32(b[off+1:])), off+5
+	default:
+		return 0, off, false
+	}
+	if count*per > uint64(len(b)-next) {
+		return 0, off, false
+	}
+	return int(count), next, true
+}
+
+// Bytes reads the str or bin value at b[off]: the bounds of its payload,
+// whether it is a str, and ok false when there is no complete str or bin
+// there.
+func Bytes(b []byte, off int) (start, end int, isStr, ok bool) {
+	if off < 0 || off >= len(b) {
+		return 0, 0, false, false
+	}
+	if start, end, ok = str(b, off); ok {
+		return start, end, true, true
+	}
+	rem := len(b) - off
+	var n uint64
+	hdr := 0
+	switch b[off] {
+	case 0xc4:
+		if rem >= 2 {
+			n, hdr = uint64(b[off+1]), 2
+		}
+	case 0xc5:
+		if rem >= 3 {
+			n, hdr = uint64(binary.BigEndian.Uint16(b[off+1:])), 3
+		}
+	case 0xc6:
+		if rem >= 5 {
+			n, hdr = uint64(binary.BigEndian.Uint32(b[off+1:])), 5
+		}
+	}
+	if hdr == 0 || n > uint64(rem-hdr) {
+		return 0, 0, false, false
+	}
+	return off + hdr, off + hdr + int(n), false, true
+}
+
+// IsNil reports whether the value at b[off] is msgpack nil.
+func IsNil(b []byte, off int) bool { return off >= 0 && off < len(b) && b[off] == 0xc0 }

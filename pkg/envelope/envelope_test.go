@@ -531,3 +531,61 @@ func BenchmarkValidateHugeArray(b *testing.B) {
 		_ = Validate(body)
 	}
 }
+
+func TestWalkPrimitives(t *testing.T) {
+	arr := cat(0x92, 0x81, 0xa1, "k", 0xc4, 0x02, "ab", 0xc0)
+	n, next, ok := ArrayHeader(arr, 0)
+	if !ok || n != 2 || next != 1 {
+		t.Fatalf("ArrayHeader: got %d, %d, %v; want 2, 1, true", n, next, ok)
+	}
+	pairs, kOff, ok := MapHeader(arr, next)
+	if !ok || pairs != 1 || kOff != 2 {
+		t.Fatalf("MapHeader: got %d, %d, %v; want 1, 2, true", pairs, kOff, ok)
+	}
+	s, e, isStr, ok := Bytes(arr, kOff)
+	if !ok || !isStr || string(arr[s:e]) != "k" {
+		t.Fatalf("Bytes(str): got %q str %v ok %v; want \"k\" str", arr[s:e], isStr, ok)
+	}
+	s, e, isStr, ok = Bytes(arr, e)
+	if !ok || isStr || string(arr[s:e]) != "ab" {
+		t.Fatalf("Bytes(bin): got %q str %v ok %v; want \"ab\" bin", arr[s:e], isStr, ok)
+	}
+	if !IsNil(arr, e) || IsNil(arr, e+1) || IsNil(arr, -1) {
+		t.Error("IsNil: wrong answer")
+	}
+	end, err := Next(arr, next)
+	if err != nil || end != e {
+		t.Fatalf("Next(first element): got %d, %v; want %d", end, err, e)
+	}
+	if end, err := Next(arr, 0); err != nil || end != len(arr) {
+		t.Fatalf("Next(array): got %d, %v; want %d", end, err, len(arr))
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"forged array count", []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}},
+		{"array16 cut", []byte{0xdc, 0x00}},
+		{"not an array", []byte{0x80}},
+		{"empty", nil},
+	} {
+		if _, _, ok := ArrayHeader(tc.b, 0); ok {
+			t.Errorf("ArrayHeader(%s): got ok, want not ok", tc.name)
+		}
+	}
+	if _, _, ok := MapHeader([]byte{0x82, 0xc0, 0xc0, 0xc0}, 0); ok {
+		t.Error("MapHeader: 2 pairs in 3 bytes accepted")
+	}
+	if _, _, _, ok := Bytes([]byte{0xc5, 0x00, 0x05, 'a'}, 0); ok {
+		t.Error("Bytes: cut bin16 accepted")
+	}
+	if _, _, _, ok := Bytes([]byte{0x01}, 0); ok {
+		t.Error("Bytes: integer accepted")
+	}
+	if _, err := Next([]byte{0x91}, 0); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Next(cut array): got %v, want ErrTruncated", err)
+	}
+	if _, err := Next([]byte{0xc0}, 1); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Next(past the end): got %v, want ErrTruncated", err)
+	}
+}

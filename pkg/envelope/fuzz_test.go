@@ -144,6 +144,18 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("Validate(% x) = %v, matching %d sentinels, want exactly 1", b, err, matched)
 			}
 		}
+		// Next walks the same value: it ends where the body ends exactly
+		// when Validate accepts the body, and what it walks is valid alone.
+		if end, nerr := Next(b, 0); nerr == nil {
+			if verr := Validate(b[:end]); verr != nil {
+				t.Fatalf("Next(% x) = %d but Validate of those bytes = %v", b, end, verr)
+			}
+			if (end == len(b)) != (err == nil) {
+				t.Fatalf("Next(% x) = %d of %d bytes, Validate = %v", b, end, len(b), err)
+			}
+		} else if err == nil {
+			t.Fatalf("Next(% x) = %v, Validate accepts it", b, nerr)
+		}
 		if errors.Is(err, ErrTooDeep) {
 			return
 		}

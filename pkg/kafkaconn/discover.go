@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // brokerRegistration is what a Kafka broker in ZooKeeper mode writes to
@@ -58,17 +60,15 @@ func ParseRegistration(data []byte) (string, error) {
 }
 
 // DiscoverBrokers reads every broker registered under {chroot}/brokers/ids on the
-// ZooKeeper ensemble zkHosts and returns their addresses, sorted.
+// ZooKeeper ensemble zkHosts and returns their addresses, sorted. timeout is the
+// session timeout and bounds the wait for the session.
 func DiscoverBrokers(ctx context.Context, zkHosts []string, chroot string, timeout time.Duration) ([]string, error) {
-	conn, events, err := zk.Connect(zkHosts, timeout, zk.WithLogger(quietLogger{}))
+	conn, err := zkconn.Dial(ctx, zkHosts, timeout, zkconn.Options{SessionTimeout: timeout})
 	if err != nil {
-		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", zkHosts, err)
+		return nil, err
 	}
 	defer conn.Close()
-	if err := waitConnected(ctx, events, timeout); err != nil {
-		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", zkHosts, err)
-	}
-	return ReadBrokers(conn, chroot)
+	return ReadBrokers(conn.Conn, chroot)
 }
 
 // ReadBrokers lists {chroot}/brokers/ids through an existing ZooKeeper connection.
@@ -102,24 +102,3 @@ func ReadBrokers(conn *zk.Conn, chroot string) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
-func waitConnected(ctx context.Context, events <-chan zk.Event, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return nil
-			}
-		case <-t.C:
-			return fmt.Errorf("no session within %s", timeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
 // ZooKeeperJar is the server jar that Debian's zookeeper package installs.
@@ -190,27 +193,22 @@ func (z *ZooKeeper) Conn(t testing.TB) *zk.Conn {
 // server grants between 1 s and 60 s.
 func (z *ZooKeeper) ConnTimeout(t testing.TB, sessionTimeout time.Duration) *zk.Conn {
 	t.Helper()
-	logger := &testLogger{t: t}
-	conn, events, err := zk.Connect([]string{z.Addr}, sessionTimeout,
-		zk.WithLogger(logger), zk.WithLogInfo(false))
+	w := &testWriter{t: t}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	conn, err := zkconn.Connect([]string{z.Addr}, zkconn.Options{SessionTimeout: sessionTimeout, Log: log})
 	if err != nil {
-		t.Fatalf("testcluster: connect to ZooKeeper %s: %v", z.Addr, err)
+		t.Fatalf("testcluster: %v", err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		logger.stop()
+		w.stop()
 	})
-	timeout := time.After(connectTimeout)
-	for {
-		select {
-		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return conn
-			}
-		case <-timeout:
-			t.Fatalf("testcluster: no ZooKeeper session with %s after %v (state %v)", z.Addr, connectTimeout, conn.State())
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if err := conn.WaitSession(ctx); err != nil {
+		t.Fatalf("testcluster: ZooKeeper %s: %v", z.Addr, err)
 	}
+	return conn.Conn
 }
 
 // start launches the server process and waits until it serves. z.mu is held.
@@ -389,25 +387,26 @@ func signalGroup(pid int, sig syscall.Signal) {
 	_ = syscall.Kill(-pid, sig)
 }
 
-// testLogger sends a ZooKeeper client's log lines to t.Logf until stop; the
+// testWriter sends a ZooKeeper client's log lines to t.Logf until stop; the
 // client's goroutines may still log after the test has ended, when t.Logf
 // would panic.
-type testLogger struct {
+type testWriter struct {
 	mu      sync.Mutex
 	t       testing.TB
 	stopped bool
 }
 
-func (l *testLogger) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.stopped {
-		l.t.Logf("zk client: "+format, args...)
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Logf("zk client: %s", strings.TrimSuffix(string(p), "\n"))
 	}
+	return len(p), nil
 }
 
-func (l *testLogger) stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stopped = true
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
 }

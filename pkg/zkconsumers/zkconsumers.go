@@ -6,19 +6,17 @@
 //	{chroot}/consumers/{group}/offsets/{topic}/{partition} persistent, decimal offset
 //
 // The offset is the next offset to consume (all below it are done). A group is a
-// ktransfer module. CheckNodeName and CheckChroot are ZooKeeper's own rules for
-// the names the paths are made of, so configuration checks can apply them.
+// ktransfer module. The rules for the names the paths are made of (node names,
+// the chroot) are ZooKeeper's, in package zkconn.
 package zkconsumers
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Layout builds the paths of one ZooKeeper chroot.
@@ -120,47 +118,6 @@ func NewRegistration(topic string, now time.Time) Registration {
 func (r Registration) Encode() []byte {
 	b, _ := json.Marshal(r)
 	return b
-}
-
-// CheckNodeName returns an error when s cannot be the name of one ZooKeeper node,
-// by the server's own rules: not empty, not "." or "..", no '/', valid UTF-8
-// without NUL, control characters (U+0001..U+001F, U+007F..U+009F), characters of
-// the private-use and surrogate ranges (U+D800..U+F8FF), U+FFF0..U+FFFF, or
-// characters beyond U+FFFF (ZooKeeper's Java server refuses all of these). The
-// message states the rule, for configuration checks to append to key and value.
-func CheckNodeName(s string) error {
-	switch {
-	case s == "":
-		return errors.New("is empty (it names a ZooKeeper node)")
-	case s == "." || s == "..":
-		return errors.New("is not a ZooKeeper node name (\".\" and \"..\" are not allowed)")
-	case strings.Contains(s, "/"):
-		return errors.New("must not contain '/' (it names one ZooKeeper node)")
-	case !utf8.ValidString(s):
-		return errors.New("is not valid UTF-8 (it names a ZooKeeper node)")
-	}
-	for _, r := range s {
-		if r == 0 || r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xd800 && r <= 0xf8ff) || r >= 0xfff0 {
-			return fmt.Errorf("contains %U, which ZooKeeper does not allow in a node name (control, private-use or non-BMP character)", r)
-		}
-	}
-	return nil
-}
-
-// CheckChroot returns an error when chroot cannot prefix ZooKeeper paths: every
-// part between slashes must be a node name by CheckNodeName ("." and ".." are
-// refused rather than resolved). Empty parts (a missing leading slash, a trailing
-// or doubled slash) are tolerated: New removes them.
-func CheckChroot(chroot string) error {
-	for _, part := range strings.Split(chroot, "/") {
-		if part == "" {
-			continue
-		}
-		if err := CheckNodeName(part); err != nil {
-			return fmt.Errorf("has the part %q, which %w", part, err)
-		}
-	}
-	return nil
 }
 
 // ParsePartition parses a partition node name. Only the name Layout writes is

@@ -61,32 +61,6 @@ func TestRegistrationJSON(t *testing.T) {
 	}
 }
 
-func TestCheckNodeName(t *testing.T) {
-	for _, ok := range []string{"a", "test_module_1", "host-1-ab12", "a b", "é", "a:b", "zookeeper", "..a", "a.."} {
-		if err := CheckNodeName(ok); err != nil {
-			t.Errorf("CheckNodeName(%q): got %v, want nil", ok, err)
-		}
-	}
-	for _, bad := range []string{"", ".", "..", "a/b", "/", "a\x00b", "a\x01", "a\x7f", "a\u0085", "a\ue000", "a\U0001F600", "a\ufff0", "a\xff"} {
-		if err := CheckNodeName(bad); err == nil {
-			t.Errorf("CheckNodeName(%q): got nil, want an error", bad)
-		}
-	}
-}
-
-func TestCheckChroot(t *testing.T) {
-	for _, ok := range []string{"", "/", "/mq/test_cluster", "mq/x/", "//a//b"} {
-		if err := CheckChroot(ok); err != nil {
-			t.Errorf("CheckChroot(%q): got %v, want nil", ok, err)
-		}
-	}
-	for _, bad := range []string{"/a/../b", "/./a", "/a/\x01", "/a\U0001F600"} {
-		if err := CheckChroot(bad); err == nil {
-			t.Errorf("CheckChroot(%q): got nil, want an error", bad)
-		}
-	}
-}
-
 // TestRegistrationAddedFields: the fields ktransfer adds are omitted when unset,
 // so the registration is then exactly Kafka's.
 func TestRegistrationAddedFields(t *testing.T) {

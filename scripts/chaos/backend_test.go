@@ -20,6 +20,7 @@ type delivery struct {
 	seq       int
 	partition int32
 	offset    int64
+	gen       int32 // the topic's generation (see load.gen)
 	at        time.Time
 }
 
@@ -106,11 +107,16 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var v struct {
 		Key string `msgpack:"key"`
 		Seq int    `msgpack:"seq"`
+		Gen int32  `msgpack:"gen"`
 	}
 	q := r.URL.Query()
 	p, perr := strconv.ParseInt(q.Get("p"), 10, 32)
 	o, oerr := strconv.ParseInt(q.Get("o"), 10, 64)
-	if err := msgpack.NewDecoder(r.Body).Decode(&v); err != nil || perr != nil || oerr != nil || q.Get("key") != v.Key {
+	err := msgpack.NewDecoder(r.Body).Decode(&v)
+	if err == nil && r.Header.Get("Traceparent") != traceparent(v.Key, v.Seq, v.Gen) {
+		err = fmt.Errorf("traceparent %q, want %q", r.Header.Get("Traceparent"), traceparent(v.Key, v.Seq, v.Gen))
+	}
+	if err != nil || perr != nil || oerr != nil || q.Get("key") != v.Key {
 		b.mu.Lock()
 		b.bad = append(b.bad, fmt.Sprintf("%s %s: body key %q: %v", r.Method, r.URL, v.Key, errors.Join(err, perr, oerr)))
 		b.mu.Unlock()
@@ -146,7 +152,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(f.slowFor)
 	}
 	b.mu.Lock()
-	b.deliveries = append(b.deliveries, delivery{key: v.Key, seq: v.Seq, partition: int32(p), offset: o, at: time.Now()})
+	b.deliveries = append(b.deliveries, delivery{key: v.Key, seq: v.Seq, partition: int32(p), offset: o, gen: v.Gen, at: time.Now()})
 	b.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }

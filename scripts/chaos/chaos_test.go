@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
@@ -36,6 +34,8 @@ const (
 	// zkPassword is the module's ZooKeeper digest credential: the run keeps
 	// ACLs on, so credentials must survive every reconnect.
 	zkPassword = "chaos-secret"
+	// monitorPoll is kmonitor's poll_interval_ms.
+	monitorPoll = time.Second
 )
 
 func TestMain(m *testing.M) {
@@ -61,7 +61,7 @@ func TestChaos(t *testing.T) {
 		ld.run(ctx)
 	}()
 
-	faults := s.runSchedule(t, loadStart, *duration, loadDone)
+	faults := s.runSchedule(t, loadStart, *duration, ld, loadDone)
 	stopLoad()
 	<-loadDone
 	loadEnd := time.Now()
@@ -111,6 +111,8 @@ type system struct {
 	kmonitor    *testproc.Proc
 
 	be *backend
+
+	probe *probe
 }
 
 func startSystem(t *testing.T) *system {
@@ -126,6 +128,7 @@ func startSystem(t *testing.T) *system {
 	s.brokerAddr = fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))
 	s.brokerData = filepath.Join(s.dir, "kafka")
 	s.startBroker(t)
+	s.probe = s.newProbe(t)
 
 	var err error
 	s.be, err = newBackend(backendFaults{
@@ -204,7 +207,7 @@ zk_auth:
   log_level: 4
   clusters:
     - chaos
-  poll_interval_ms: 1000
+  poll_interval_ms: %d
 http_server:
   port: %d
   listen_address: 127.0.0.1
@@ -215,7 +218,7 @@ chaos:
     - %s
   broker_hosts:
     - %s
-`, s.logDir("kmonitor"), kmonPort, chroot, s.zk.Addr, s.brokerAddr))
+`, s.logDir("kmonitor"), monitorPoll.Milliseconds(), kmonPort, chroot, s.zk.Addr, s.brokerAddr))
 	s.kmonitor = testproc.Start(t, bins["kmonitor"], "-f", cfg)
 	s.waitReady(t, "kmonitor", s.kmonitor, s.kmonitorURL+"/readyz")
 	t.Cleanup(func() {
@@ -237,10 +240,15 @@ func (s *system) write(t *testing.T, name, content string) string {
 
 func (s *system) logDir(name string) string { return filepath.Join(s.dir, "log", name) }
 
+// startBroker starts the dev broker on its data dir. It does not create topics
+// a client asks for: the topic comes back after its deletion only when the
+// recreation fault creates it (kproxy asks for auto-creation by default, and
+// any metadata request in the moment between the deletion and the creation
+// would otherwise create it first).
 func (s *system) startBroker(t *testing.T) {
 	t.Helper()
 	s.broker = testproc.Start(t, s.brokerBin, "-listen", s.brokerAddr, "-data-dir", s.brokerData,
-		"-topics", chaosTopic, "-partitions", fmt.Sprint(partitions))
+		"-topics", chaosTopic, "-partitions", fmt.Sprint(partitions), "-auto-create=false")
 	if !s.broker.WaitOutput("devbroker listening on", 30*time.Second) {
 		t.Fatalf("dev broker did not start:\n%s", s.broker.Output())
 	}
@@ -304,31 +312,35 @@ func tail(s string, n int) string {
 
 // faultRecord is one injected fault: when it began and when the system was
 // whole again (for a SIGKILL that is the kill itself: the fleet must recover
-// without the process).
+// without the process; for a topic recreation, the topic's creation).
 type faultRecord struct {
 	name     string
+	kind     string // name without the instance: the row of the per-type table
 	injected time.Time
 	repaired time.Time
 	// outage is true for a fault during which nothing can be delivered.
 	// monitorLag is the module's total lag in kmonitor's /delay just before
-	// the repair (-1: unreadable).
+	// the repair (-1: unreadable); for a topic recreation, the highest seen
+	// while a committed offset stood above the new log end.
 	outage     bool
 	monitorLag int64
+	recreated  *recreation // the topic recreation's own findings
 }
 
 // runSchedule injects faults in rounds until the load phase of length d has
 // passed (d = 0: one round, then 10 s of load). It runs on the test goroutine
 // because starting processes may fail the test.
-func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loadDone <-chan struct{}) []faultRecord {
+func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, ld *load, loadDone <-chan struct{}) []faultRecord {
 	t.Helper()
 	const gap = 10 * time.Second // between faults, so each recovery is seen on its own
 	var out []faultRecord
 	pause := func(p time.Duration) { time.Sleep(p) }
 	for round := 0; ; round++ {
+		const recreateStep = 3 // its index in steps
 		steps := []func() faultRecord{
 			func() faultRecord {
 				i := round % transfers
-				f := faultRecord{name: fmt.Sprintf("SIGKILL ktransfer%d", i), injected: time.Now()}
+				f := faultRecord{name: fmt.Sprintf("SIGKILL ktransfer%d", i), kind: "SIGKILL ktransfer", injected: time.Now()}
 				s.transfer[i].Kill()
 				f.repaired = f.injected
 				pause(5 * time.Second)
@@ -343,7 +355,7 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 				if code := s.broker.Wait(30 * time.Second); code != 0 {
 					t.Fatalf("dev broker: exit code %d after SIGTERM\n%s", code, s.broker.Output())
 				}
-				f := faultRecord{name: "dev broker restart", injected: time.Now()}
+				f := faultRecord{name: "dev broker restart", kind: "dev broker restart", injected: time.Now()}
 				pause(2 * time.Second)
 				f.monitorLag = s.monitorLag()
 				s.startBroker(t)
@@ -351,7 +363,7 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 				return f
 			},
 			func() faultRecord {
-				f := faultRecord{name: "ZooKeeper restart", injected: time.Now()}
+				f := faultRecord{name: "ZooKeeper restart", kind: "ZooKeeper restart", injected: time.Now()}
 				s.zk.Stop()
 				pause(3 * time.Second)
 				f.monitorLag = s.monitorLag()
@@ -359,8 +371,9 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 				f.repaired = time.Now()
 				return f
 			},
+			func() faultRecord { return s.recreateTopic(t, ld) },
 			func() faultRecord {
-				f := faultRecord{name: "backend outage 5 s", injected: time.Now(), outage: true}
+				f := faultRecord{name: "backend outage 5 s", kind: "backend outage 5 s", injected: time.Now(), outage: true}
 				s.be.down()
 				pause(5 * time.Second)
 				f.monitorLag = s.monitorLag()
@@ -371,12 +384,27 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 				return f
 			},
 		}
-		for _, step := range steps {
-			if d > 0 && time.Since(start)+gap+20*time.Second > d {
+		// A topic recreation's watch goes on while the schedule moves on; it
+		// ends before the next fault and before the run's checks.
+		joinWatch := func() {
+			if n := len(out); n > 0 && out[n-1].recreated != nil {
+				out[n-1].monitorLag = out[n-1].recreated.wait()
+			}
+		}
+		for i, step := range steps {
+			wait := gap
+			if i == recreateStep {
+				// The topic recreation first waits until the pipeline has
+				// caught up, which sees the previous fault's recovery through.
+				wait = gap / 2
+			}
+			if d > 0 && time.Since(start)+wait+20*time.Second > d {
 				pause(max(0, d-time.Since(start)))
+				joinWatch()
 				return out
 			}
-			pause(gap)
+			pause(wait)
+			joinWatch()
 			select {
 			case <-loadDone:
 				t.Fatal("the load generator stopped early")
@@ -388,6 +416,7 @@ func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, loa
 		}
 		if d == 0 {
 			pause(gap)
+			joinWatch()
 			return out
 		}
 	}
@@ -425,17 +454,9 @@ func moduleDelay(base string) (map[string]int64, error) {
 // deadline passes, and returns what it saw.
 func (s *system) drain(t *testing.T, ld *load) *result {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokerAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	conn := s.zk.Conn(t)
-	layout := zkconsumers.New(chroot)
-
 	r := &result{}
 	r.acks, r.attempts, r.failures = ld.snapshot()
+	r.gen = ld.gen.Load()
 	deadline := time.Now().Add(2 * time.Minute)
 	drainStart := time.Now()
 	for {
@@ -443,31 +464,7 @@ func (s *system) drain(t *testing.T, ld *load) *result {
 		r.backend = backendCounts{s.be.requests.Load(), s.be.failed.Load(), s.be.dropped.Load(), s.be.stalled.Load(), s.be.slow.Load()}
 		r.analyse()
 		r.waiting = nil
-
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		starts, serr := adm.ListStartOffsets(ctx, chaosTopic)
-		ends, eerr := adm.ListEndOffsets(ctx, chaosTopic)
-		cancel()
-		r.logStart, r.logEnd, r.committed = map[int32]int64{}, map[int32]int64{}, map[int32]int64{}
-		if serr != nil || eerr != nil {
-			r.waiting = append(r.waiting, fmt.Sprintf("list offsets: %v %v", serr, eerr))
-		}
-		for p := int32(0); p < partitions; p++ {
-			if o, ok := starts.Lookup(chaosTopic, p); ok {
-				r.logStart[p] = o.Offset
-			}
-			if o, ok := ends.Lookup(chaosTopic, p); ok {
-				r.logEnd[p] = o.Offset
-			}
-			data, _, err := conn.Get(layout.Offset(chaosModule, chaosTopic, p))
-			if err != nil {
-				r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node: %v", p, err))
-				continue
-			}
-			if r.committed[p], err = zkconsumers.DecodeOffset(data); err != nil {
-				r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node %q: %v", p, data, err))
-			}
-		}
+		s.probe.offsets(r)
 		r.readMonitor(s.kmonitorURL)
 		r.waiting = append(r.waiting, r.pending()...)
 		if len(r.waiting) == 0 {
@@ -486,33 +483,18 @@ func (s *system) drain(t *testing.T, ld *load) *result {
 // readMonitor reads kmonitor's /lag and /delay rows of the chaos module.
 func (r *result) readMonitor(base string) {
 	r.monitor, r.delay = nil, nil
-	code, body := get(base + "/lag")
-	if code != http.StatusOK {
-		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /lag: status %d", code))
-		return
-	}
-	var rows []struct {
-		Module    string `json:"module"`
-		Partition int32  `json:"partition"`
-		Lag       int64  `json:"lag"`
-		Committed *int64 `json:"committed"`
-		Stale     bool   `json:"stale"`
-		Status    string `json:"status"`
-	}
-	if err := json.Unmarshal(body, &rows); err != nil {
-		r.waiting = append(r.waiting, fmt.Sprintf("kmonitor /lag: %v", err))
+	rows, err := monitorRows(base)
+	if err != nil {
+		r.waiting = append(r.waiting, err.Error())
 		return
 	}
 	r.monitor = map[int32]string{}
-	for _, row := range rows {
-		if row.Module != chaosModule {
-			continue
-		}
+	for p, row := range rows {
 		committed := "none"
 		if row.Committed != nil {
 			committed = fmt.Sprint(*row.Committed)
 		}
-		r.monitor[row.Partition] = fmt.Sprintf("lag %d committed %s status %s stale %t", row.Lag, committed, row.Status, row.Stale)
+		r.monitor[p] = fmt.Sprintf("lag %d committed %s status %s stale %t", row.Lag, committed, row.Status, row.Stale)
 	}
 	delay, err := moduleDelay(base)
 	if err != nil {
@@ -520,4 +502,34 @@ func (r *result) readMonitor(base string) {
 		return
 	}
 	r.delay = delay
+}
+
+// lagRow is a partition's row in kmonitor's /lag.
+type lagRow struct {
+	Module    string `json:"module"`
+	Partition int32  `json:"partition"`
+	Lag       int64  `json:"lag"`
+	Committed *int64 `json:"committed"`
+	LogEnd    *int64 `json:"log_end"`
+	Stale     bool   `json:"stale"`
+	Status    string `json:"status"`
+}
+
+// monitorRows reads the chaos module's rows of kmonitor's /lag, by partition.
+func monitorRows(base string) (map[int32]lagRow, error) {
+	code, body := get(base + "/lag")
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("kmonitor /lag: status %d", code)
+	}
+	var rows []lagRow
+	if err := json.Unmarshal(body, &rows); err != nil {
+		return nil, fmt.Errorf("kmonitor /lag: %w", err)
+	}
+	out := map[int32]lagRow{}
+	for _, row := range rows {
+		if row.Module == chaosModule {
+			out[row.Partition] = row
+		}
+	}
+	return out, nil
 }

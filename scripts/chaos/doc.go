@@ -3,8 +3,9 @@
 // ktransfer processes push them to a backend that misbehaves on purpose, and a
 // real kmonitor watches, while faults are injected on a schedule (SIGKILL of a
 // ktransfer process, a dev broker restart with its data kept, a ZooKeeper
-// restart, a backend outage). At the end the run proves that nothing kproxy
-// acknowledged was lost and prints a summary.
+// restart, the topic deleted and created again under the running fleet, a
+// backend outage). At the end the run proves that nothing kproxy acknowledged
+// was lost and prints a summary.
 //
 // `make test` runs the short variant (about two minutes); `make soak
 // DURATION=30m` runs the long one:

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -22,6 +24,7 @@ type ack struct {
 	partition int32
 	offset    int64
 	acks      string
+	gen       int32 // the topic's generation the record was sent to (see load.gen)
 	at        time.Time
 }
 
@@ -31,12 +34,22 @@ type ack struct {
 // they were acknowledged. A request that fails is retried with the same key and
 // sequence number after a pause, so the topic may hold a sequence number twice
 // (a timeout whose record was written after all) but never skips one.
+//
+// The load can be paused (pause, resume) while the topic is deleted and created
+// again; every record carries the generation of the topic it was sent to, so the
+// backend's deliveries of the old and the new topic (whose offsets start again
+// at 0) are told apart. Sequence numbers carry on across generations.
 type load struct {
 	url     string
 	workers int
 	keys    int           // per worker
 	every   time.Duration // per worker, between requests
 	client  *http.Client
+
+	// gate is held for reading by every request in flight and for writing
+	// while the load is paused; gen moves on only while it is held for writing.
+	gate sync.RWMutex
+	gen  atomic.Int32
 
 	mu       sync.Mutex
 	acks     []ack
@@ -78,7 +91,9 @@ func (l *load) worker(ctx context.Context, w int) {
 			case <-tick.C:
 			}
 			acks := []string{"1", "-1"}[rng.IntN(2)]
-			a, outcome := l.commit(ctx, key, next[i], acks)
+			l.gate.RLock()
+			a, outcome := l.commit(ctx, key, next[i], acks, l.gen.Load())
+			l.gate.RUnlock()
 			l.mu.Lock()
 			switch {
 			case outcome == "":
@@ -104,8 +119,8 @@ func (l *load) worker(ctx context.Context, w int) {
 }
 
 // commit sends one record; outcome is "" after a 200, else the status or error.
-func (l *load) commit(ctx context.Context, key string, seq int, acks string) (ack, string) {
-	body, err := msgpack.Marshal(map[string]any{"method": "chaos", "key": key, "seq": seq, "pad": "0123456789abcdef0123456789abcdef"})
+func (l *load) commit(ctx context.Context, key string, seq int, acks string, gen int32) (ack, string) {
+	body, err := msgpack.Marshal(map[string]any{"method": "chaos", "key": key, "seq": seq, "gen": gen, "pad": "0123456789abcdef0123456789abcdef"})
 	if err != nil {
 		return ack{}, err.Error()
 	}
@@ -115,6 +130,7 @@ func (l *load) commit(ctx context.Context, key string, seq int, acks string) (ac
 		return ack{}, err.Error()
 	}
 	req.Header.Set("Content-Type", "application/x-msgpack")
+	req.Header.Set("Traceparent", traceparent(key, seq, gen))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return ack{}, "transport error"
@@ -131,7 +147,20 @@ func (l *load) commit(ctx context.Context, key string, seq int, acks string) (ac
 	if err := json.Unmarshal(raw, &ok); err != nil {
 		return ack{}, "bad 200 body"
 	}
-	return ack{key: key, seq: seq, partition: ok.Partition, offset: ok.Offset, acks: acks, at: time.Now()}, ""
+	return ack{key: key, seq: seq, partition: ok.Partition, offset: ok.Offset, acks: acks, gen: gen, at: time.Now()}, ""
+}
+
+// pause waits until no request is in flight and holds every worker until
+// resume: while paused, nothing reaches kproxy.
+func (l *load) pause() { l.gate.Lock() }
+
+// resume lets the workers send again; with nextGen, to a new generation of the
+// topic.
+func (l *load) resume(nextGen bool) {
+	if nextGen {
+		l.gen.Add(1)
+	}
+	l.gate.Unlock()
 }
 
 // snapshot returns the acknowledged records, in acknowledgement order, the
@@ -144,4 +173,14 @@ func (l *load) snapshot() ([]ack, int, map[string]int) {
 		st[k] = v
 	}
 	return append([]ack(nil), l.acks...), l.attempts, st
+}
+
+// traceparent is the W3C trace context the load sends with record (key, seq,
+// gen): kproxy copies it into a record header and ktransfer sends it with every
+// push of the record (forward_headers), so the backend can check that each
+// request carries its own record's trace.
+func traceparent(key string, seq int, gen int32) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s/%d/%d", key, seq, gen)
+	return fmt.Sprintf("00-%x-%016x-01", h.Sum(nil), uint64(seq)+1)
 }

@@ -15,7 +15,10 @@ type keySeq struct {
 	seq int
 }
 
+// partOffset is a record's place: the topic's generation (offsets start again
+// at 0 in a recreated topic), partition and offset.
 type partOffset struct {
+	gen       int32
 	partition int32
 	offset    int64
 }
@@ -30,6 +33,7 @@ type result struct {
 	acks     []ack
 	attempts int
 	failures map[string]int
+	gen      int32 // the topic's generation now: the one logStart and logEnd are of
 
 	deliveries []delivery
 	bad        []string
@@ -59,7 +63,7 @@ func (r *result) analyse() {
 	r.orderErrors = nil
 	highest := map[string]int{}
 	for _, d := range r.deliveries {
-		r.delivered[partOffset{d.partition, d.offset}]++
+		r.delivered[partOffset{d.gen, d.partition, d.offset}]++
 		ks := keySeq{d.key, d.seq}
 		if _, seen := r.firstAt[ks]; seen {
 			continue
@@ -74,12 +78,18 @@ func (r *result) analyse() {
 
 // pending lists what keeps the run from being complete.
 func (r *result) pending() []string {
+	return append(r.pendingDelivery(), r.pendingMonitor()...)
+}
+
+// pendingDelivery lists the acknowledged records not delivered, the records
+// of the topic not delivered and the committed offsets not at the log end.
+func (r *result) pendingDelivery() []string {
 	var out []string
 	var missing int
 	for _, a := range r.acks {
 		if _, ok := r.firstAt[keySeq{a.key, a.seq}]; !ok {
 			if missing < 5 {
-				out = append(out, fmt.Sprintf("acknowledged record %s seq %d (partition %d offset %d) not delivered", a.key, a.seq, a.partition, a.offset))
+				out = append(out, fmt.Sprintf("acknowledged record %s seq %d (topic generation %d, partition %d offset %d) not delivered", a.key, a.seq, a.gen, a.partition, a.offset))
 			}
 			missing++
 		}
@@ -90,7 +100,7 @@ func (r *result) pending() []string {
 	for p := int32(0); p < partitions; p++ {
 		var undelivered int64
 		for o := r.logStart[p]; o < r.logEnd[p]; o++ {
-			if r.delivered[partOffset{p, o}] == 0 {
+			if r.delivered[partOffset{r.gen, p, o}] == 0 {
 				undelivered++
 			}
 		}
@@ -100,6 +110,14 @@ func (r *result) pending() []string {
 		if c, ok := r.committed[p]; ok && c != r.logEnd[p] {
 			out = append(out, fmt.Sprintf("partition %d: committed offset %d, log end %d", p, c, r.logEnd[p]))
 		}
+	}
+	return out
+}
+
+// pendingMonitor lists the partitions kmonitor does not show at lag 0 and OK.
+func (r *result) pendingMonitor() []string {
+	var out []string
+	for p := int32(0); p < partitions; p++ {
 		row, ok := r.monitor[p]
 		if want := fmt.Sprintf("lag 0 committed %d status OK stale false", r.logEnd[p]); !ok || row != want {
 			out = append(out, fmt.Sprintf("partition %d: kmonitor /lag %q, want %q", p, row, want))
@@ -117,10 +135,17 @@ func (r *result) duplicateBound() int { return (len(r.faults) + 1) * partitions 
 
 func (r *result) distinctDelivered() int { return len(r.delivered) }
 
+// inKafka counts the records written to Kafka: those in the topic now and
+// those of the topics deleted by a recreation.
 func (r *result) inKafka() int64 {
 	var n int64
 	for p, end := range r.logEnd {
 		n += end - r.logStart[p]
+	}
+	for _, f := range r.faults {
+		if f.recreated != nil {
+			n += f.recreated.oldRecords
+		}
 	}
 	return n
 }
@@ -159,7 +184,7 @@ func (r *result) duplicatesByFault() (perFault []int, before int) {
 	perFault = make([]int, len(r.faults))
 	seen := make(map[partOffset]bool, len(r.deliveries))
 	for _, d := range r.deliveries {
-		po := partOffset{d.partition, d.offset}
+		po := partOffset{d.gen, d.partition, d.offset}
 		if !seen[po] {
 			seen[po] = true
 			continue
@@ -247,7 +272,7 @@ func (r *result) report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "records committed (kproxy 200):   %d of %d attempts (acks=1: %d, acks=-1: %d), %d keys; failed attempts: %s\n",
 		len(r.acks), r.attempts, byAcks(r.acks, "1"), byAcks(r.acks, "-1"), len(keys), strings.Join(fails, ", "))
-	fmt.Fprintf(w, "records in Kafka:                 %d (%d more than committed: written but not answered 200, e.g. timed out)\n",
+	fmt.Fprintf(w, "records written to Kafka:         %d (%d more than committed: written but not answered 200, e.g. timed out)\n",
 		r.inKafka(), r.inKafka()-int64(len(r.acks)))
 	fmt.Fprintf(w, "records delivered:                %d distinct, %d deliveries, %d duplicates (bound %d)\n",
 		r.distinctDelivered(), len(r.deliveries), len(r.deliveries)-r.distinctDelivered(), r.duplicateBound())
@@ -264,14 +289,87 @@ func (r *result) report(w io.Writer) {
 	dups, early := r.duplicatesByFault()
 	fmt.Fprintf(w, "%-24s %10s %8s %10s %14s %12s\n", "fault", "at", "down", "recovery", "kmonitor lag¹", "duplicates²")
 	for i, f := range r.faults {
-		rec := "never"
-		if d, ok := r.recovery(f); ok {
-			rec = ms(d)
-		}
-		fmt.Fprintf(w, "%-24s %10s %8s %10s %14d %12d\n", f.name, "+"+ms(f.injected.Sub(r.start)), ms(f.repaired.Sub(f.injected)), rec, f.monitorLag, dups[i])
+		fmt.Fprintf(w, "%-24s %10s %8s %10s %14d %12d\n", f.name, "+"+ms(f.injected.Sub(r.start)), ms(f.repaired.Sub(f.injected)), r.recoveryText(f), f.monitorLag, dups[i])
 	}
 	fmt.Fprintf(w, "%-24s %10s %8s %10s %14s %12d\n", "(before the first fault)", "", "", "", "", early)
-	fmt.Fprintf(w, "(recovery: from the repair — for a SIGKILL, the kill — until every partition delivered a record committed after it;\n ¹ the module's lag in kmonitor's /delay just before the repair; ² repeated deliveries between this fault and the next)\n\n")
+	fmt.Fprintf(w, "(recovery: from the repair — for a SIGKILL, the kill; for a topic recreation, the creation — until every partition delivered a record committed after it;\n"+
+		" ¹ the module's lag in kmonitor's /delay just before the repair; for a topic recreation, the highest while ktransfer had not yet left the old topic's offsets;\n"+
+		" ² repeated deliveries between this fault and the next)\n")
+	fmt.Fprintf(w, "\n%-24s %7s %12s %14s %14s\n", "per fault type", "faults", "duplicates", "most per fault", "worst recovery")
+	for _, k := range r.kinds() {
+		var n, total, most int
+		var worst time.Duration
+		never := false
+		for i, f := range r.faults {
+			if f.kind != k {
+				continue
+			}
+			n++
+			total += dups[i]
+			most = max(most, dups[i])
+			if d, ok := r.recovery(f); ok {
+				worst = max(worst, d)
+			} else {
+				never = true
+			}
+		}
+		rec := ms(worst)
+		if never {
+			rec = "never"
+		}
+		fmt.Fprintf(w, "%-24s %7d %12d %14d %14s\n", k, n, total, most, rec)
+	}
+	for _, f := range r.faults {
+		rc := f.recreated
+		if rc == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\ntopic recreated at +%s: the load paused, the old topic's %d records were all delivered and committed %s later; deleted and created in %s\n",
+			ms(f.injected.Sub(r.start)), rc.oldRecords, ms(rc.catchUp), ms(f.repaired.Sub(f.injected)))
+		first := "no record of the new topic delivered"
+		if at, ok := r.firstOfGen(rc.gen); ok {
+			first = "first record of the new topic delivered after " + ms(at.Sub(f.repaired))
+		}
+		moved := "some committed offset still the old topic's after 45 s"
+		if rc.moved >= 0 {
+			moved = "every committed offset off the old topic's after " + ms(rc.moved)
+		}
+		fmt.Fprintf(w, "  %s, one of every partition after %s; %s\n", first, r.recoveryText(f), moved)
+		fmt.Fprintf(w, "  kmonitor on a committed offset above the new log end, from its poll %d in a row finding it so: %s\n", judgedPoll, counts(rc.judged))
+		fmt.Fprintf(w, "  kmonitor on it before that poll or stale (not judged): %s\n", counts(rc.early))
+	}
+	fmt.Fprintln(w)
+}
+
+// recoveryText is recovery as the summary prints it.
+func (r *result) recoveryText(f faultRecord) string {
+	if d, ok := r.recovery(f); ok {
+		return d.Round(time.Millisecond).String()
+	}
+	return "never"
+}
+
+// kinds lists the fault types of the run in the order they first came.
+func (r *result) kinds() []string {
+	var out []string
+	for _, f := range r.faults {
+		if !slices.Contains(out, f.kind) {
+			out = append(out, f.kind)
+		}
+	}
+	return out
+}
+
+// firstOfGen returns when the backend first answered 200 for a record of the
+// topic's generation gen.
+func (r *result) firstOfGen(gen int32) (time.Time, bool) {
+	var first time.Time
+	for _, d := range r.deliveries {
+		if d.gen == gen && (first.IsZero() || d.at.Before(first)) {
+			first = d.at
+		}
+	}
+	return first, !first.IsZero()
 }
 
 func (r *result) undeliveredAcks() int {
@@ -317,8 +415,27 @@ func (r *result) check(t *testing.T) {
 	if len(r.acks) < 1000 {
 		t.Errorf("only %d records committed: the run proves little", len(r.acks))
 	}
-	if len(r.faults) < 4 {
-		t.Errorf("only %d faults injected, want at least 4", len(r.faults))
+	if len(r.faults) < 5 {
+		t.Errorf("only %d faults injected, want at least 5", len(r.faults))
+	}
+	for _, f := range r.faults {
+		rc := f.recreated
+		if rc == nil {
+			continue
+		}
+		at := f.injected.Sub(r.start).Round(time.Millisecond)
+		for _, w := range rc.wrong[:min(len(rc.wrong), 5)] {
+			t.Errorf("topic recreated at +%s: kmonitor reported a committed offset above the log end as caught up: %s", at, w)
+		}
+		if len(rc.wrong) > 5 {
+			t.Errorf("topic recreated at +%s: %d such rows of kmonitor in all", at, len(rc.wrong))
+		}
+		if rc.moved < 0 {
+			t.Errorf("topic recreated at +%s: ktransfer's committed offsets stayed on the old topic's for 45 s", at)
+		}
+		if _, ok := r.firstOfGen(rc.gen); !ok {
+			t.Errorf("topic recreated at +%s: no record of the new topic delivered", at)
+		}
 	}
 	for _, f := range r.faults {
 		if _, ok := r.recovery(f); !ok {
