@@ -63,6 +63,7 @@ FUZZ_TARGETS := \
 	./pkg/kafkaconn:FuzzParseRegistration \
 	./pkg/kafkaconn:FuzzRegistrationRoundTrip \
 	./pkg/partition:FuzzPartitioners \
+	./pkg/commitmeta:FuzzDecode \
 	./pkg/http1:FuzzParseRequest \
 	./pkg/http1:FuzzBodyReader \
 	./kproxy/httpapi:FuzzCommitQuery \

@@ -36,7 +36,8 @@ import (
 // ceiling's connection count, so both drive the backend equally hard.
 const (
 	benchTopic          = "bench"
-	benchModule         = "bench"
+	benchModule         = "bench"       // the module of the runs with offset_store zookeeper
+	benchModuleKafka    = "bench-kafka" // and its Kafka group with offset_store kafka
 	benchChroot         = "/bench"
 	benchPartitions     = 8
 	benchKeys           = 1000
@@ -44,7 +45,7 @@ const (
 	benchWorkers        = 64
 	benchWindow         = 1000
 	benchCommitInterval = time.Second
-	benchSessionTimeout = 3 * time.Second      // zk_timeout_ms of the failover's processes
+	benchSessionTimeout = 3 * time.Second      // zk_timeout_ms, group_session_timeout_ms of the failover's processes
 	benchTrickleEvery   = 5 * time.Millisecond // 200 records/s during the failover
 	benchDefaultRecords = 200_000
 	benchDefaultCeiling = 10 * time.Second
@@ -55,6 +56,20 @@ const (
 const (
 	benchTargetRatio    = 0.5
 	benchTargetFailover = benchSessionTimeout + 2*time.Second
+)
+
+// benchStore is an offset store the benchmark runs ktransfer with.
+type benchStore struct {
+	name   string // offset_store
+	module string // its module, a group of its own in each store
+	// procs names the processes of the throughput run and of the failover,
+	// one letter each (the sender in the URI of their pushes).
+	throughput, failA, failB string
+}
+
+var (
+	benchZK    = benchStore{name: "zookeeper", module: benchModule, throughput: "t", failA: "a", failB: "b"}
+	benchKafka = benchStore{name: "kafka", module: benchModuleKafka, throughput: "k", failA: "c", failB: "d"}
 )
 
 // benchStall is how long the pre-filled records may go without a new
@@ -79,38 +94,42 @@ const benchBusyMachine = 0.2
 // It builds ktransfer and starts, on loopback, a dev broker
 // (testcluster.StartDevBroker, its own process) with topic "bench" of 8
 // partitions, a real ZooKeeper, and an HTTP backend in the benchmark process
-// (see benchBackend). Three measurements follow:
+// (see benchBackend). The measurements run for both offset stores side by
+// side: offset_store zookeeper (module "bench", offsets and owners in
+// ZooKeeper) and offset_store kafka (module "bench-kafka", a Kafka consumer
+// group, no ZooKeeper):
 //
 //  1. Throughput: the topic is filled with BENCH_RECORDS records (200-byte
 //     msgpack values over 1,000 keys, each key's values numbered 0, 1, ...)
 //     before one ktransfer process (worker_num 64, window_size 1000,
-//     serialize_by_key, commit_interval_ms 1000) starts. Records per second =
-//     records / time from the first to the last first delivery, as the
-//     backend timestamps them. Every record must arrive, each key's first
-//     deliveries in order, and the offsets in ZooKeeper must reach the log
-//     end; otherwise the benchmark fails.
+//     serialize_by_key, commit_interval_ms 1000) starts, once per store, each
+//     pushing every record. Records per second = records / time from the
+//     first to the last first delivery, as the backend timestamps them.
+//     Every record must arrive, each key's first deliveries in order, and the
+//     store's offsets must reach the log end; otherwise the benchmark fails.
 //  2. Ceiling: pkg/loadgen posts the same bodies to the same backend over 64
 //     connections for BENCH_DURATION, once before and once after the
-//     throughput run: what the backend takes with nothing in between.
+//     throughput runs: what the backend takes with nothing in between.
 //     ktransfer is compared with the higher of the two.
-//  3. Failover: two ktransfer processes (zk_timeout_ms 3000) push a trickle
-//     of 200 records/s; the owner of partition 0 (read from its owner node)
-//     gets SIGKILL, and the time until the other process's first push of a
-//     partition-0 record is measured.
+//  3. Failover, per store: two ktransfer processes (zk_timeout_ms or
+//     group_session_timeout_ms 3000) push a trickle of 200 records/s; the
+//     owner of partition 0 (its owner node, or the group's assignment as the
+//     coordinator describes it) gets SIGKILL, and the time until the other
+//     process's first push of a partition-0 record is measured.
 //
 // It prints, on standard output, a table (loadgen.Table) of the ceilings and
-// ktransfer with ktransfer's peak RSS, the CPU time per record of every
-// process, the failover time and a PASS/MISS line per target; the figures
-// are also reported as benchmark metrics. Each measurement also says how the
-// machine's CPUs were spent meanwhile: on a shared machine, other processes
-// skew the records/s ratio, so the ratio at equal CPU (the inverse ratio of
-// the CPU time all the benchmark's processes spent per request and per
-// record) is printed beside it. Misses of the targets do not fail the
+// ktransfer in each store with ktransfer's peak RSS, the CPU time per record
+// of every process, the failover times and a PASS/MISS line per target; the
+// figures are also reported as benchmark metrics. Each measurement also says
+// how the machine's CPUs were spent meanwhile: on a shared machine, other
+// processes skew the records/s ratio, so the ratio at equal CPU (the inverse
+// ratio of the CPU time all the benchmark's processes spent per request and
+// per record) is printed beside it. Misses of the targets do not fail the
 // benchmark. It runs once whatever b.N is.
 //
 // Environment:
 //
-//	BENCH_RECORDS   records pre-filled for the throughput run (default 200000)
+//	BENCH_RECORDS   records pre-filled for the throughput runs (default 200000)
 //	BENCH_DURATION  measured time of each ceiling run (default 10s), after a 1 s warm-up
 func BenchmarkTransfer(b *testing.B) {
 	records := benchEnvInt(b, "BENCH_RECORDS", benchDefaultRecords)
@@ -128,40 +147,60 @@ func BenchmarkTransfer(b *testing.B) {
 	// with the higher: on a shared machine one run can be slowed down, which
 	// would flatter the ratio.
 	before := r.measureCeiling(b, "ceiling before", ceilingTime)
-	tp := r.measureThroughput(b, records)
+	tp := r.measureThroughput(b, records, benchZK)
+	tpKafka := r.measureThroughput(b, records, benchKafka)
 	after := r.measureCeiling(b, "ceiling after", ceilingTime)
 	ceiling := before
 	if after.res.Rate() > before.res.Rate() {
 		ceiling = after
 	}
-	fo := r.measureFailover(b, records)
+	fo := r.measureFailover(b, records, benchZK)
+	foKafka := r.measureFailover(b, records+fo.produced, benchKafka)
 
 	kt := loadgen.Result{Requests: int64(tp.records), OK: int64(tp.records), Duration: tp.span}
+	ktKafka := loadgen.Result{Requests: int64(tpKafka.records), OK: int64(tpKafka.records), Duration: tpKafka.span}
 	ratio := loadgen.Ratio(kt, ceiling.res)
+	ratioKafka := loadgen.Ratio(ktKafka, ceiling.res)
 	// Both runs are bound by the same CPUs, so at equal CPU their rates
 	// would compare as the inverse of their CPU time per item, whatever
 	// other processes take from the machine meanwhile.
 	cpuRatio := ceiling.perRequest().Seconds() / tp.perRecord().Seconds()
+	cpuRatioKafka := ceiling.perRequest().Seconds() / tpKafka.perRecord().Seconds()
 	benchPrintf("\n%s(ktransfer: records pushed per second from the first to the last first delivery, as the backend "+
 		"timestamps them; its p50/p99 are not measured and show 0; compared with the higher ceiling. RSS: peak, VmHWM.)\n",
 		loadgen.Table([]loadgen.Row{
 			{Name: fmt.Sprintf("backend ceiling before (loadgen, %d conns)", benchWorkers), Result: before.res},
 			{Name: fmt.Sprintf("backend ceiling after (loadgen, %d conns)", benchWorkers), Result: after.res},
-			{Name: fmt.Sprintf("ktransfer (%d workers)", benchWorkers), Result: kt, RSS: tp.rss,
+			{Name: fmt.Sprintf("ktransfer, offset_store zookeeper (%d workers)", benchWorkers), Result: kt, RSS: tp.rss,
 				Ratios: map[string]float64{"vs ceiling": ratio}},
+			{Name: fmt.Sprintf("ktransfer, offset_store kafka (%d workers)", benchWorkers), Result: ktKafka, RSS: tpKafka.rss,
+				Ratios: map[string]float64{"vs ceiling": ratioKafka, "vs zookeeper": loadgen.Ratio(ktKafka, kt)}},
 		}))
-	benchPrintf("CPU time of all the benchmark's processes: %.1fus per request of the %s, %.1fus per record pushed by ktransfer: "+
-		"at equal CPU ktransfer would reach %.2f of the ceiling\n",
-		float64(ceiling.perRequest().Nanoseconds())/1e3, ceiling.name, float64(tp.perRecord().Nanoseconds())/1e3, cpuRatio)
-	if others := max(before.usage.others, tp.usage.others, after.usage.others); others >= benchBusyMachine {
+	for _, x := range []struct {
+		store string
+		tp    benchThroughputResult
+		ratio float64
+	}{{"zookeeper", tp, cpuRatio}, {"kafka", tpKafka, cpuRatioKafka}} {
+		benchPrintf("CPU time of all the benchmark's processes: %.1fus per request of the %s, %.1fus per record pushed by ktransfer with offset_store %s: "+
+			"at equal CPU ktransfer would reach %.2f of the ceiling\n",
+			float64(ceiling.perRequest().Nanoseconds())/1e3, ceiling.name, float64(x.tp.perRecord().Nanoseconds())/1e3, x.store, x.ratio)
+	}
+	benchPrintf("failover (SIGKILL of the owner of partition 0 to the other process's first push of it, session timeout %s): "+
+		"offset_store zookeeper %s, offset_store kafka %s\n", benchSessionTimeout,
+		fo.elapsed.Round(time.Millisecond), foKafka.elapsed.Round(time.Millisecond))
+	if others := max(before.usage.others, tp.usage.others, tpKafka.usage.others, after.usage.others); others >= benchBusyMachine {
 		benchPrintf("WARNING: other processes used up to %.2f cores during the measurements: the records/s ratio "+
 			"depends on them; the ratio at equal CPU does not\n", others)
 	}
 	benchPrintf("\ntargets (reported, not enforced):\n")
-	benchTarget("ktransfer records/s vs backend ceiling", fmt.Sprintf(">= %.2f", benchTargetRatio),
+	benchTarget("ktransfer records/s vs backend ceiling (zookeeper)", fmt.Sprintf(">= %.2f", benchTargetRatio),
 		fmt.Sprintf("%.2f", ratio), ratio >= benchTargetRatio)
-	benchTarget("failover: SIGKILL to the successor's first push", "<= "+benchTargetFailover.String(),
+	benchTarget("ktransfer records/s vs backend ceiling (kafka)", fmt.Sprintf(">= %.2f", benchTargetRatio),
+		fmt.Sprintf("%.2f", ratioKafka), ratioKafka >= benchTargetRatio)
+	benchTarget("failover: SIGKILL to the successor's first push (zookeeper)", "<= "+benchTargetFailover.String(),
 		fo.elapsed.Round(time.Millisecond).String(), fo.elapsed <= benchTargetFailover)
+	benchTarget("failover: SIGKILL to the successor's first push (kafka)", "<= "+benchTargetFailover.String(),
+		foKafka.elapsed.Round(time.Millisecond).String(), foKafka.elapsed <= benchTargetFailover)
 
 	b.ReportMetric(ceiling.res.Rate(), "ceiling-req/s")
 	b.ReportMetric(kt.Rate(), "ktransfer-records/s")
@@ -170,6 +209,11 @@ func BenchmarkTransfer(b *testing.B) {
 	b.ReportMetric(float64(tp.rss)/(1<<20), "ktransfer-peak-RSS-MiB")
 	b.ReportMetric(float64(tp.cpu.Microseconds())/float64(tp.records), "ktransfer-cpu-us/record")
 	b.ReportMetric(fo.elapsed.Seconds(), "failover-s")
+	b.ReportMetric(ktKafka.Rate(), "kafka-records/s")
+	b.ReportMetric(ratioKafka, "kafka-vs-ceiling")
+	b.ReportMetric(loadgen.Ratio(ktKafka, kt), "kafka-vs-zookeeper")
+	b.ReportMetric(float64(tpKafka.rss)/(1<<20), "kafka-peak-RSS-MiB")
+	b.ReportMetric(foKafka.elapsed.Seconds(), "kafka-failover-s")
 }
 
 // benchPrintf prints to standard output: go test cuts a benchmark's log
@@ -184,7 +228,7 @@ func benchTarget(name, want, got string, met bool) {
 	if met {
 		verdict = "PASS"
 	}
-	benchPrintf("  %-48s %-8s %-8s %s\n", name, want, got, verdict)
+	benchPrintf("  %-62s %-8s %-8s %s\n", name, want, got, verdict)
 }
 
 // benchEnvInt returns the positive integer in environment variable name, or
@@ -410,12 +454,15 @@ func (t benchThroughputResult) perRecord() time.Duration {
 	return t.cpuAll / time.Duration(t.records)
 }
 
-// measureThroughput runs one ktransfer process over the pre-filled records
-// 0..records-1 and checks what the backend received and what ZooKeeper
-// holds.
-func (r *benchRig) measureThroughput(b *testing.B, records int) benchThroughputResult {
+// measureThroughput runs one ktransfer process of store over the pre-filled
+// records 0..records-1 and checks what the backend received and what the
+// store holds.
+func (r *benchRig) measureThroughput(b *testing.B, records int, store benchStore) benchThroughputResult {
 	b.Helper()
-	rest := []benchCPUReading{{"devbroker", r.brokerPID}, {"ZooKeeper", r.zk.PID()}, {"backend (benchmark process)", os.Getpid()}}
+	rest := []benchCPUReading{{"devbroker", r.brokerPID}, {"backend (benchmark process)", os.Getpid()}}
+	if store == benchZK {
+		rest = append(rest, benchCPUReading{"ZooKeeper", r.zk.PID()})
+	}
 	before := make([]time.Duration, len(rest))
 	for i, o := range rest {
 		before[i] = benchCPU(b, o.pid)
@@ -424,7 +471,11 @@ func (r *benchRig) measureThroughput(b *testing.B, records int) benchThroughputR
 	started := time.Now()
 	// ktransfer's default session timeout: a shorter one makes a pause of
 	// the machine (a busy VM) fence the process in the middle of the run.
-	p := r.startKtransfer(b, "t", time.Duration(transfer.Defaults().ZKTimeoutMs)*time.Millisecond)
+	session := time.Duration(transfer.Defaults().ZKTimeoutMs) * time.Millisecond
+	if store == benchKafka {
+		session = time.Duration(transfer.Defaults().GroupSessionTimeoutMs) * time.Millisecond
+	}
+	p := r.startKtransfer(b, store.throughput, session, store)
 
 	ledger := newBenchLedger(records)
 	seen, progressed := 0, time.Now()
@@ -459,15 +510,15 @@ func (r *benchRig) measureThroughput(b *testing.B, records int) benchThroughputR
 		fmt.Fprintf(&cpu, ", %s %.1fus", o.name, float64(used.Microseconds())/float64(records))
 	}
 	r.backend.mustBeClean(b)
-	benchPrintf("ktransfer: %d records in %s from the first to the last delivery (%.0f records/s), "+
+	benchPrintf("ktransfer (offset_store %s): %d records in %s from the first to the last delivery (%.0f records/s), "+
 		"%.0f records/s from 10%% to 90%% of them; first push %s after the process started; "+
 		"%d deliveries (%d duplicates), each key's first deliveries in order\n",
-		records, res.span.Round(time.Millisecond), float64(records)/res.span.Seconds(), ledger.steadyRate(),
+		store.name, records, res.span.Round(time.Millisecond), float64(records)/res.span.Seconds(), ledger.steadyRate(),
 		ledger.firstAt(r.backend).Sub(started).Round(time.Millisecond), ledger.deliveries, ledger.deliveries-records)
 	res.cpuAll, res.usage = total, m1.since(m0, total)
-	benchPrintf("ktransfer: CPU per record: %s; from its start to the last delivery, %s\n", cpu.String(), res.usage)
+	benchPrintf("ktransfer (offset_store %s): CPU per record: %s; from its start to the last delivery, %s\n", store.name, cpu.String(), res.usage)
 
-	r.awaitCommitted(b, p)
+	r.awaitCommitted(b, p, store)
 	p.stop(b)
 	r.backend.reset()
 	return res
@@ -487,9 +538,9 @@ func (r *benchRig) cpuOfServers(b *testing.B) time.Duration {
 	return benchCPU(b, r.brokerPID) + benchCPU(b, r.zk.PID())
 }
 
-// awaitCommitted waits until the offset of every partition in ZooKeeper is
-// the partition's log end.
-func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc) {
+// awaitCommitted waits until the store's offset of every partition (the
+// offset node, or the group's committed offset) is the partition's log end.
+func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc, store benchStore) {
 	b.Helper()
 	ends, err := r.admin.ListEndOffsets(b.Context(), benchTopic)
 	if err == nil {
@@ -500,11 +551,25 @@ func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc) {
 	}
 	layout := zkconsumers.New(benchChroot)
 	var lag []string
-	benchEventually(b, benchWait, "offsets in ZooKeeper at the log end", func() bool {
+	benchEventually(b, benchWait, "offsets in "+store.name+" at the log end", func() bool {
 		lag = lag[:0]
+		var group kadm.OffsetResponses
+		if store == benchKafka {
+			if group, err = r.admin.FetchOffsets(b.Context(), store.module); err != nil {
+				lag = append(lag, err.Error())
+				return false
+			}
+		}
 		for part := range int32(benchPartitions) {
 			end, _ := ends.Lookup(benchTopic, part)
-			data, _, err := r.zconn.Get(layout.Offset(benchModule, benchTopic, part))
+			if store == benchKafka {
+				o, ok := group.Lookup(benchTopic, part)
+				if !ok || o.Err != nil || o.At != end.Offset {
+					lag = append(lag, fmt.Sprintf("partition %d: %d (%v), log end %d", part, o.At, o.Err, end.Offset))
+				}
+				continue
+			}
+			data, _, err := r.zconn.Get(layout.Offset(store.module, benchTopic, part))
 			off, derr := zkconsumers.DecodeOffset(data)
 			if err != nil || derr != nil || off != end.Offset {
 				lag = append(lag, fmt.Sprintf("partition %d: %q (%v), log end %d", part, data, errors.Join(err, derr), end.Offset))
@@ -513,44 +578,46 @@ func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc) {
 		return len(lag) == 0
 	}, p)
 	if len(lag) > 0 {
-		b.Fatalf("offsets in ZooKeeper: %s\n%s", strings.Join(lag, "; "), p.output())
+		b.Fatalf("offsets in %s: %s\n%s", store.name, strings.Join(lag, "; "), p.output())
 	}
-	benchPrintf("ktransfer: offsets in ZooKeeper reached the log end of all %d partitions\n", benchPartitions)
+	benchPrintf("ktransfer (offset_store %s): offsets reached the log end of all %d partitions\n", store.name, benchPartitions)
 }
 
 // benchFailoverResult is what the failover run measured.
 type benchFailoverResult struct {
-	elapsed time.Duration // SIGKILL to the successor's first push of partition 0
+	elapsed  time.Duration // SIGKILL to the successor's first push of partition 0
+	produced int           // records the trickle produced
 }
 
-// measureFailover runs two ktransfer processes over a trickle of records
-// from record first on, kills the owner of partition 0 and measures the time
-// until the other one pushes a partition-0 record.
-func (r *benchRig) measureFailover(b *testing.B, first int) benchFailoverResult {
+// measureFailover runs two ktransfer processes of store over a trickle of
+// records from record first on, kills the owner of partition 0 and measures
+// the time until the other one pushes a partition-0 record.
+func (r *benchRig) measureFailover(b *testing.B, first int, store benchStore) benchFailoverResult {
 	b.Helper()
 	stopTrickle := r.trickle(b, first)
 	defer stopTrickle()
 	procs := map[string]*benchProc{}
-	for _, name := range []string{"a", "b"} {
-		p := r.startKtransfer(b, name, benchSessionTimeout)
+	for _, name := range []string{store.failA, store.failB} {
+		p := r.startKtransfer(b, name, benchSessionTimeout, store)
 		procs[p.id] = p
 	}
-	alive := []*benchProc{procs["bench-a"], procs["bench-b"]}
+	idA, idB := "bench-"+store.failA, "bench-"+store.failB
+	alive := []*benchProc{procs[idA], procs[idB]}
 
 	// Balanced: every partition owned, half by each process.
 	var owners map[int32]string
 	benchEventually(b, benchWait, "both processes owning half of the partitions", func() bool {
-		owners = r.owners(b)
+		owners = r.owners(b, store)
 		count := map[string]int{}
 		for _, id := range owners {
 			count[id]++
 		}
-		return len(owners) == benchPartitions && count["bench-a"] == benchPartitions/2 && count["bench-b"] == benchPartitions/2
+		return len(owners) == benchPartitions && count[idA] == benchPartitions/2 && count[idB] == benchPartitions/2
 	}, alive...)
 	victim := procs[owners[0]]
-	survivor := procs["bench-a"]
+	survivor := procs[idA]
 	if victim == survivor {
-		survivor = procs["bench-b"]
+		survivor = procs[idB]
 	}
 	// Steady: the victim is pushing partition 0.
 	mark := r.backend.now()
@@ -566,22 +633,52 @@ func (r *benchRig) measureFailover(b *testing.B, first int) benchFailoverResult 
 		return next != nil
 	}, survivor)
 	res := benchFailoverResult{elapsed: next.at - killed}
-	produced := stopTrickle()
+	res.produced = stopTrickle()
 	r.backend.mustBeClean(b)
-	benchPrintf("failover: %d records produced at %s intervals; SIGKILL to %s (owner of partition 0); "+
+	benchPrintf("failover (offset_store %s): %d records produced at %s intervals; SIGKILL to %s (owner of partition 0); "+
 		"%s pushed partition 0 (offset %d) %s later (session timeout %s)\n",
-		produced, benchTrickleEvery, victim.id, survivor.id, next.offset, res.elapsed.Round(time.Millisecond), benchSessionTimeout)
+		store.name, res.produced, benchTrickleEvery, victim.id, survivor.id, next.offset, res.elapsed.Round(time.Millisecond), benchSessionTimeout)
+	survivor.stop(b)
 	return res
 }
 
-// owners returns the instance id in the owner node of every partition that
-// has one.
-func (r *benchRig) owners(b *testing.B) map[int32]string {
+// owners returns, for every partition that has one, the instance id of its
+// owner: the owner node's data, or the client id (ktransfer's instance id) of
+// the group member the coordinator assigned it to.
+func (r *benchRig) owners(b *testing.B, store benchStore) map[int32]string {
 	b.Helper()
-	layout := zkconsumers.New(benchChroot)
 	out := map[int32]string{}
+	if store == benchKafka {
+		gs, err := r.admin.DescribeConsumerGroups(b.Context(), store.module)
+		if err == nil {
+			for _, m := range gs[store.module].Members {
+				// The module's only topic; the describe may name it by id
+				// alone, which kadm leaves unresolved.
+				for _, ps := range m.Assignment {
+					for part := range ps {
+						out[part] = m.ClientID
+					}
+				}
+			}
+		}
+		if classic, err := r.admin.DescribeGroups(b.Context(), store.module); err == nil {
+			for _, m := range classic[store.module].Members {
+				if a, ok := m.Assigned.AsConsumer(); ok {
+					for _, t := range a.Topics {
+						if t.Topic == benchTopic {
+							for _, part := range t.Partitions {
+								out[part] = m.ClientID
+							}
+						}
+					}
+				}
+			}
+		}
+		return out
+	}
+	layout := zkconsumers.New(benchChroot)
 	for part := range int32(benchPartitions) {
-		data, _, err := r.zconn.Get(layout.Owner(benchModule, benchTopic, part))
+		data, _, err := r.zconn.Get(layout.Owner(store.module, benchTopic, part))
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 		case err != nil:
@@ -616,28 +713,30 @@ func benchEventually(b *testing.B, timeout time.Duration, what string, cond func
 // benchConfig writes the main file and module file of ktransfer process name
 // under dir/name and returns the main file's path. The process is instance
 // "bench-"+name and marks its pushes with s=name in the URI, so the backend
-// knows who pushed what. sessionTimeout is its zk_timeout_ms.
-func benchConfig(dir, name string, sessionTimeout time.Duration, zkAddr, brokerAddr, backendAddr string) (string, error) {
+// knows who pushed what. sessionTimeout is its zk_timeout_ms, or with store
+// benchKafka its group_session_timeout_ms (and it has no zk_hosts then).
+func benchConfig(dir, name string, sessionTimeout time.Duration, store benchStore, zkAddr, brokerAddr, backendAddr string) (string, error) {
 	base := filepath.Join(dir, name)
 	modDir := filepath.Join(base, "modules")
 	if err := os.MkdirAll(modDir, 0o755); err != nil {
 		return "", fmt.Errorf("ktransfer config: %w", err)
 	}
+	storeKeys := fmt.Sprintf("zk_timeout_ms: %d\nzk_hosts:\n  - %q\n", sessionTimeout.Milliseconds(), zkAddr)
+	if store == benchKafka {
+		storeKeys = fmt.Sprintf("offset_store: kafka\ngroup_session_timeout_ms: %d\nzk_hosts: []\n", sessionTimeout.Milliseconds())
+	}
 	mainFile := fmt.Sprintf(`# ktransfer.yaml of BenchmarkTransfer
 log_dir: %q
 log_level: 2
 zk_chroot: %s
-zk_timeout_ms: %d
-zk_hosts:
-  - %q
-module_conf_dir: %q
+%smodule_conf_dir: %q
 module_enabled:
   - %s
 broker_hosts:
   - %q
 ops_listen: 127.0.0.1:0
 instance_id: bench-%s
-`, base, benchChroot, sessionTimeout.Milliseconds(), zkAddr, modDir, benchModule, brokerAddr, name)
+`, base, benchChroot, storeKeys, modDir, store.module, brokerAddr, name)
 	module := fmt.Sprintf(`# module of BenchmarkTransfer
 topic: %s
 protocol:
@@ -654,7 +753,7 @@ backend_servers:
 	if err := os.WriteFile(path, []byte(mainFile), 0o644); err != nil {
 		return "", fmt.Errorf("ktransfer config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(modDir, benchModule+".yaml"), []byte(module), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(modDir, store.module+".yaml"), []byte(module), 0o644); err != nil {
 		return "", fmt.Errorf("ktransfer config: %w", err)
 	}
 	return path, nil
@@ -673,9 +772,9 @@ type benchProc struct {
 
 // startKtransfer writes the configuration of process name (see benchConfig),
 // checks it loads, starts the process and registers its kill in b.Cleanup.
-func (r *benchRig) startKtransfer(b *testing.B, name string, sessionTimeout time.Duration) *benchProc {
+func (r *benchRig) startKtransfer(b *testing.B, name string, sessionTimeout time.Duration, store benchStore) *benchProc {
 	b.Helper()
-	path, err := benchConfig(r.dir, name, sessionTimeout, r.zk.Addr, r.brokerAddr, r.backend.addr)
+	path, err := benchConfig(r.dir, name, sessionTimeout, store, r.zk.Addr, r.brokerAddr, r.backend.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -1075,7 +1174,18 @@ func (l *benchLedger) add(ds []benchDelivery) error {
 func (l *benchLedger) firstAt(be *benchBackend) time.Time { return be.epoch.Add(l.first) }
 
 func TestBenchConfigLoads(t *testing.T) {
-	path, err := benchConfig(t.TempDir(), "a", 3*time.Second, "127.0.0.1:2181", "127.0.0.1:9092", "127.0.0.1:8080")
+	kpath, err := benchConfig(t.TempDir(), "k", 3*time.Second, benchKafka, "127.0.0.1:2181", "127.0.0.1:9092", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcfg, err := transfer.LoadConfig(kpath)
+	if err != nil {
+		t.Fatalf("LoadConfig of offset_store kafka: %v", err)
+	}
+	if got, want := fmt.Sprint(kcfg.OffsetStore, kcfg.GroupSessionTimeoutMs, kcfg.ZKHosts, kcfg.Modules[0].Name), fmt.Sprint("kafka", 3000, []string{}, benchModuleKafka); got != want {
+		t.Errorf("offset_store kafka: got %s, want %s", got, want)
+	}
+	path, err := benchConfig(t.TempDir(), "a", 3*time.Second, benchZK, "127.0.0.1:2181", "127.0.0.1:9092", "127.0.0.1:8080")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,8 @@ func rewrite(t *testing.T, src string, values map[string][]string) string {
 				for _, item := range v {
 					out = append(out, " "+item)
 				}
-				skipping = true
 			}
+			skipping = true // the original value's list items, if any
 			delete(values, key)
 			continue
 		}

@@ -1,7 +1,10 @@
 // Command ktransfer pushes Kafka records to HTTP backends, per module, as a fleet
-// of processes sharing the work through ZooKeeper. Run it as
+// of processes sharing the work through ZooKeeper or, with offset_store kafka,
+// through a Kafka consumer group per module. Run it as
 // `ktransfer -f conf/ktransfer.yaml`; `ktransfer -t -f conf/ktransfer.yaml` checks the
-// main file and every enabled module file.
+// main file and every enabled module file; `ktransfer migrate-offsets -f
+// conf/ktransfer.yaml [--module M] [--dry-run]` copies the modules' ZooKeeper
+// offsets into their Kafka consumer groups.
 package main
 
 import (
@@ -36,5 +39,5 @@ func main() {
 			return nil, err
 		}
 		return program{cfg}, nil
-	}))
+	}, migrateCommand))
 }

@@ -61,6 +61,21 @@ type Config struct {
 	// ({zk_chroot}/consumers/{module} and below: digest ALL, world READ); a
 	// module file's zk_auth overrides it. Default: none, open nodes.
 	ZKAuth fleet.Auth `key:"zk_auth"`
+	// OffsetStore is where the modules keep their offsets and share their
+	// partitions: zookeeper (default; the original layout under
+	// {zk_chroot}/consumers) or kafka (each module is a Kafka consumer group
+	// named after it; no ZooKeeper needed, broker_hosts required; with
+	// zk_hosts set, a partition without an offset in its group starts from
+	// its ZooKeeper offset).
+	OffsetStore string `key:"offset_store"`
+	// GroupSessionTimeoutMs is, with offset_store kafka, how long the group
+	// coordinator waits for a silent process before its partitions move to
+	// the others (default 10000).
+	GroupSessionTimeoutMs int `key:"group_session_timeout_ms"`
+	// GroupProtocol is, with offset_store kafka, the group protocol: auto
+	// (default: KIP-848's consumer protocol when every broker offers it, else
+	// classic), consumer or classic (cooperative-sticky assignor).
+	GroupProtocol string `key:"group_protocol"`
 
 	// Modules are the loaded module files, by name, in module_enabled order.
 	Modules []Module `key:"-"`
@@ -165,8 +180,20 @@ func Defaults() Config {
 		Kafka:                 kafkaconn.Config{ClientID: "ktransfer"},
 		OpsListen:             "127.0.0.1:5040",
 		Shutdown:              30 * time.Second,
+		OffsetStore:           StoreZooKeeper,
+		GroupSessionTimeoutMs: 10000,
+		GroupProtocol:         "auto",
 	}
 }
+
+// The offset stores, values of offset_store.
+const (
+	// StoreZooKeeper keeps offsets, owners and instances in ZooKeeper, in the
+	// original layout (package fleet).
+	StoreZooKeeper = "zookeeper"
+	// StoreKafka makes each module a Kafka consumer group (package kgroup).
+	StoreKafka = "kafka"
+)
 
 // ModuleDefaults returns a module file's defaults.
 func ModuleDefaults() Module {
@@ -309,7 +336,10 @@ func (c Config) ModuleDir(mainFile string) string {
 func (c *Config) check(f *config.File) {
 	f.Min("log_level", int64(c.Level), 0)
 	f.OneOf("log_format", c.Format, "text", "json")
-	f.NotEmpty("zk_hosts", len(c.ZKHosts))
+	f.OneOf("offset_store", c.OffsetStore, StoreZooKeeper, StoreKafka)
+	if c.OffsetStore != StoreKafka {
+		f.NotEmpty("zk_hosts", len(c.ZKHosts))
+	}
 	// ZooKeeper's rules, which the fleet applies too (fleet.Join), so that a
 	// file -t accepts also starts.
 	zkconn.Settings{HostsKey: "zk_hosts", Hosts: c.ZKHosts, ChrootKey: "zk_chroot", Chroot: c.ZKChroot,
@@ -322,6 +352,11 @@ func (c *Config) check(f *config.File) {
 	f.Range("zk_fail_retry_interval_ms", int64(c.ZKFailRetryIntervalMs), 10, 600000)
 	f.NotEmpty("module_enabled", len(c.ModuleEnabled))
 	f.HostPort("broker_hosts", c.BrokerHosts)
+	if c.OffsetStore == StoreKafka && len(c.BrokerHosts) == 0 {
+		f.Problemf("broker_hosts", "is required with offset_store: kafka (brokers are not discovered through ZooKeeper then)")
+	}
+	f.Range("group_session_timeout_ms", int64(c.GroupSessionTimeoutMs), 1000, 1800000)
+	f.OneOf("group_protocol", c.GroupProtocol, "auto", "consumer", "classic")
 	c.Kafka.Check(f, "kafka")
 	if c.OpsListen != "" {
 		if err := opshttp.CheckListenAddress(c.OpsListen); err != nil {

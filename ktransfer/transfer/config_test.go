@@ -463,3 +463,51 @@ func TestForwardHeadersConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetStoreConfig: offset_store kafka needs no ZooKeeper and requires
+// broker_hosts; its keys have their defaults and bounds; zookeeper, the
+// default, still requires zk_hosts.
+func TestOffsetStoreConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		main string // zk_hosts is added only when this names it
+		want string // "" means valid
+	}{
+		{"kafka without ZooKeeper", "offset_store: kafka\nbroker_hosts: [127.0.0.1:9092]\nzk_hosts: []\n", ""},
+		{"kafka with zk_hosts for the import", "offset_store: kafka\nbroker_hosts: [127.0.0.1:9092]\n", ""},
+		{"kafka without broker_hosts", "offset_store: kafka\nzk_hosts: []\n",
+			"ktransfer.yaml: broker_hosts: is required with offset_store: kafka (brokers are not discovered through ZooKeeper then)"},
+		{"zookeeper without zk_hosts", "broker_hosts: [127.0.0.1:9092]\nzk_hosts: []\n", "ktransfer.yaml: zk_hosts: is required"},
+		{"unknown store", "offset_store: etcd\n", `ktransfer.yaml: offset_store: "etcd" is not one of zookeeper, kafka`},
+		{"session timeout too short", "offset_store: kafka\nbroker_hosts: [127.0.0.1:9092]\ngroup_session_timeout_ms: 999\n",
+			"ktransfer.yaml: group_session_timeout_ms: 999 is not in 1000..1800000"},
+		{"unknown protocol", "offset_store: kafka\nbroker_hosts: [127.0.0.1:9092]\ngroup_protocol: eager\n",
+			`ktransfer.yaml: group_protocol: "eager" is not one of auto, consumer, classic`},
+		{"protocol pinned", "offset_store: kafka\nbroker_hosts: [127.0.0.1:9092]\ngroup_protocol: classic\ngroup_session_timeout_ms: 6000\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := LoadConfig(ruleTree(t, tc.main, "m", ""))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				if c.OffsetStore != StoreKafka {
+					t.Errorf("offset_store: got %q, want kafka", c.OffsetStore)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	// The original file, unchanged, keeps ZooKeeper with the new keys' defaults.
+	c, err := LoadConfig(ruleTree(t, "", "m", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OffsetStore != StoreZooKeeper || c.GroupSessionTimeoutMs != 10000 || c.GroupProtocol != "auto" {
+		t.Errorf("defaults: offset_store %q, group_session_timeout_ms %d, group_protocol %q; want zookeeper, 10000, auto",
+			c.OffsetStore, c.GroupSessionTimeoutMs, c.GroupProtocol)
+	}
+}

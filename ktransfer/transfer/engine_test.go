@@ -17,8 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 func offsetsOf(ds []delivery) []int64 {
@@ -33,65 +31,69 @@ func offsetsOf(ds []delivery) []int64 {
 // TestWindowBound: with every push held by the backend, no more than window_size
 // records of a partition are in flight, however many workers there are.
 func TestWindowBound(t *testing.T) {
-	e := newEnv(t, 1)
-	release := releasedAtCleanup(t)
-	var active, peak atomic.Int32
-	e.be.delay = func(delivery) time.Duration {
-		n := active.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		release := releasedAtCleanup(t)
+		var active, peak atomic.Int32
+		e.be.delay = func(delivery) time.Duration {
+			n := active.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
 			}
+			<-release.ch
+			active.Add(-1)
+			return 0
 		}
-		<-release.ch
-		active.Add(-1)
-		return 0
-	}
-	var recs []*kgo.Record
-	for i := 0; i < 30; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
-	}
-	e.produce(t, recs...)
-	m := e.module("windowed")
-	m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
-	startTransfer(t, e.config("a", m))
-	t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
-	eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
-	time.Sleep(300 * time.Millisecond) // would more arrive?
-	if p := peak.Load(); p != 5 {
-		t.Errorf("got %d pushes in flight at once, want window_size 5", p)
-	}
-	release.close()
-	eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+		var recs []*kgo.Record
+		for i := 0; i < 30; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+		}
+		e.produce(t, recs...)
+		m := e.module("windowed")
+		m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
+		startTransfer(t, e.config("a", m))
+		t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
+		eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
+		time.Sleep(300 * time.Millisecond) // would more arrive?
+		if p := peak.Load(); p != 5 {
+			t.Errorf("got %d pushes in flight at once, want window_size 5", p)
+		}
+		release.close()
+		eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCommitIsLowestNotDone holds one record while later ones complete: the
 // committed offset stays at the held one, then moves to the end.
 func TestCommitIsLowestNotDone(t *testing.T) {
-	e := newEnv(t, 1)
-	hold := releasedAtCleanup(t)
-	e.be.delay = func(d delivery) time.Duration {
-		if d.offset == 3 {
-			<-hold.ch
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		hold := releasedAtCleanup(t)
+		e.be.delay = func(d delivery) time.Duration {
+			if d.offset == 3 {
+				<-hold.ch
+			}
+			return 0
 		}
-		return 0
-	}
-	var recs []*kgo.Record
-	for i := 0; i < 10; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
-	}
-	e.produce(t, recs...)
-	m := e.module("lowest")
-	startTransfer(t, e.config("a", m))
-	t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
-	eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
-	time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
-	if got := e.committed(t, m.Name, 0); got != 3 {
-		t.Errorf("committed %d while offset 3 is in flight, want 3", got)
-	}
-	hold.close()
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		var recs []*kgo.Record
+		for i := 0; i < 10; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: value(t, "m", i)})
+		}
+		e.produce(t, recs...)
+		m := e.module("lowest")
+		startTransfer(t, e.config("a", m))
+		t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
+		eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
+		time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
+		if got := e.committed(t, m.Name, 0); got != 3 {
+			t.Errorf("committed %d while offset 3 is in flight, want 3", got)
+		}
+		hold.close()
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestMethodsAndMalformed checks the methods filter with each on_malformed
@@ -99,59 +101,63 @@ func TestCommitIsLowestNotDone(t *testing.T) {
 func TestMethodsAndMalformed(t *testing.T) {
 	garbage := []byte{0xc1, 0x00}
 	noMethod, _ := msgpack.Marshal(map[string]any{"x": 1})
-	for _, tc := range []struct {
-		onMalformed string
-		pushed      []int64
-		deadLetters int
-	}{
-		{"skip", []int64{0, 4}, 0},
-		{"push", []int64{0, 2, 3, 4}, 0},
-		{"dead_letter", []int64{0, 4}, 2},
-	} {
-		t.Run(tc.onMalformed, func(t *testing.T) {
-			e := newEnv(t, 1)
-			e.produce(t,
-				&kgo.Record{Value: value(t, "A", 0)},
-				&kgo.Record{Value: value(t, "B", 1)},
-				&kgo.Record{Value: garbage},
-				&kgo.Record{Value: noMethod},
-				&kgo.Record{Value: value(t, "A", 4)},
-			)
-			m := e.module("filter-" + tc.onMalformed)
-			m.Methods = []string{"A"}
-			m.OnMalformed = tc.onMalformed
-			if tc.onMalformed == "dead_letter" {
-				m.DeadLetterTopic = "dlq"
-			}
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
-			if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
-				t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
-			}
-			if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, "filtered")); got != 1 {
-				t.Errorf("filtered count %v, want 1", got)
-			}
-			if n := len(e.readAll(t, "dlq")); n != tc.deadLetters {
-				t.Errorf("dead letters %d, want %d", n, tc.deadLetters)
-			}
-		})
-	}
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			onMalformed string
+			pushed      []int64
+			deadLetters int
+		}{
+			{"skip", []int64{0, 4}, 0},
+			{"push", []int64{0, 2, 3, 4}, 0},
+			{"dead_letter", []int64{0, 4}, 2},
+		} {
+			t.Run(tc.onMalformed, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				e.produce(t,
+					&kgo.Record{Value: value(t, "A", 0)},
+					&kgo.Record{Value: value(t, "B", 1)},
+					&kgo.Record{Value: garbage},
+					&kgo.Record{Value: noMethod},
+					&kgo.Record{Value: value(t, "A", 4)},
+				)
+				m := e.module("filter-" + tc.onMalformed)
+				m.Methods = []string{"A"}
+				m.OnMalformed = tc.onMalformed
+				if tc.onMalformed == "dead_letter" {
+					m.DeadLetterTopic = "dlq"
+				}
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
+				if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
+					t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
+				}
+				if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, "filtered")); got != 1 {
+					t.Errorf("filtered count %v, want 1", got)
+				}
+				if n := len(e.readAll(t, "dlq")); n != tc.deadLetters {
+					t.Errorf("dead letters %d, want %d", n, tc.deadLetters)
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestAllFilteredStillCommits: a partition whose every record is filtered out
 // still has its offset moved to the log end (the original never committed).
 func TestAllFilteredStillCommits(t *testing.T) {
-	e := newEnv(t, 1)
-	for i := 0; i < 7; i++ {
-		e.produce(t, &kgo.Record{Value: value(t, "other", i)})
-	}
-	m := e.module("filtered")
-	m.Methods = []string{"wanted"}
-	startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
-	if n := len(e.be.deliveries()); n != 0 {
-		t.Errorf("got %d pushes, want none", n)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		for i := 0; i < 7; i++ {
+			e.produce(t, &kgo.Record{Value: value(t, "other", i)})
+		}
+		m := e.module("filtered")
+		m.Methods = []string{"wanted"}
+		startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
+		if n := len(e.be.deliveries()); n != 0 {
+			t.Errorf("got %d pushes, want none", n)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // readAll reads every record of topic.
@@ -183,154 +189,156 @@ func (e *env) readAll(t *testing.T, topic string) []*kgo.Record {
 // TestFailedRecords: retries run out (dead letter with headers, or skip), and a
 // status outside retry_on_status fails at once.
 func TestFailedRecords(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		status      int
-		retryOn     []string
-		dlq         bool
-		attempts    int
-		deadLetters int
-		skipReason  string // the ktransfer_skipped_total reason counted once, if any
-	}{
-		{"retries exhausted to dead letter", 500, nil, true, 3, 1, ""},
-		{"retries exhausted skipped", 503, nil, false, 3, 0, "retries_exhausted"},
-		{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0, "permanent_failure"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, 1)
-			e.be.answer = func(d delivery, _ int) int {
-				if d.key == "bad" {
-					return tc.status
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			name        string
+			status      int
+			retryOn     []string
+			dlq         bool
+			attempts    int
+			deadLetters int
+			skipReason  string // the ktransfer_skipped_total reason counted once, if any
+		}{
+			{"retries exhausted to dead letter", 500, nil, true, 3, 1, ""},
+			{"retries exhausted skipped", 503, nil, false, 3, 0, "retries_exhausted"},
+			{"permanent status", 400, []string{"429", "500-599"}, false, 1, 0, "permanent_failure"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				e.be.answer = func(d delivery, _ int) int {
+					if d.key == "bad" {
+						return tc.status
+					}
+					return 200
 				}
-				return 200
-			}
-			e.produce(t, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 0)}, &kgo.Record{Key: []byte("bad"), Value: value(t, "m", 1)}, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 2)})
-			m := e.module("failing")
-			m.MaxRetryTimes = 2
-			m.RetryOnStatus = tc.retryOn
-			if tc.dlq {
-				m.DeadLetterTopic = "dlq"
-			}
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
-			for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
-				want := 0.0
-				if reason == tc.skipReason {
-					want = 1
+				e.produce(t, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 0)}, &kgo.Record{Key: []byte("bad"), Value: value(t, "m", 1)}, &kgo.Record{Key: []byte("good"), Value: value(t, "m", 2)})
+				m := e.module("failing")
+				m.MaxRetryTimes = 2
+				m.RetryOnStatus = tc.retryOn
+				if tc.dlq {
+					m.DeadLetterTopic = "dlq"
 				}
-				if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, reason)); got != want {
-					t.Errorf("skipped{reason=%q}: got %v, want %v", reason, got, want)
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
+				for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
+					want := 0.0
+					if reason == tc.skipReason {
+						want = 1
+					}
+					if got := testutil.ToFloat64(rt.tr.met.skipped.WithLabelValues(m.Name, reason)); got != want {
+						t.Errorf("skipped{reason=%q}: got %v, want %v", reason, got, want)
+					}
 				}
-			}
-			if got := testutil.ToFloat64(rt.tr.met.deadLettered.WithLabelValues(m.Name)); got != float64(tc.deadLetters) {
-				t.Errorf("dead_lettered: got %v, want %d", got, tc.deadLetters)
-			}
-			bad := 0
-			for _, d := range e.be.deliveries() {
-				if d.key == "bad" {
-					bad++
+				if got := testutil.ToFloat64(rt.tr.met.deadLettered.WithLabelValues(m.Name)); got != float64(tc.deadLetters) {
+					t.Errorf("dead_lettered: got %v, want %d", got, tc.deadLetters)
 				}
-			}
-			if bad != tc.attempts {
-				t.Errorf("got %d attempts for the failing record, want %d", bad, tc.attempts)
-			}
-			dl := e.readAll(t, "dlq")
-			if len(dl) != tc.deadLetters {
-				t.Fatalf("got %d dead letters, want %d", len(dl), tc.deadLetters)
-			}
-			if tc.deadLetters == 1 {
-				h := map[string]string{}
-				for _, kv := range dl[0].Headers {
-					h[kv.Key] = string(kv.Value)
+				bad := 0
+				for _, d := range e.be.deliveries() {
+					if d.key == "bad" {
+						bad++
+					}
 				}
-				if string(dl[0].Key) != "bad" || h["ktransfer-module"] != m.Name || h["ktransfer-source-topic"] != e.topic ||
-					h["ktransfer-source-partition"] != "0" || h["ktransfer-source-offset"] != "1" || h["ktransfer-error"] == "" {
-					t.Errorf("dead letter key %q headers %v", dl[0].Key, h)
+				if bad != tc.attempts {
+					t.Errorf("got %d attempts for the failing record, want %d", bad, tc.attempts)
 				}
-			}
-		})
-	}
+				dl := e.readAll(t, "dlq")
+				if len(dl) != tc.deadLetters {
+					t.Fatalf("got %d dead letters, want %d", len(dl), tc.deadLetters)
+				}
+				if tc.deadLetters == 1 {
+					h := map[string]string{}
+					for _, kv := range dl[0].Headers {
+						h[kv.Key] = string(kv.Value)
+					}
+					if string(dl[0].Key) != "bad" || h["ktransfer-module"] != m.Name || h["ktransfer-source-topic"] != e.topic ||
+						h["ktransfer-source-partition"] != "0" || h["ktransfer-source-offset"] != "1" || h["ktransfer-error"] == "" {
+						t.Errorf("dead letter key %q headers %v", dl[0].Key, h)
+					}
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestOffsetOutOfRange: the committed offset points below the log start
 // (retention deleted those records): pushing continues from the oldest record.
 func TestOffsetOutOfRange(t *testing.T) {
-	e := newEnv(t, 1)
-	for i := 0; i < 10; i++ {
-		e.produce(t, &kgo.Record{Value: value(t, "m", i)})
-	}
-	adm := kadm.NewClient(e.cl)
-	os := kadm.Offsets{}
-	os.AddOffset(e.topic, 0, 6, -1)
-	if _, err := adm.DeleteRecords(context.Background(), os); err != nil {
-		t.Fatal(err)
-	}
-	m := e.module("behind")
-	l := zkconsumers.New(chroot)
-	for _, p := range []string{chroot, l.Consumers(), l.Group(m.Name), l.OffsetsRoot(m.Name), l.OffsetsTopic(m.Name, e.topic)} {
-		e.zkConn.Create(p, nil, 0, zkWorldACL())
-	}
-	if _, err := e.zkConn.Create(l.Offset(m.Name, e.topic, 0), []byte("2"), 0, zkWorldACL()); err != nil {
-		t.Fatal(err)
-	}
-	rt := startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
-	if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
-		t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
-	}
-	if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); got != 1 {
-		t.Errorf("out-of-range count %v, want 1", got)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		for i := 0; i < 10; i++ {
+			e.produce(t, &kgo.Record{Value: value(t, "m", i)})
+		}
+		adm := kadm.NewClient(e.cl)
+		os := kadm.Offsets{}
+		os.AddOffset(e.topic, 0, 6, -1)
+		if _, err := adm.DeleteRecords(context.Background(), os); err != nil {
+			t.Fatal(err)
+		}
+		m := e.module("behind")
+		e.plantOffset(t, m, 0, 2)
+		rt := startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
+			t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
+		}
+		if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); got != 1 {
+			t.Errorf("out-of-range count %v, want 1", got)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestInitialOffsetNewest starts a module without offsets at the log end.
 func TestInitialOffsetNewest(t *testing.T) {
-	e := newEnv(t, 1)
-	e.produce(t, &kgo.Record{Value: value(t, "m", 0)}, &kgo.Record{Value: value(t, "m", 1)})
-	m := e.module("newest")
-	m.InitialOffset = "newest"
-	startTransfer(t, e.config("a", m))
-	eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
-	e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
-	eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
-	if d := e.be.deliveries()[0]; d.offset != 2 {
-		t.Errorf("pushed offset %d, want 2", d.offset)
-	}
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		e.produce(t, &kgo.Record{Value: value(t, "m", 0)}, &kgo.Record{Value: value(t, "m", 1)})
+		m := e.module("newest")
+		m.InitialOffset = "newest"
+		startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
+		e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
+		eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
+		if d := e.be.deliveries()[0]; d.offset != 2 {
+			t.Errorf("pushed offset %d, want 2", d.offset)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCleanRebalanceRepushesNothing: a second process joins and later leaves
 // cleanly; partitions move both ways and no record is pushed twice.
 func TestCleanRebalanceRepushesNothing(t *testing.T) {
-	e := newEnv(t, 4)
-	m := e.module("rebalance")
-	seq := 0
-	batch := func() {
-		var recs []*kgo.Record
-		for i := 0; i < 100; i++ {
-			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Partition: int32(i % 4), Value: value(t, "m", seq)})
-			seq++
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 4)
+		m := e.module("rebalance")
+		seq := 0
+		batch := func() {
+			var recs []*kgo.Record
+			for i := 0; i < 100; i++ {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i)), Partition: int32(i % 4), Value: value(t, "m", seq)})
+				seq++
+			}
+			e.produce(t, recs...)
 		}
-		e.produce(t, recs...)
-	}
-	a := startTransfer(t, e.config("a", m))
-	batch()
-	eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
-	b := startTransfer(t, e.config("b", m))
-	eventually(t, 15*time.Second, "b owns two partitions", func() bool {
-		return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
-	})
-	batch()
-	eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
-	if err := a.stop(t); err != nil {
-		t.Fatalf("a: %v", err)
-	}
-	eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
-	batch()
-	eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
-	time.Sleep(500 * time.Millisecond)
-	if n := len(e.be.deliveries()); n != 300 {
-		t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
-	}
+		a := startTransfer(t, e.config("a", m))
+		batch()
+		eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
+		b := startTransfer(t, e.config("b", m))
+		eventually(t, 15*time.Second, "b owns two partitions", func() bool {
+			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
+		})
+		batch()
+		eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
+		if err := a.stop(t); err != nil {
+			t.Fatalf("a: %v", err)
+		}
+		eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
+		batch()
+		eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
+		time.Sleep(500 * time.Millisecond)
+		if n := len(e.be.deliveries()); n != 300 {
+			t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
+		}
+	}, StoreZooKeeper, StoreKafka, storeKafkaClassic)
 }
 
 // TestFencedProcessStopsPushing cuts a process off ZooKeeper: once fenced it pushes
@@ -486,104 +494,102 @@ func releasedAtCleanup(t *testing.T) *gate {
 // whether the committed offsets of the old topic lie beyond the new log end or
 // within it, and the event is counted and shown in /status.
 func TestTopicRecreatedUnderRunningModule(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		fresh int // records written to the recreated topic, per partition
-	}{
-		{"fewer records than committed", 30},
-		{"more records than committed", 80},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const before = 50 // records per partition before the recreation
-			e := newEnv(t, 2)
-			write := func(n, seq0 int) {
-				var recs []*kgo.Record
-				for i := 0; i < n; i++ {
-					for p := int32(0); p < 2; p++ {
-						recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Partition: p, Value: value(t, "m", seq0+i)})
+	forStores(t, func(t *testing.T, store string) {
+		for _, tc := range []struct {
+			name  string
+			fresh int // records written to the recreated topic, per partition
+		}{
+			{"fewer records than committed", 30},
+			{"more records than committed", 80},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				const before = 50 // records per partition before the recreation
+				e := newEnvIn(t, store, 2)
+				write := func(n, seq0 int) {
+					var recs []*kgo.Record
+					for i := 0; i < n; i++ {
+						for p := int32(0); p < 2; p++ {
+							recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Partition: p, Value: value(t, "m", seq0+i)})
+						}
 					}
+					e.produce(t, recs...)
 				}
-				e.produce(t, recs...)
-			}
-			write(before, 0)
-			m := e.module("recreated")
-			rt := startTransfer(t, e.config("a", m))
-			eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
-				return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
-			})
-			if err := e.kafka.DeleteTopic(e.topic); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.kafka.CreateTopic(e.topic, 2, nil); err != nil {
-				t.Fatal(err)
-			}
-			e.cl.PurgeTopicsFromClient(e.topic) // the producer holds the old topic's id
-			write(tc.fresh, 1000)
+				write(before, 0)
+				m := e.module("recreated")
+				rt := startTransfer(t, e.config("a", m))
+				eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
+					return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
+				})
+				if err := e.kafka.DeleteTopic(e.topic); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.kafka.CreateTopic(e.topic, 2, nil); err != nil {
+					t.Fatal(err)
+				}
+				e.cl.PurgeTopicsFromClient(e.topic) // the producer holds the old topic's id
+				write(tc.fresh, 1000)
 
-			fresh := func() map[string]bool {
-				got := map[string]bool{}
-				for _, d := range e.be.deliveries() {
-					if d.seq >= 1000 {
-						got[fmt.Sprintf("%d/%d", d.partition, d.seq)] = true
+				fresh := func() map[string]bool {
+					got := map[string]bool{}
+					for _, d := range e.be.deliveries() {
+						if d.seq >= 1000 {
+							got[fmt.Sprintf("%d/%d", d.partition, d.seq)] = true
+						}
 					}
+					return got
 				}
-				return got
-			}
-			eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
-			eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
-				return e.committed(t, m.Name, 0) == int64(tc.fresh) && e.committed(t, m.Name, 1) == int64(tc.fresh)
+				eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
+				eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
+					return e.committed(t, m.Name, 0) == int64(tc.fresh) && e.committed(t, m.Name, 1) == int64(tc.fresh)
+				})
+				total := 0.0
+				for _, reason := range []string{reasonRecreated, reasonAboveEnd} {
+					total += testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reason))
+				}
+				if total < 2 {
+					t.Errorf("ktransfer_offset_out_of_range_total (topic_recreated + above_log_end): got %v, want at least one per partition", total)
+				}
+				if got := rt.tr.Status().Modules[m.Name].OffsetResets; len(got) != 2 || got[0].To != 0 || got[1].To != 0 {
+					t.Errorf("/status offset_out_of_range: got %+v, want an event per partition continuing at 0", got)
+				}
 			})
-			total := 0.0
-			for _, reason := range []string{reasonRecreated, reasonAboveEnd} {
-				total += testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reason))
-			}
-			if total < 2 {
-				t.Errorf("ktransfer_offset_out_of_range_total (topic_recreated + above_log_end): got %v, want at least one per partition", total)
-			}
-			if got := rt.tr.Status().Modules[m.Name].OffsetResets; len(got) != 2 || got[0].To != 0 || got[1].To != 0 {
-				t.Errorf("/status offset_out_of_range: got %+v, want an event per partition continuing at 0", got)
-			}
-		})
-	}
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestCommittedOffsetAboveLogEnd plants offset nodes above the log end before
 // the first start (as a recreated topic leaves them): with offset_reset oldest
 // every record is pushed, with newest none of those present, only later ones.
 func TestCommittedOffsetAboveLogEnd(t *testing.T) {
-	for _, reset := range []string{"oldest", "newest"} {
-		t.Run(reset, func(t *testing.T) {
-			e := newEnv(t, 1)
-			for i := 0; i < 10; i++ {
-				e.produce(t, &kgo.Record{Value: value(t, "m", i)})
-			}
-			m := e.module("ahead-" + reset)
-			m.OffsetReset = reset
-			l := zkconsumers.New(chroot)
-			for _, p := range []string{chroot, l.Consumers(), l.Group(m.Name), l.OffsetsRoot(m.Name), l.OffsetsTopic(m.Name, e.topic)} {
-				e.zkConn.Create(p, nil, 0, zkWorldACL())
-			}
-			if _, err := e.zkConn.Create(l.Offset(m.Name, e.topic, 0), []byte("500"), 0, zkWorldACL()); err != nil {
-				t.Fatal(err)
-			}
-			rt := startTransfer(t, e.config("a", m))
-			want, end := "[0 1 2 3 4 5 6 7 8 9]", int64(10)
-			if reset == "newest" {
-				eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
-				e.produce(t, &kgo.Record{Value: value(t, "m", 10)})
-				want, end = "[10]", 11
-			}
-			eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
-			eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
-			if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonAboveEnd)); got != 1 {
-				t.Errorf("ktransfer_offset_out_of_range_total{reason=above_log_end}: got %v, want 1", got)
-			}
-			st := rt.tr.Status().Modules[m.Name].OffsetResets
-			if len(st) != 1 || st[0].Reason != reasonAboveEnd || st[0].From != 500 || st[0].To != []int64{0, 10}[map[string]int{"oldest": 0, "newest": 1}[reset]] {
-				t.Errorf("/status offset_out_of_range: got %+v, want one above_log_end event from 500", st)
-			}
-		})
-	}
+	forStores(t, func(t *testing.T, store string) {
+		for _, reset := range []string{"oldest", "newest"} {
+			t.Run(reset, func(t *testing.T) {
+				e := newEnvIn(t, store, 1)
+				for i := 0; i < 10; i++ {
+					e.produce(t, &kgo.Record{Value: value(t, "m", i)})
+				}
+				m := e.module("ahead-" + reset)
+				m.OffsetReset = reset
+				e.plantOffset(t, m, 0, 500)
+				rt := startTransfer(t, e.config("a", m))
+				want, end := "[0 1 2 3 4 5 6 7 8 9]", int64(10)
+				if reset == "newest" {
+					eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+					e.produce(t, &kgo.Record{Value: value(t, "m", 10)})
+					want, end = "[10]", 11
+				}
+				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
+				eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
+				if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonAboveEnd)); got != 1 {
+					t.Errorf("ktransfer_offset_out_of_range_total{reason=above_log_end}: got %v, want 1", got)
+				}
+				st := rt.tr.Status().Modules[m.Name].OffsetResets
+				if len(st) != 1 || st[0].Reason != reasonAboveEnd || st[0].From != 500 || st[0].To != []int64{0, 10}[map[string]int{"oldest": 0, "newest": 1}[reset]] {
+					t.Errorf("/status offset_out_of_range: got %+v, want one above_log_end event from 500", st)
+				}
+			})
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 // TestRetentionOvertakesFetch deletes records (as retention does) beyond the
@@ -592,61 +598,122 @@ func TestCommittedOffsetAboveLogEnd(t *testing.T) {
 // module continues from the new log start, counting it, instead of stalling or
 // dropping records that still exist.
 func TestRetentionOvertakesFetch(t *testing.T) {
-	e := newEnv(t, 1)
-	const n, deleteTo = 4000, 3000
-	// Records large enough (and incompressible) that one fetch does not take
-	// them all.
-	rng := rand.New(rand.NewPCG(1, 2))
-	var recs []*kgo.Record
-	for i := 0; i < n; i++ {
-		pad := make([]byte, 2048)
-		for j := range pad {
-			pad[j] = byte(rng.Uint32())
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 1)
+		const n, deleteTo = 4000, 3000
+		// Records large enough (and incompressible) that one fetch does not take
+		// them all.
+		rng := rand.New(rand.NewPCG(1, 2))
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			pad := make([]byte, 2048)
+			for j := range pad {
+				pad[j] = byte(rng.Uint32())
+			}
+			v, _ := msgpack.Marshal(map[string]any{"method": "m", "seq": i, "data": pad})
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%13)), Value: v})
 		}
-		v, _ := msgpack.Marshal(map[string]any{"method": "m", "seq": i, "data": pad})
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%13)), Value: v})
-	}
-	e.produce(t, recs...)
-	hold := releasedAtCleanup(t)
-	e.be.delay = func(delivery) time.Duration { <-hold.ch; return 0 }
-	m := e.module("retention")
-	rt := startTransfer(t, e.config("a", m))
-	var fetched int64
-	eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
-		ps := rt.tr.Status().Modules[m.Name].Partitions
-		if len(ps) == 1 && ps[0].Pending >= 512 {
-			fetched = int64(ps[0].Pending)
-			return true
+		e.produce(t, recs...)
+		hold := releasedAtCleanup(t)
+		e.be.delay = func(delivery) time.Duration { <-hold.ch; return 0 }
+		m := e.module("retention")
+		rt := startTransfer(t, e.config("a", m))
+		var fetched int64
+		eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
+			ps := rt.tr.Status().Modules[m.Name].Partitions
+			if len(ps) == 1 && ps[0].Pending >= 512 {
+				fetched = int64(ps[0].Pending)
+				return true
+			}
+			return false
+		})
+		os := kadm.Offsets{}
+		os.AddOffset(e.topic, 0, deleteTo, -1)
+		if _, err := kadm.NewClient(e.cl).DeleteRecords(context.Background(), os); err != nil {
+			t.Fatal(err)
 		}
-		return false
-	})
-	os := kadm.Offsets{}
-	os.AddOffset(e.topic, 0, deleteTo, -1)
-	if _, err := kadm.NewClient(e.cl).DeleteRecords(context.Background(), os); err != nil {
-		t.Fatal(err)
-	}
-	hold.close()
-	eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
-	got := offsetsOf(e.be.deliveries())
-	pos := int64(0) // first offset not pushed before the deleted range
-	for _, o := range got {
-		if o == pos {
-			pos++
+		hold.close()
+		eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
+		got := offsetsOf(e.be.deliveries())
+		pos := int64(0) // first offset not pushed before the deleted range
+		for _, o := range got {
+			if o == pos {
+				pos++
+			}
 		}
-	}
-	if pos < fetched || pos > deleteTo {
-		t.Fatalf("pushed offsets 0..%d, then a gap; want at least the %d fetched before the deletion", pos-1, fetched)
-	}
-	for i, o := range got[pos:] {
-		if want := int64(deleteTo + i); o != want {
-			t.Fatalf("after offset %d: pushed %d, want %d (every record from the new log start on, once)", pos-1, o, want)
+		if pos < fetched || pos > deleteTo {
+			t.Fatalf("pushed offsets 0..%d, then a gap; want at least the %d fetched before the deletion", pos-1, fetched)
 		}
-	}
-	if len(got) != int(pos)+n-deleteTo {
-		t.Errorf("pushed %d records, want %d", len(got), int(pos)+n-deleteTo)
-	}
-	if v := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); v != 1 {
-		t.Errorf("ktransfer_offset_out_of_range_total{reason=below_log_start}: got %v, want 1", v)
-	}
-	t.Logf("records 0..%d pushed, %d..%d deleted unpushed, the rest pushed", pos-1, pos, deleteTo-1)
+		for i, o := range got[pos:] {
+			if want := int64(deleteTo + i); o != want {
+				t.Fatalf("after offset %d: pushed %d, want %d (every record from the new log start on, once)", pos-1, o, want)
+			}
+		}
+		if len(got) != int(pos)+n-deleteTo {
+			t.Errorf("pushed %d records, want %d", len(got), int(pos)+n-deleteTo)
+		}
+		if v := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonBelowStart)); v != 1 {
+			t.Errorf("ktransfer_offset_out_of_range_total{reason=below_log_start}: got %v, want 1", v)
+		}
+		t.Logf("records 0..%d pushed, %d..%d deleted unpushed, the rest pushed", pos-1, pos, deleteTo-1)
+	}, StoreZooKeeper, StoreKafka)
+}
+
+// TestRebalanceUnderLoadRepushesNothing: a second process joins while the
+// first is pushing a backlog, and later the first leaves while the second is
+// pushing one: the revoked partitions drain and commit before they move, so
+// no record is pushed twice and none is lost.
+func TestRebalanceUnderLoadRepushesNothing(t *testing.T) {
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 4)
+		e.be.delay = func(delivery) time.Duration { return time.Millisecond }
+		m := e.module("rebalance-load")
+		m.WorkerNum = 4
+		seq := 0
+		batch := func(n int) {
+			var recs []*kgo.Record
+			for i := 0; i < n; i++ {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%40)), Partition: int32(i % 4), Value: value(t, "m", seq)})
+				seq++
+			}
+			e.produce(t, recs...)
+		}
+		batch(1500)
+		a := startTransfer(t, e.config("a", m))
+		eventually(t, 10*time.Second, "a pushing", func() bool { return len(e.be.deliveries()) > 100 })
+		b := startTransfer(t, e.config("b", m))
+		eventually(t, 20*time.Second, "spread over both", func() bool {
+			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
+		})
+		if n := len(e.be.deliveries()); n >= 1500 {
+			t.Logf("the backlog was pushed before b took over (%d deliveries): the join was not under load", n)
+		}
+		batch(1500)
+		eventually(t, 20*time.Second, "pushing the second batch", func() bool { return len(e.be.deliveries()) > 1600 })
+		if err := a.stop(t); err != nil {
+			t.Fatalf("a: %v", err)
+		}
+		if n := len(e.be.deliveries()); n >= 3000 {
+			t.Logf("everything was pushed before a left (%d deliveries): the leave was not under load", n)
+		}
+		eventually(t, 30*time.Second, "everything pushed", func() bool { return len(e.be.deliveries()) >= 3000 })
+		e.waitCommittedAtEnd(t, m.Name)
+		ds := e.be.deliveries()
+		seen := map[[2]int64]int{}
+		for _, d := range ds {
+			seen[[2]int64{int64(d.partition), d.offset}]++
+		}
+		dups := 0
+		for k, n := range seen {
+			if n > 1 {
+				dups += n - 1
+				if dups < 5 {
+					t.Errorf("partition %d offset %d pushed %d times", k[0], k[1], n)
+				}
+			}
+		}
+		if len(seen) != 3000 || dups != 0 {
+			t.Errorf("got %d distinct records of 3000 and %d duplicate pushes, want 3000 and none", len(seen), dups)
+		}
+	}, StoreZooKeeper, StoreKafka, storeKafkaClassic)
 }

@@ -18,6 +18,8 @@ type metrics struct {
 	offsetResets   *prometheus.CounterVec   // positions out of the log, by reason
 	unsolicited    *prometheus.CounterVec   // backend answers no request asked for
 	headersDropped *prometheus.CounterVec   // record headers not forwarded
+	fenced         *prometheus.CounterVec   // partitions given up at once: ownership lost
+	commitFailures *prometheus.CounterVec   // commits not made, by reason
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ktransfer_window_fill", Help: "Records of a partition dispatched and not yet done.",
 		}, part),
 		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ktransfer_committed_offset", Help: "Last offset written to ZooKeeper (next offset to push).",
+			Name: "ktransfer_committed_offset", Help: "Last offset written to the offset store, ZooKeeper or the module's Kafka group (next offset to push).",
 		}, part),
 		owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ktransfer_owned_partitions", Help: "Partitions this process owns.",
@@ -65,8 +67,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ktransfer_forward_headers_dropped_total",
 			Help: "Record headers named in forward_headers that were not sent: the value had control characters or was longer than 8 KiB, by header.",
 		}, []string{"module", "header"}),
+		fenced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_fenced_total",
+			Help: "Partitions this process stopped pushing at once, without a final commit, because it could no longer be sure it owned them (ZooKeeper session expired or silent, no heartbeat answered by the Kafka group coordinator within the session timeout, removed from the group, a commit refused).",
+		}, mod),
+		commitFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ktransfer_commit_failures_total",
+			Help: "Commits of a partition's offset not made, by reason: refused (the store says another process may own the partition: ZooKeeper's owner check failed, or Kafka refused the member's generation or epoch) or failed (the store could not be asked; the next commit tries again).",
+		}, []string{"module", "reason"}),
 	}
-	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited, m.headersDropped)
+	reg.MustRegister(m.pushed, m.failed, m.retried, m.deadLettered, m.skipped, m.latency, m.windowFill, m.committed, m.owned, m.offsetResets, m.unsolicited, m.headersDropped, m.fenced, m.commitFailures)
 	return m
 }
 
@@ -85,6 +95,10 @@ func (m *metrics) module(name string) *moduleMetrics {
 	for _, r := range []string{reasonBelowStart, reasonAboveEnd, reasonRecreated, reasonTruncated} {
 		m.offsetResets.WithLabelValues(name, r)
 	}
+	for _, r := range []string{"refused", "failed"} {
+		m.commitFailures.WithLabelValues(name, r)
+	}
+	m.fenced.WithLabelValues(name)
 	return &moduleMetrics{
 		pushed:       m.pushed.WithLabelValues(name),
 		failed:       m.failed.WithLabelValues(name),

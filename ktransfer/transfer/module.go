@@ -32,7 +32,7 @@ type moduleRunner struct {
 	dlq            *kgo.Client // nil without dead_letter_topic
 	pusher         *push.Pusher
 	pool           *dispatch.Pool
-	member         *fleet.Member
+	member         fleet.Membership
 	methods        map[string]bool
 	releaseTimeout time.Duration
 
@@ -102,17 +102,17 @@ func (mr *moduleRunner) run(ctx context.Context) error {
 		defer bg.Done()
 		mr.watchPartitions(ctx)
 	}()
-	leases := mr.member.Leases()
+	claims := mr.member.Claims()
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case l, ok := <-leases:
+		case c, ok := <-claims:
 			if !ok {
 				break loop
 			}
-			pr := newPartRunner(mr, l)
+			pr := newPartRunner(mr, c)
 			mr.wg.Add(1)
 			go func() {
 				defer mr.wg.Done()
@@ -120,8 +120,9 @@ loop:
 			}()
 		}
 	}
-	// Closing the member revokes every lease (cause fleet.ErrClosed); each partition
-	// runner drains, commits and releases its partition before Close returns.
+	// Closing the membership revokes every claim (cause fleet.ErrClosed); each
+	// partition runner drains, commits and releases its partition before Close
+	// returns.
 	mr.member.Close()
 	mr.wg.Wait()
 	bg.Wait()
@@ -291,8 +292,10 @@ func (mr *moduleRunner) setPart(p int32, pr *partRunner) {
 
 // ModuleStatus is one module's entry in /status.
 type ModuleStatus struct {
-	Topic      string            `json:"topic"`
-	Fleet      fleet.Snapshot    `json:"fleet"`
+	Topic string `json:"topic"`
+	// Fleet is the membership's state: fleet.Snapshot with offset_store
+	// zookeeper, kgroup.Snapshot with kafka.
+	Fleet      any               `json:"fleet"`
 	Partitions []PartitionStatus `json:"partitions"`
 	Workers    int               `json:"workers"`
 	Busy       int               `json:"busy_workers"`

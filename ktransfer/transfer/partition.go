@@ -45,12 +45,12 @@ type resetRequest struct {
 }
 
 // resumeState is what a partition runner knew when it was fenced: with it, the
-// process takes the partition back where it was, when nobody wrote the offset
-// node meanwhile.
+// process takes the partition back where it was, when nobody committed an
+// offset meanwhile.
 type resumeState struct {
-	written   fleet.NodeVersion // the offset node as this process last wrote it
-	next      int64             // lowest offset not done
-	doneAhead []int64           // offsets above next already done
+	written   fleet.Mark // the committed offset as this process last wrote it
+	next      int64      // lowest offset not done
+	doneAhead []int64    // offsets above next already done
 }
 
 // partRunner pushes one owned partition: it feeds fetched records through the
@@ -60,13 +60,13 @@ type resumeState struct {
 // window or the pool.
 type partRunner struct {
 	mr    *moduleRunner
-	lease *fleet.Lease
+	claim fleet.Claim
 	p     int32
 	pstr  string
 	log   *slog.Logger
 
 	tracker    atomic.Pointer[window.Tracker] // replaced when the position is reset
-	pushCtx    context.Context                // pushes of this partition; cancelled when fenced or abandoned
+	pushCtx    *pushContext                   // pushes of this partition; cancelled when fenced or abandoned
 	cancelPush context.CancelCauseFunc
 	jobs       sync.WaitGroup // dispatched deliveries not finished (pushed, failed or abandoned)
 
@@ -86,16 +86,16 @@ type partRunner struct {
 	fill    prometheus.Gauge // ktransfer_window_fill of this partition
 	offsetG prometheus.Gauge // ktransfer_committed_offset of this partition
 
-	committed atomic.Int64 // last offset written to ZooKeeper
+	committed atomic.Int64 // last offset written to the offset store
 	lastErr   atomic.Value // string
 	lastAt    atomic.Int64 // unix ms of the last commit
 }
 
-func newPartRunner(mr *moduleRunner, l *fleet.Lease) *partRunner {
-	p := l.Partition()
+func newPartRunner(mr *moduleRunner, c fleet.Claim) *partRunner {
+	p := c.Partition()
 	return &partRunner{
 		mr:    mr,
-		lease: l,
+		claim: c,
 		p:     p,
 		pstr:  strconv.Itoa(int(p)),
 		log:   mr.log.With("partition", p),
@@ -108,9 +108,9 @@ func (pr *partRunner) highWater() int { return max(pr.mr.m.WindowSize, 512) }
 
 func (pr *partRunner) tr() *window.Tracker { return pr.tracker.Load() }
 
-// run owns the partition until its lease ends, then drains, commits and releases.
+// run owns the partition until its claim ends, then drains, commits and releases.
 func (pr *partRunner) run() {
-	ctx := pr.lease.Context()
+	ctx := pr.claim.Context()
 	start, err := pr.startOffset(ctx)
 	if err != nil {
 		pr.log.Warn("cannot start the partition; handing it back", "err", err)
@@ -124,7 +124,7 @@ func (pr *partRunner) run() {
 	pr.next = start
 	pr.committed.Store(start)
 	pr.offsetG.Set(float64(start))
-	pr.pushCtx, pr.cancelPush = context.WithCancelCause(context.Background())
+	pr.pushCtx, pr.cancelPush = newPushContext(pr.claim)
 	pr.mr.setPart(pr.p, pr)
 	pr.addFetch(start)
 	pr.log.Info("partition owned", "offset", start)
@@ -149,18 +149,21 @@ func (pr *partRunner) addFetch(offset int64) {
 }
 
 // startOffset decides where the partition starts and commits it at once (the
-// offset node exists from the first moment the module owns the partition): this
-// process's own progress when it takes back a partition it was fenced from and
-// nobody wrote the offset node since; else the committed offset; else, without
+// committed offset exists from the first moment the module owns the partition):
+// this process's own progress when it takes back a partition it was fenced
+// from and nobody committed since; else the committed offset; else, without
 // one, initial_offset. A committed offset outside the log goes to offset_reset.
 func (pr *partRunner) startOffset(ctx context.Context) (int64, error) {
 	rs, had := pr.mr.takeResume(pr.p)
-	mine := had && rs.written.Unchanged(pr.lease.Found())
-	off, err := pr.chooseStart(ctx, rs, had, mine)
+	off, ok, err := pr.claim.LoadOffset()
+	mine := had && pr.claim.Resumes(rs.written)
+	if err == nil {
+		off, err = pr.chooseStart(ctx, off, ok, rs, had, mine)
+	}
 	if err != nil && mine {
-		// This lease's claim rewrote the node and nobody else wrote it: the
-		// progress stays this process's for the next lease.
-		if w := pr.lease.Written(); !w.IsZero() {
+		// This claim (in ZooKeeper, its rewrite of the node) is the last
+		// write: the progress stays this process's for the next claim.
+		if w := pr.claim.Written(); !w.IsZero() {
 			rs.written = w
 			pr.mr.saveResume(pr.p, rs)
 		}
@@ -168,18 +171,14 @@ func (pr *partRunner) startOffset(ctx context.Context) (int64, error) {
 	return off, err
 }
 
-func (pr *partRunner) chooseStart(ctx context.Context, rs resumeState, had, mine bool) (int64, error) {
-	off, ok, err := pr.lease.LoadOffset()
-	if err != nil {
-		return 0, err
-	}
+func (pr *partRunner) chooseStart(ctx context.Context, off int64, ok bool, rs resumeState, had, mine bool) (int64, error) {
 	start, end, err := pr.logBounds(ctx)
 	if err != nil {
 		return 0, err
 	}
 	switch {
 	case mine && ok:
-		pr.log.Info("taking the partition back where this process was before it was fenced: nobody wrote the offset node since", "committed", off, "resume_at", rs.next, "done_ahead", len(rs.doneAhead))
+		pr.log.Info("taking the partition back where this process was before it was fenced: nobody committed since", "committed", off, "resume_at", rs.next, "done_ahead", len(rs.doneAhead))
 		off = rs.next
 		pr.skip = nil
 		if len(rs.doneAhead) > 0 {
@@ -190,7 +189,7 @@ func (pr *partRunner) chooseStart(ctx context.Context, rs resumeState, had, mine
 			pr.skipMax = rs.doneAhead[len(rs.doneAhead)-1]
 		}
 	case had:
-		pr.log.Info("the offset node changed since this process was fenced (another process pushed the partition meanwhile): starting from it", "committed", off, "own_progress", rs.next)
+		pr.log.Info("the committed offset changed since this process was fenced (another process pushed the partition meanwhile): starting from it", "committed", off, "own_progress", rs.next)
 	}
 	switch {
 	case !ok:
@@ -204,7 +203,7 @@ func (pr *partRunner) chooseStart(ctx context.Context, rs resumeState, had, mine
 	case off > end:
 		off, pr.skip = pr.outOfRange(reasonAboveEnd, off, start, end, nil), nil
 	}
-	if err := pr.lease.Commit(off); err != nil {
+	if err := pr.claim.Commit(off); err != nil {
 		return 0, err
 	}
 	return off, nil
@@ -271,8 +270,8 @@ func (pr *partRunner) poke() {
 
 // resetFetch moves the partition's position after stopFetch: once every record
 // fetched before is done, it decides where to continue, logs and counts it,
-// starts a new window there, commits that offset through the lease and fetches
-// from it. It returns false when the lease ended meanwhile.
+// starts a new window there, commits that offset through the claim and fetches
+// from it. It returns false when the claim ended meanwhile.
 func (pr *partRunner) resetFetch(ctx context.Context, req resetRequest) bool {
 	old := pr.tr()
 	if err := old.WaitIdle(ctx); err != nil {
@@ -381,7 +380,7 @@ func (pr *partRunner) pop(ctx context.Context) (*kgo.Record, *resetRequest, bool
 	}
 }
 
-// feed dispatches records in offset order until ctx (the lease) ends.
+// feed dispatches records in offset order until ctx (the claim) ends.
 func (pr *partRunner) feed(ctx context.Context) {
 	mr := pr.mr
 	for {
@@ -484,6 +483,37 @@ func (pr *partRunner) deliver(tr *window.Tracker, rec *kgo.Record, act action, m
 	pr.done(tr, rec.Offset)
 }
 
+// pushContext is the context of one partition's pushes. The runner cancels it
+// when it abandons them (fenced, or hand-over past release_timeout_ms); besides,
+// Err asks the claim whether the partition is still this process's and cancels
+// the context at once when it is not. The pusher calls Err before every
+// attempt, so no attempt starts once the fleet can tell that another process
+// may own the partition, whichever goroutine would notice first (a process
+// resumed after SIGSTOP runs its retry timers and its fleet's watchdog at the
+// same moment).
+type pushContext struct {
+	context.Context
+	cancel context.CancelCauseFunc
+	claim  fleet.Claim
+}
+
+func newPushContext(c fleet.Claim) (*pushContext, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &pushContext{Context: ctx, cancel: cancel, claim: c}, cancel
+}
+
+// Err is nil while pushes may go on; it closes Done before it returns an error.
+func (c *pushContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !c.claim.Live() {
+		c.cancel(fleet.ErrFenced)
+		return c.Context.Err()
+	}
+	return nil
+}
+
 func (pr *partRunner) done(tr *window.Tracker, offset int64) {
 	tr.Done(offset)
 	pr.fill.Set(float64(tr.InFlight()))
@@ -509,8 +539,13 @@ func (pr *partRunner) commit() error {
 	if off == pr.committed.Load() {
 		return nil
 	}
-	if err := pr.lease.Commit(off); err != nil {
+	if err := pr.claim.Commit(off); err != nil {
 		pr.setErr(err)
+		reason := "failed"
+		if errors.Is(err, fleet.ErrNotOwner) {
+			reason = "refused"
+		}
+		pr.mr.met.commitFailures.WithLabelValues(pr.mr.m.Name, reason).Inc()
 		pr.log.Warn("commit failed", "offset", off, "err", err)
 		return err
 	}
@@ -520,7 +555,7 @@ func (pr *partRunner) commit() error {
 	return nil
 }
 
-// finalCommit commits at hand-over, retrying while ZooKeeper is briefly
+// finalCommit commits at hand-over, retrying while the offset store is briefly
 // unreachable (not fenced) so a clean hand-over re-pushes nothing.
 func (pr *partRunner) finalCommit() {
 	for i := 0; i < 20; i++ {
@@ -537,14 +572,16 @@ func (pr *partRunner) finalCommit() {
 // they stop at once, nothing is committed, and what was done is remembered for
 // when this process takes the partition back.
 func (pr *partRunner) finish(started bool) {
-	cause := context.Cause(pr.lease.Context())
+	cause := context.Cause(pr.claim.Context())
 	if started {
 		pr.mr.consumer.RemoveConsumePartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 		pr.mr.consumer.ResumeFetchPartitions(map[string][]int32{pr.mr.m.Topic: {pr.p}})
 		tr := pr.tr()
 		tr.Close()
 		fenced := errors.Is(cause, fleet.ErrFenced)
-		if !fenced {
+		if fenced {
+			pr.mr.met.fenced.WithLabelValues(pr.mr.m.Name).Inc()
+		} else {
 			idle := make(chan struct{})
 			go func() {
 				pr.jobs.Wait()
@@ -562,7 +599,7 @@ func (pr *partRunner) finish(started bool) {
 		resetting := pr.stopped
 		pr.mu.Unlock()
 		if fenced && !resetting {
-			if w := pr.lease.Written(); !w.IsZero() {
+			if w := pr.claim.Written(); !w.IsZero() {
 				pr.mr.saveResume(pr.p, resumeState{written: w, next: tr.Committed(), doneAhead: tr.DoneAhead()})
 			}
 		}
@@ -576,7 +613,7 @@ func (pr *partRunner) finish(started bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := pr.lease.Release(ctx); err != nil && !errors.Is(cause, fleet.ErrFenced) {
+	if err := pr.claim.Release(ctx); err != nil && !errors.Is(cause, fleet.ErrFenced) {
 		pr.log.Warn("release partition", "err", err)
 	}
 	pr.log.Info("partition released", "reason", cause, "committed", pr.committed.Load())

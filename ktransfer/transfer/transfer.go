@@ -1,7 +1,10 @@
 // Package transfer is ktransfer's core: for every enabled module it consumes the
 // partitions the fleet assigns to this process, pushes each record to the module's
 // HTTP backends through the workers, and commits the lowest offset not yet done to
-// ZooKeeper. The ktransfer command is a thin wrapper around Transfer.
+// the offset store: ZooKeeper's layout (package fleet) or the module's Kafka
+// consumer group (package kgroup), as offset_store says. The engine sees a
+// store only through fleet.Membership and fleet.Claim. The ktransfer command is
+// a thin wrapper around Transfer.
 package transfer
 
 import (
@@ -16,12 +19,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet/kgroup"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
@@ -42,12 +47,16 @@ type Transfer struct {
 	opsAddr string       // ln's address
 }
 
-// New binds the operations endpoints, connects to ZooKeeper and prepares every
-// module. Brokers come from broker_hosts or, when that is empty, from
-// {zk_chroot}/brokers/ids. When ops_listen was not set and its default address is
-// taken, the endpoints listen on a free port of the same host (logged, shown in
-// /status and in the instance's registration); an address that was set must be
-// free, or New fails.
+// New binds the operations endpoints, connects to the offset store and
+// prepares every module. With offset_store zookeeper, brokers come from
+// broker_hosts or, when that is empty, from {zk_chroot}/brokers/ids, and New
+// waits for the ZooKeeper session. With offset_store kafka, brokers come from
+// broker_hosts only, and ZooKeeper, when zk_hosts is set, is only read for the
+// offsets of partitions that have none in their group yet (New does not wait
+// for it). When ops_listen was not set and its default address is taken, the
+// endpoints listen on a free port of the same host (logged, shown in /status
+// and in the instance's registration); an address that was set must be free,
+// or New fails.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 	t := &Transfer{cfg: cfg, log: log, reg: opshttp.NewRegistry(), ready: &opshttp.Ready{}}
 	t.met = newMetrics(t.reg)
@@ -66,31 +75,26 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 			log.Info("ops_listen is not set and its default address is taken (another process on this host?): operations endpoints on a free port instead", "default", cfg.OpsListen, "addr", t.opsAddr)
 		}
 	}
-	sess, err := fleet.Connect(cfg.ZKHosts, time.Duration(cfg.ZKTimeoutMs)*time.Millisecond, time.Duration(cfg.ZKFailRetryIntervalMs)*time.Millisecond, log)
-	if err != nil {
-		t.Close()
-		return nil, err
-	}
-	t.sess = sess
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ZKTimeoutMs)*time.Millisecond+5*time.Second)
-	err = sess.WaitConnected(wctx)
-	cancel()
-	if err != nil {
-		t.Close()
-		return nil, fmt.Errorf("connect to ZooKeeper %v: %w", cfg.ZKHosts, err)
-	}
+	inKafka := cfg.OffsetStore == StoreKafka
 	layout := zkconsumers.New(cfg.ZKChroot)
-	for _, m := range cfg.Modules {
-		// Before any module runs: a module whose nodes another tenant protected
-		// stops the start with an error naming the node.
-		if err := fleet.SecureGroup(sess, layout, m.Name, cfg.ZKAuthFor(m), log.With("module", m.Name)); err != nil {
+	if !inKafka || len(cfg.ZKHosts) > 0 {
+		sess, err := fleet.Connect(cfg.ZKHosts, time.Duration(cfg.ZKTimeoutMs)*time.Millisecond, time.Duration(cfg.ZKFailRetryIntervalMs)*time.Millisecond, log)
+		if err != nil {
 			t.Close()
-			return nil, fmt.Errorf("module %s: zk_auth: %w", m.Name, err)
+			return nil, err
+		}
+		t.sess = sess
+	}
+	if !inKafka {
+		if err := t.startZooKeeper(ctx, layout); err != nil {
+			t.Close()
+			return nil, err
 		}
 	}
 	brokers := cfg.BrokerHosts
-	if len(brokers) == 0 {
-		brokers, err = kafkaconn.ReadBrokers(sess.Conn(), cfg.ZKChroot)
+	if len(brokers) == 0 && !inKafka {
+		var err error
+		brokers, err = kafkaconn.ReadBrokers(t.sess.Conn(), cfg.ZKChroot)
 		if err != nil {
 			t.Close()
 			return nil, fmt.Errorf("discover brokers: %w", err)
@@ -114,9 +118,32 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Transfer, error) {
 		}
 		t.modules = append(t.modules, mr)
 	}
-	t.ready.Add("zookeeper", func(context.Context) error { return sess.Err() })
+	if !inKafka {
+		sess := t.sess
+		t.ready.Add("zookeeper", func(context.Context) error { return sess.Err() })
+	}
 	t.ready.Add("kafka", func(ctx context.Context) error { return t.admin.Ping(ctx) })
 	return t, nil
+}
+
+// startZooKeeper waits for the ZooKeeper session and brings every module's
+// nodes under its zk_auth (offset_store zookeeper).
+func (t *Transfer) startZooKeeper(ctx context.Context, layout zkconsumers.Layout) error {
+	cfg := t.cfg
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ZKTimeoutMs)*time.Millisecond+5*time.Second)
+	err := t.sess.WaitConnected(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect to ZooKeeper %v: %w", cfg.ZKHosts, err)
+	}
+	for _, m := range cfg.Modules {
+		// Before any module runs: a module whose nodes another tenant protected
+		// stops the start with an error naming the node.
+		if err := fleet.SecureGroup(t.sess, layout, m.Name, cfg.ZKAuthFor(m), t.log.With("module", m.Name)); err != nil {
+			return fmt.Errorf("module %s: zk_auth: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout) (*moduleRunner, error) {
@@ -173,12 +200,64 @@ func (t *Transfer) newModule(m Module, base []kgo.Opt, layout zkconsumers.Layout
 		}
 	}
 	mr.pool = dispatch.New(m.WorkerNum, m.WaitingQueueSize, m.SerializeByKey)
-	mr.member, err = fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)), fleet.WithOpsListen(t.opsAddr))
-	if err != nil {
+	if mr.member, err = t.join(m, base, layout, log); err != nil {
 		mr.close()
 		return nil, err
 	}
 	return mr, nil
+}
+
+// join makes this process a member of module m's fleet, in the offset store.
+func (t *Transfer) join(m Module, base []kgo.Opt, layout zkconsumers.Layout, log *slog.Logger) (fleet.Membership, error) {
+	if t.cfg.OffsetStore != StoreKafka {
+		member, err := fleet.NewMember(t.sess, layout, m.Name, m.Topic, t.cfg.InstanceID, log, fleet.WithAuth(t.cfg.ZKAuthFor(m)), fleet.WithOpsListen(t.opsAddr))
+		if err != nil {
+			return nil, err
+		}
+		return fleet.Claims(member), nil
+	}
+	kc := kgroup.Config{
+		Group:          m.Name,
+		Topic:          m.Topic,
+		Instance:       t.cfg.InstanceID,
+		Protocol:       t.cfg.GroupProtocol,
+		SessionTimeout: time.Duration(t.cfg.GroupSessionTimeoutMs) * time.Millisecond,
+		// The drain, then the final commit and its retries.
+		ReleaseWait: time.Duration(m.ReleaseTimeoutMs)*time.Millisecond + 20*time.Second,
+		Log:         log,
+	}
+	if t.sess != nil {
+		kc.Import = importZooKeeperOffset(t.sess, layout, m, log)
+	}
+	return kgroup.Join(base, kc)
+}
+
+// importZooKeeperOffset reads partition p's offset node of module m
+// ({zk_chroot}/consumers/{module}/offsets/{topic}/{p}), for a partition that
+// has no offset in the module's Kafka group yet: a module moving from
+// offset_store zookeeper to kafka continues where it stopped.
+func importZooKeeperOffset(sess *fleet.Session, layout zkconsumers.Layout, m Module, log *slog.Logger) func(context.Context, int32) (int64, bool, error) {
+	return func(_ context.Context, p int32) (int64, bool, error) {
+		path := layout.Offset(m.Name, m.Topic, p)
+		if err := sess.Err(); err != nil {
+			return 0, false, fmt.Errorf("read %s: %w", path, err)
+		}
+		data, _, err := sess.Conn().Get(path)
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			log.Info("no offset in the Kafka group, none in ZooKeeper either", "partition", p, "path", path)
+			return 0, false, nil
+		case err != nil:
+			return 0, false, fmt.Errorf("read %s: %w", path, err)
+		}
+		off, err := zkconsumers.DecodeOffset(data)
+		if err != nil {
+			log.Warn("the ZooKeeper offset node is unreadable: not imported", "partition", p, "path", path, "err", err)
+			return 0, false, nil
+		}
+		log.Info("importing the partition's ZooKeeper offset into the Kafka group", "partition", p, "path", path, "offset", off)
+		return off, true, nil
+	}
 }
 
 // Run serves until ctx ends, then drains every module (commit, release) within
@@ -261,15 +340,19 @@ type Status struct {
 	Instance string `json:"instance"`
 	// OpsListen is the address of these endpoints (a free port when the
 	// default of an unset ops_listen was taken).
-	OpsListen string                  `json:"ops_listen,omitempty"`
-	PID       int                     `json:"pid"`
-	Session   string                  `json:"zookeeper_session"`
-	Modules   map[string]ModuleStatus `json:"modules"`
+	OpsListen string `json:"ops_listen,omitempty"`
+	PID       int    `json:"pid"`
+	// OffsetStore is offset_store: zookeeper or kafka.
+	OffsetStore string `json:"offset_store"`
+	// Session is the ZooKeeper session's state; empty with offset_store kafka
+	// and no zk_hosts.
+	Session string                  `json:"zookeeper_session"`
+	Modules map[string]ModuleStatus `json:"modules"`
 }
 
 // Status returns the state of every module.
 func (t *Transfer) Status() Status {
-	s := Status{Instance: t.cfg.InstanceID, OpsListen: t.opsAddr, PID: os.Getpid(), Modules: map[string]ModuleStatus{}}
+	s := Status{Instance: t.cfg.InstanceID, OpsListen: t.opsAddr, PID: os.Getpid(), OffsetStore: t.cfg.OffsetStore, Modules: map[string]ModuleStatus{}}
 	if t.sess != nil {
 		s.Session = t.sess.State()
 	}

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
@@ -115,24 +117,60 @@ func (b *backend) deliveries() []delivery {
 	return append([]delivery(nil), b.got...)
 }
 
-// env is Kafka, ZooKeeper and a backend for one test.
+// env is Kafka, ZooKeeper (with offset_store zookeeper) and a backend for one
+// test.
 type env struct {
-	kafka   *kfake.Cluster
-	brokers []string
-	zk      *testcluster.ZooKeeper
-	zkConn  *zk.Conn
-	be      *backend
-	topic   string
-	cl      *kgo.Client
+	store    string // offset_store
+	protocol string // group_protocol, with offset_store kafka
+	kafka    *kfake.Cluster
+	brokers  []string
+	zk       *testcluster.ZooKeeper // nil with offset_store kafka
+	zkConn   *zk.Conn
+	be       *backend
+	topic    string
+	cl       *kgo.Client
 }
 
+// newEnv is an env for offset_store zookeeper.
 func newEnv(t *testing.T, partitions int32) *env {
 	t.Helper()
-	e := &env{topic: "events"}
-	e.kafka = testcluster.Kafka(t, kfake.SeedTopics(partitions, e.topic, "dlq"))
+	return newEnvIn(t, StoreZooKeeper, partitions)
+}
+
+// Stores of the tests that run in each: the ZooKeeper layout, a Kafka group
+// with the protocol kfake prefers (KIP-848's), and one with the classic
+// protocol.
+const (
+	storeKafkaClassic = "kafka-classic"
+)
+
+// forStores runs fn once per store in stores (StoreZooKeeper, StoreKafka,
+// storeKafkaClassic), as subtests named after them.
+func forStores(t *testing.T, fn func(t *testing.T, store string), stores ...string) {
+	for _, s := range stores {
+		t.Run(s, func(t *testing.T) { fn(t, s) })
+	}
+}
+
+// newEnvIn is an env for store: StoreZooKeeper, StoreKafka (group_protocol
+// auto, which kfake answers with the consumer protocol) or storeKafkaClassic.
+// No ZooKeeper runs for the Kafka stores.
+func newEnvIn(t *testing.T, store string, partitions int32) *env {
+	t.Helper()
+	e := &env{topic: "events", store: store}
+	if store == storeKafkaClassic {
+		e.store, e.protocol = StoreKafka, "classic"
+	}
+	e.kafka = testcluster.Kafka(t, kfake.SeedTopics(partitions, e.topic, "dlq"),
+		// Short sessions, and consumer-protocol heartbeats often enough for
+		// them (kfake applies the broker's interval, not the group's).
+		kfake.GroupMinSessionTimeout(500*time.Millisecond),
+		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "250"}))
 	e.brokers = testcluster.Brokers(e.kafka)
-	e.zk = testcluster.StartZooKeeper(t)
-	e.zkConn = e.zk.Conn(t)
+	if e.store == StoreZooKeeper {
+		e.zk = testcluster.StartZooKeeper(t)
+		e.zkConn = e.zk.Conn(t)
+	}
 	e.be = newBackend(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.DefaultProduceTopic(e.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -159,7 +197,14 @@ func (e *env) module(name string) Module {
 
 func (e *env) config(instance string, mods ...Module) Config {
 	c := Defaults()
-	c.ZKHosts = []string{e.zk.Addr}
+	c.OffsetStore = e.store
+	if e.zk != nil {
+		c.ZKHosts = []string{e.zk.Addr}
+	}
+	if e.protocol != "" {
+		c.GroupProtocol = e.protocol
+	}
+	c.GroupSessionTimeoutMs = 3000
 	c.ZKChroot = chroot
 	c.ZKTimeoutMs = 2000
 	c.ZKFailRetryIntervalMs = 100
@@ -249,9 +294,23 @@ func (rt *runningTransfer) stop(t *testing.T) error {
 	}
 }
 
-// committed reads the offset node of a partition, -1 when missing.
+// committed reads the committed offset of a partition in the store (the
+// offset node, the group's offset), -1 when missing.
 func (e *env) committed(t *testing.T, module string, p int32) int64 {
 	t.Helper()
+	if e.store == StoreKafka {
+		os, err := kadm.NewClient(e.cl).FetchOffsets(context.Background(), module)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return -1
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := os.Lookup(e.topic, p); ok && o.Err == nil {
+			return o.At
+		}
+		return -1
+	}
 	data, _, err := e.zkConn.Get(zkconsumers.New(chroot).Offset(module, e.topic, p))
 	if err == zk.ErrNoNode {
 		return -1
@@ -264,6 +323,22 @@ func (e *env) committed(t *testing.T, module string, p int32) int64 {
 		t.Fatal(err)
 	}
 	return off
+}
+
+// waitCommittedAtEnd waits until module's committed offset of every partition
+// in the env's store is the log end, and returns the log ends.
+func (e *env) waitCommittedAtEnd(t *testing.T, module string) map[int32]int64 {
+	t.Helper()
+	ends := e.endOffsets(t)
+	eventually(t, 10*time.Second, "offsets at the log end", func() bool {
+		for p, end := range ends {
+			if e.committed(t, module, p) != end {
+				return false
+			}
+		}
+		return true
+	})
+	return ends
 }
 
 func (e *env) endOffsets(t *testing.T) map[int32]int64 {
@@ -281,88 +356,82 @@ func (e *env) endOffsets(t *testing.T) map[int32]int64 {
 // a backend with random delays; every record arrives once, each key in offset
 // order and one at a time, and the offsets end at the log end.
 func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
-	e := newEnv(t, 4)
-	e.be.delay = func(d delivery) time.Duration { return time.Duration(d.offset%3) * time.Millisecond }
-	const keys, perKey = 20, 15
-	var recs []*kgo.Record
-	for s := 0; s < perKey; s++ {
-		for k := 0; k < keys; k++ {
-			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%d", k)), Partition: int32(k % 4), Value: value(t, "m", s)})
-		}
-	}
-	e.produce(t, recs...)
-	m := e.module("ordered")
-	rt := startTransfer(t, e.config("a", m))
-
-	eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
-	got := e.be.deliveries()
-	if len(got) != keys*perKey {
-		t.Errorf("got %d deliveries, want %d (no failures, so no duplicates)", len(got), keys*perKey)
-	}
-	last := map[string]int{}
-	for _, d := range got {
-		if prev, ok := last[d.key]; ok && d.seq != prev+1 {
-			t.Fatalf("key %s: seq %d after %d", d.key, d.seq, prev)
-		}
-		last[d.key] = d.seq
-		if d.path != "/push/m" || d.topic != e.topic || d.method != "m" || d.ctype != "application/x-msgpack" {
-			t.Fatalf("placeholders or headers wrong: %+v", d)
-		}
-	}
-	if n := e.be.overlap.Load(); n != 0 {
-		t.Errorf("%d pushes overlapped another push of the same key", n)
-	}
-	ends := e.endOffsets(t)
-	eventually(t, 10*time.Second, "offsets at the log end", func() bool {
-		for p, end := range ends {
-			if e.committed(t, m.Name, p) != end {
-				return false
+	forStores(t, func(t *testing.T, store string) {
+		e := newEnvIn(t, store, 4)
+		e.be.delay = func(d delivery) time.Duration { return time.Duration(d.offset%3) * time.Millisecond }
+		const keys, perKey = 20, 15
+		var recs []*kgo.Record
+		for s := 0; s < perKey; s++ {
+			for k := 0; k < keys; k++ {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%d", k)), Partition: int32(k % 4), Value: value(t, "m", s)})
 			}
 		}
-		return true
-	})
+		e.produce(t, recs...)
+		m := e.module("ordered")
+		rt := startTransfer(t, e.config("a", m))
 
-	// The operations endpoints tell the same story.
-	ops := httptest.NewServer(rt.tr.Handler())
-	defer ops.Close()
-	resp, err := http.Get(ops.URL + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Status
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := st.Modules[m.Name]
-	if st.Instance != "a" || ms.Topic != e.topic || len(ms.Partitions) != 4 {
-		t.Fatalf("status: %+v", st)
-	}
-	for _, ps := range ms.Partitions {
-		if ps.Committed != ends[ps.Partition] || ps.WindowFill != 0 {
-			t.Errorf("status of partition %d: %+v, want committed %d and an empty window", ps.Partition, ps, ends[ps.Partition])
+		eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
+		got := e.be.deliveries()
+		if len(got) != keys*perKey {
+			t.Errorf("got %d deliveries, want %d (no failures, so no duplicates)", len(got), keys*perKey)
 		}
-	}
-	resp, err = http.Get(ops.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		fmt.Sprintf(`ktransfer_pushed_total{module="ordered"} %d`, keys*perKey),
-		`ktransfer_owned_partitions{module="ordered"} 4`,
-		fmt.Sprintf(`ktransfer_committed_offset{module="ordered",partition="0",topic="events"} %d`, ends[0]),
-		`ktransfer_push_duration_seconds_count{module="ordered"}`,
-	} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("metrics lack %q", want)
+		last := map[string]int{}
+		for _, d := range got {
+			if prev, ok := last[d.key]; ok && d.seq != prev+1 {
+				t.Fatalf("key %s: seq %d after %d", d.key, d.seq, prev)
+			}
+			last[d.key] = d.seq
+			if d.path != "/push/m" || d.topic != e.topic || d.method != "m" || d.ctype != "application/x-msgpack" {
+				t.Fatalf("placeholders or headers wrong: %+v", d)
+			}
 		}
-	}
-	if resp, err := http.Get(ops.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
-		t.Errorf("readyz: %v %v", resp, err)
-	}
+		if n := e.be.overlap.Load(); n != 0 {
+			t.Errorf("%d pushes overlapped another push of the same key", n)
+		}
+		ends := e.waitCommittedAtEnd(t, m.Name)
+
+		// The operations endpoints tell the same story.
+		ops := httptest.NewServer(rt.tr.Handler())
+		defer ops.Close()
+		resp, err := http.Get(ops.URL + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st Status
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := st.Modules[m.Name]
+		if st.Instance != "a" || ms.Topic != e.topic || len(ms.Partitions) != 4 {
+			t.Fatalf("status: %+v", st)
+		}
+		for _, ps := range ms.Partitions {
+			if ps.Committed != ends[ps.Partition] || ps.WindowFill != 0 {
+				t.Errorf("status of partition %d: %+v, want committed %d and an empty window", ps.Partition, ps, ends[ps.Partition])
+			}
+		}
+		resp, err = http.Get(ops.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			fmt.Sprintf(`ktransfer_pushed_total{module="ordered"} %d`, keys*perKey),
+			`ktransfer_owned_partitions{module="ordered"} 4`,
+			fmt.Sprintf(`ktransfer_committed_offset{module="ordered",partition="0",topic="events"} %d`, ends[0]),
+			`ktransfer_push_duration_seconds_count{module="ordered"}`,
+		} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
+		if resp, err := http.Get(ops.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
+			t.Errorf("readyz: %v %v", resp, err)
+		}
+	}, StoreZooKeeper, StoreKafka)
 }
 
 func zkWorldACL() []zk.ACL { return zk.WorldACL(zk.PermAll) }

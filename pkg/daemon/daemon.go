@@ -1,6 +1,7 @@
 // Package daemon is the process frame the three daemons share: the command line
-// (-f/--config FILE, -t to check the configuration, --version), logging set-up,
-// signal handling (SIGTERM/SIGINT start a bounded graceful shutdown, a second signal
+// (-f/--config FILE, -t to check the configuration, --version, and a daemon's
+// subcommands such as `ktransfer migrate-offsets`), logging set-up, signal
+// handling (SIGTERM/SIGINT start a bounded graceful shutdown, a second signal
 // exits at once, SIGHUP reopens the log file) and the exit code.
 package daemon
 
@@ -45,10 +46,35 @@ type Warner interface {
 // Loader reads and validates the configuration file at path.
 type Loader func(path string) (Program, error)
 
+// Command is a one-off operation of a daemon's binary beside running the
+// daemon: `NAME COMMAND ARGS...` (ktransfer migrate-offsets -f FILE). It parses
+// its own arguments.
+type Command struct {
+	// Name is the word that follows the program name.
+	Name string
+	// Synopsis is the usage line after the program name, such as
+	// "migrate-offsets -f FILE [--module M] [--dry-run]".
+	Synopsis string
+	// Run runs the command with the arguments after its name. ctx ends at the
+	// first SIGINT or SIGTERM. It returns the exit code: 0 success, 1 failure,
+	// 2 usage error.
+	Run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
 // Main runs the daemon name with args (without the program name) and returns the
 // process exit code: 0 after a clean run or a valid check, 1 on a configuration or
-// runtime error, 2 on a usage error.
-func Main(name string, args []string, stdout, stderr io.Writer, load Loader) int {
+// runtime error, 2 on a usage error. When args start with the name of one of
+// cmds, that command runs instead of the daemon.
+func Main(name string, args []string, stdout, stderr io.Writer, load Loader, cmds ...Command) int {
+	if len(args) > 0 {
+		for _, c := range cmds {
+			if args[0] == c.Name {
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				return c.Run(ctx, args[1:], stdout, stderr)
+			}
+		}
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var path string
@@ -58,6 +84,9 @@ func Main(name string, args []string, stdout, stderr io.Writer, load Loader) int
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s -f FILE [-t]\n       %s --version\n", name, name)
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "       %s %s\n", name, c.Synopsis)
+		}
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

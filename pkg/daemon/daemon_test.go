@@ -523,3 +523,45 @@ func TestMainWarnings(t *testing.T) {
 	}
 	wantContains(t, "log file", readFile(t, logPath), `level=WARN msg="m.yaml: protocol.read_timeout_ms: 0 with 4 backend_servers"`)
 }
+
+// TestMainCommands: a first argument naming a command runs it with the rest of
+// the arguments and returns its exit code; the usage lists every command; other
+// first arguments keep their meaning.
+func TestMainCommands(t *testing.T) {
+	var got []string
+	cmds := []Command{{
+		Name:     "migrate",
+		Synopsis: "migrate -f FILE [--dry-run]",
+		Run: func(ctx context.Context, args []string, stdout, _ io.Writer) int {
+			if ctx.Err() != nil {
+				t.Error("command context done before the command ran")
+			}
+			got = args
+			io.WriteString(stdout, "migrated\n")
+			return 3
+		},
+	}}
+	var stdout, stderr bytes.Buffer
+	if code := Main(name, []string{"migrate", "-f", "x.yaml", "--dry-run"}, &stdout, &stderr, neverLoad(t), cmds...); code != 3 {
+		t.Errorf("exit code: got %d, want the command's 3", code)
+	}
+	if strings.Join(got, " ") != "-f x.yaml --dry-run" || stdout.String() != "migrated\n" {
+		t.Errorf("command got args %q and wrote %q, want \"-f x.yaml --dry-run\" and \"migrated\\n\"", got, stdout.String())
+	}
+
+	stdout.Reset()
+	got = nil
+	if code := Main(name, []string{"-h"}, &stdout, &stderr, neverLoad(t), cmds...); code != 0 {
+		t.Errorf("-h: exit code %d, want 0", code)
+	}
+	wantContains(t, "usage", stderr.String(), "usage: "+name+" -f FILE [-t]", name+" migrate -f FILE [--dry-run]")
+
+	stderr.Reset()
+	if code := Main(name, []string{"-f", "x.yaml", "migrate"}, &stdout, &stderr, neverLoad(t), cmds...); code != 2 {
+		t.Errorf("command name after flags: exit code %d, want 2 (an unexpected argument)", code)
+	}
+	wantContains(t, "stderr", stderr.String(), `unexpected argument "migrate"`)
+	if got != nil {
+		t.Errorf("command ran with %q, want no run", got)
+	}
+}

@@ -9,6 +9,7 @@
 //
 //	go run ./scripts/devbroker [-listen 127.0.0.1:9092] [-brokers 1] [-data-dir DIR [-sync]]
 //	    [-partitions 8] [-topics a,b] [-auto-create=true] [-log-level warn] [-allow-remote]
+//	    [-group-min-session-timeout 1s] [-consumer-heartbeat-interval 1s]
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -52,6 +54,13 @@ type options struct {
 	autoCreate  bool
 	logLevel    kfake.LogLevel
 	allowRemote bool
+	// minSession is the shortest group session timeout the broker accepts
+	// (group.min.session.timeout.ms).
+	minSession time.Duration
+	// heartbeat is how often members of consumer-protocol (KIP-848) groups
+	// heartbeat: kfake applies this broker-level interval to every group,
+	// where Kafka honours a group's own consumer.heartbeat.interval.ms.
+	heartbeat time.Duration
 
 	host string // from listen
 	port int    // from listen; 0 picks free ports
@@ -81,6 +90,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.autoCreate, "auto-create", true, "create topics when clients ask for unknown ones")
 	fs.StringVar(&level, "log-level", "warn", "log `level`: none, error, warn, info or debug")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow -listen on an address other than loopback")
+	fs.DurationVar(&o.minSession, "group-min-session-timeout", time.Second, "shortest group session timeout accepted (group.min.session.timeout.ms)")
+	fs.DurationVar(&o.heartbeat, "consumer-heartbeat-interval", time.Second,
+		"heartbeat interval of every consumer-protocol group (group.consumer.heartbeat.interval.ms; short enough for sessions of a few seconds, such as ktransfer's group_session_timeout_ms)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -109,6 +121,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.partitions < 1 {
 		errs = append(errs, fmt.Errorf("-partitions %d: must be at least 1", o.partitions))
+	}
+	if o.minSession < time.Millisecond {
+		errs = append(errs, fmt.Errorf("-group-min-session-timeout %v: must be at least 1ms", o.minSession))
+	}
+	if o.heartbeat < time.Millisecond {
+		errs = append(errs, fmt.Errorf("-consumer-heartbeat-interval %v: must be at least 1ms", o.heartbeat))
 	}
 	if o.sync && o.dataDir == "" {
 		errs = append(errs, errors.New("-sync: needs -data-dir"))
@@ -149,6 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(o.brokers),
 		kfake.DefaultNumPartitions(o.partitions),
+		kfake.GroupMinSessionTimeout(o.minSession),
+		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": strconv.FormatInt(o.heartbeat.Milliseconds(), 10)}),
 		// kfake always asks for 127.0.0.1; this listens on -listen's host.
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {
 			_, port, err := net.SplitHostPort(address)

@@ -33,6 +33,12 @@ func TestParseOptions(t *testing.T) {
 			wantErr: []string{"-brokers 0", "-partitions 0", `-log-level "loud"`},
 		},
 		{name: "stray argument", args: []string{"extra"}, wantErr: []string{"unexpected arguments"}},
+		{name: "group timings", args: []string{"-group-min-session-timeout", "500ms", "-consumer-heartbeat-interval", "250ms"}},
+		{
+			name:    "group timings out of range",
+			args:    []string{"-group-min-session-timeout", "0s", "-consumer-heartbeat-interval", "-1s"},
+			wantErr: []string{"-group-min-session-timeout 0s", "-consumer-heartbeat-interval -1s"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
