@@ -86,7 +86,6 @@ FUZZ_TARGETS := \
 	./kmonitor/zkwatch:FuzzSubscription \
 	./kmonitor/monitor:FuzzJSONString \
 	./kmonitor/web:FuzzMinutes \
-	./kmonitor/kafkagroups:FuzzParseMeta \
 	./kproxy/pubsub:FuzzFrame \
 	./kproxy/devicehive:FuzzFrame
 

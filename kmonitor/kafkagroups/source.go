@@ -52,6 +52,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/commitmeta"
 )
 
 // Config is what a Source reads and how.
@@ -394,8 +395,8 @@ func (s *Source) apply(name string, g *group, offsets kadm.OffsetResponses, d *d
 // group before (the commit happened since its last poll), or zero, unknown,
 // at the first read of the group.
 func commitTime(old *part, off int64, meta string, seen bool, now time.Time) (time.Time, string) {
-	if m, ok := parseMeta(meta); ok {
-		return m.at, m.instance
+	if m, err := commitmeta.Decode(meta); err == nil {
+		return m.Time, m.Instance
 	}
 	switch {
 	case old != nil && old.HasCommit && old.Offset == off && old.meta == meta:
