@@ -1,0 +1,44 @@
+// Package wsgatetest is test support for kproxy's WebSocket gateways:
+// dialing a gateway, waiting for a condition, and running the Node.js clients of the interop tests
+// (their pinned npm packages installed with npm ci into a temporary
+// directory, then node bounded in time and killed with the test). Only tests
+// import it; kproxy's binary does not contain it.
+package wsgatetest
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Dial opens a WebSocket connection to url with header, closed when the test
+// ends; a refused or failed handshake fails the test with the HTTP status.
+func Dial(t testing.TB, url string, header http.Header) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(url, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", url, err, status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// naming what when timeout passes first. The timeout guards against a hang;
+// it is not a timing check.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
