@@ -106,7 +106,7 @@ func (c *conn) topicCreate(m *message) *reply {
 	if c.h.core.Draining() {
 		return errorReply(m, proxy.ErrShuttingDown)
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(c.Context(), c.h.opts.RequestTimeout)
 	defer cancel()
 	resps, err := kadm.NewClient(c.h.admin).CreateTopics(ctx, -1, -1, nil, topics...)
 	if err != nil {
@@ -130,7 +130,7 @@ func (c *conn) topicCreate(m *message) *reply {
 	if len(errs) > 0 {
 		return errorReply(m, errors.Join(errs...))
 	}
-	c.log.Info("devicehive: topics created", "topics", topics)
+	c.Log().Info("devicehive: topics created", "topics", topics)
 	return okReply(m, topics)
 }
 
@@ -142,7 +142,7 @@ type topicPartition struct {
 
 // topicList lists the partitions of every topic the topic rules allow.
 func (c *conn) topicList(m *message) *reply {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(c.Context(), c.h.opts.RequestTimeout)
 	defer cancel()
 	md, err := kadm.NewClient(c.h.admin).Metadata(ctx)
 	if err != nil {
@@ -231,7 +231,7 @@ func (c *conn) subscribe(m *message) (*reply, func()) {
 	if err != nil {
 		return errorReply(m, kafkaError(err)), nil
 	}
-	if err := mem.waitAssigned(c.ctx); err != nil {
+	if err := mem.waitAssigned(c.Context()); err != nil {
 		mem.close(c.h.opts.RequestTimeout)
 		if errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("%w: %w", proxy.ErrCanceled, err)
@@ -241,13 +241,13 @@ func (c *conn) subscribe(m *message) (*reply, func()) {
 	c.subsMu.Lock()
 	c.subs = append(c.subs, mem)
 	c.subsMu.Unlock()
-	c.log.Info("devicehive: subscribed", "group", group, "topics", mem.topics)
+	c.Log().Info("devicehive: subscribed", "group", group, "topics", mem.topics)
 	return okReply(m, mem.topics), mem.poll
 }
 
 // topicsExist checks that Kafka has every topic.
 func (c *conn) topicsExist(topics []string) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(c.Context(), c.h.opts.RequestTimeout)
 	defer cancel()
 	md, err := kadm.NewClient(c.h.admin).Metadata(ctx, topics...)
 	if err != nil {
@@ -298,7 +298,7 @@ func (c *conn) unsubscribe(m *message) *reply {
 	slices.Sort(left)
 	left = slices.Compact(left)
 	if len(leaving) > 0 {
-		c.log.Info("devicehive: unsubscribed", "topics", left)
+		c.Log().Info("devicehive: unsubscribed", "topics", left)
 	}
 	return okReply(m, left)
 }
@@ -347,9 +347,9 @@ func (c *conn) notifCreate(m *message) *reply {
 	if err := rec.SetValue(value); err != nil {
 		return errorReply(m, err)
 	}
-	ack, err := c.h.core.Commit(c.ctx, rec)
+	ack, err := c.h.core.Commit(c.Context(), rec)
 	if err != nil {
-		c.h.log.Debug("devicehive: notif create failed", "ws", c.id, "topic", req.T, "err", err)
+		c.h.log.Debug("devicehive: notif create failed", "ws", c.ID(), "topic", req.T, "err", err)
 		return errorReply(m, err)
 	}
 	return okReply(m, ackPayload{Topic: ack.Topic, Partition: ack.Partition, Offset: ack.Offset})
@@ -386,10 +386,10 @@ type healthPayload struct {
 // health lists the open connections (by number, "ws") with their topics and
 // consumer groups.
 func (h *Handler) health() healthPayload {
-	conns := h.snapshot()
+	conns := h.gate.Conns()
 	out := healthPayload{Consumers: make([]consumerInfo, 0, len(conns))}
 	for _, c := range conns {
-		info := consumerInfo{WS: c.id, Topics: []string{}, Groups: []string{}}
+		info := consumerInfo{WS: c.ID(), Topics: []string{}, Groups: []string{}}
 		c.subsMu.Lock()
 		for _, s := range c.subs {
 			info.Groups = append(info.Groups, s.group)

@@ -2,16 +2,15 @@ package devicehive
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 )
 
 // conn is one upgraded connection. Its handler goroutine reads frames
@@ -22,57 +21,41 @@ import (
 // memberships queue, and pings. Writes are serialised by writeMu and bounded
 // by Options.WriteTimeout.
 //
+// Its Socket's context ends with the connection: it cancels Kafka requests
+// and consumers.
+//
 // Lock order: member.mu, then writeMu.
 type conn struct {
-	h      *Handler
-	ws     *websocket.Conn
-	id     uint64
-	log    *slog.Logger
-	ctx    context.Context // ends with the connection: cancels Kafka requests and consumers
-	cancel context.CancelFunc
-	queue  *sendQueue
+	*wsgate.Socket
+	h     *Handler
+	queue *sendQueue
 
 	writeMu sync.Mutex
-
-	deadlineMu sync.Mutex // orders read deadline changes with stopReading
-	stop       chan struct{}
-	stopped    bool // stop is closed; guarded by deadlineMu
 
 	subsMu sync.Mutex
 	subs   []*member // consumer group memberships, one per group
 
 	nextNotif  int64         // id of the last notification sent; used by writeLoop only
-	writing    bool          // serve started writeLoop (set and read by the handler goroutine)
+	writing    bool          // Serve started writeLoop (set and read by the handler goroutine)
 	writerDone chan struct{} // closed when writeLoop has returned
-	ended      sync.Once     // sets reason
-	reason     string
-	ending     sync.Once // runs end
+	ending     sync.Once     // runs end
 	buf        bytes.Buffer
 }
 
-func newConn(h *Handler, ws *websocket.Conn, id uint64, remote string) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
+func newConn(h *Handler, s *wsgate.Socket) *conn {
 	return &conn{
+		Socket:     s,
 		h:          h,
-		ws:         ws,
-		id:         id,
-		log:        h.log.With("ws", id, "remote", remote),
-		ctx:        ctx,
-		cancel:     cancel,
 		queue:      newSendQueue(h.opts.SendQueueBytes, h.metrics.queuedBytes),
-		stop:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
 }
 
-// serve runs the connection until the client closes it, a read or write
+// Serve runs the connection until the client closes it, a read or write
 // fails, or Shutdown stops it; then ends it.
-func (c *conn) serve() {
-	c.h.metrics.connections.Inc()
-	defer c.h.metrics.connections.Dec()
-	c.log.Debug("devicehive: connection open")
-	c.ws.SetReadLimit(c.h.opts.MaxFrameBytes)
-	c.ws.SetPongHandler(func(string) error {
+func (c *conn) Serve() {
+	c.Log().Debug("devicehive: connection open")
+	c.WS().SetPongHandler(func(string) error {
 		c.extendRead()
 		return nil
 	})
@@ -87,21 +70,21 @@ func (c *conn) readLoop() string {
 	for {
 		c.extendRead()
 		select {
-		case <-c.stop:
-			return closedShutdown
+		case <-c.Stopping():
+			return wsgate.ClosedShutdown
 		default:
 		}
-		_, r, err := c.ws.NextReader()
+		_, r, err := c.WS().NextReader()
 		if err == nil {
 			c.buf.Reset()
 			_, err = c.buf.ReadFrom(r)
 		}
 		if err != nil {
-			return c.readFailed(err)
+			return c.ReadFailed(err)
 		}
 		c.handleFrame(c.buf.Bytes())
-		if c.ctx.Err() != nil {
-			return closedWriteErr // a write failed; its reason was counted first
+		if c.Context().Err() != nil {
+			return wsgate.ClosedWriteErr // a write failed; its reason was counted first
 		}
 		if c.buf.Cap() > 64<<10 {
 			c.buf = bytes.Buffer{} // do not keep a large frame's buffer for an idle connection
@@ -111,58 +94,7 @@ func (c *conn) readLoop() string {
 
 // extendRead gives the client two ping intervals to send its next frame or
 // pong, unless reading stopped.
-func (c *conn) extendRead() {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if !c.stopped {
-		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.h.opts.PingInterval))
-	}
-}
-
-// stopReading makes the reader stop after the message it is handling. Safe to
-// call more than once.
-func (c *conn) stopReading() {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if !c.stopped {
-		c.stopped = true
-		close(c.stop)
-		// Wakes a reader waiting for the next frame.
-		_ = c.ws.SetReadDeadline(time.Now())
-	}
-}
-
-// readFailed logs a read error and returns its close reason.
-func (c *conn) readFailed(err error) string {
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		c.log.Debug("devicehive: client closed the connection", "code", ce.Code, "text", ce.Text)
-		return closedByClient
-	case errors.Is(err, websocket.ErrReadLimit):
-		c.log.Info("devicehive: frame above the size limit, connection closed", "limit_bytes", c.h.opts.MaxFrameBytes)
-		return closedTooLarge
-	}
-	select {
-	case <-c.stop:
-		return closedShutdown // the read deadline stopReading set
-	default:
-	}
-	if c.ctx.Err() != nil {
-		return closedWriteErr
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		c.log.Info("devicehive: client silent for two ping intervals, connection closed", "ping_interval", c.h.opts.PingInterval)
-		return closedIdle
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
-		c.log.Debug("devicehive: connection lost", "err", err)
-		return closedByClient
-	}
-	c.log.Info("devicehive: read failed, connection closed", "err", err)
-	return closedReadErr
-}
+func (c *conn) extendRead() { c.ExtendRead(2 * c.h.opts.PingInterval) }
 
 // handleFrame handles the messages of one frame in order, each answered
 // before the next is handled.
@@ -171,7 +103,7 @@ func (c *conn) handleFrame(frame []byte) {
 	if err != nil {
 		c.h.metrics.frames(frameInvalid)
 		c.h.metrics.received.WithLabelValues(kindInvalid).Inc()
-		c.log.Debug("devicehive: frame is not JSON", "bytes", len(frame))
+		c.Log().Debug("devicehive: frame is not JSON", "bytes", len(frame))
 		_ = c.writeReply(kindInvalid, errorReply(&message{id: jsonNull}, err))
 		return
 	}
@@ -181,7 +113,7 @@ func (c *conn) handleFrame(frame []byte) {
 		c.h.metrics.frames(frameSingle)
 	}
 	for i := range msgs {
-		if c.ctx.Err() != nil {
+		if c.Context().Err() != nil {
 			return // the connection ended: nobody reads the rest
 		}
 		m := &msgs[i]
@@ -202,7 +134,7 @@ func (c *conn) writeReply(kind string, r *reply) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		// Only a payload the handlers built wrongly gets here; tell the client.
-		c.log.Error("devicehive: encode reply", "t", r.T, "a", r.A, "err", err)
+		c.Log().Error("devicehive: encode reply", "t", r.T, "a", r.A, "err", err)
 		b, _ = json.Marshal(&reply{ID: r.ID, RefID: r.RefID, T: r.T, A: r.A, S: 500, P: "the reply could not be encoded", Code: "internal"})
 	}
 	if err := c.write(b); err != nil {
@@ -217,35 +149,35 @@ func (c *conn) writeReply(kind string, r *reply) error {
 func (c *conn) write(b []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if err := c.ctx.Err(); err != nil {
+	if err := c.Context().Err(); err != nil {
 		return err
 	}
-	err := c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+	ws := c.WS()
+	err := ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
 	if err == nil {
-		err = c.ws.WriteMessage(websocket.TextMessage, b)
+		err = ws.WriteMessage(websocket.TextMessage, b)
 	}
 	if err != nil {
 		c.writeFailed(err)
 		return err
 	}
-	c.h.metrics.sentBytes.Add(float64(len(b)))
+	c.h.metrics.SentBytes.Add(float64(len(b)))
 	return nil
 }
 
-// writeFailed ends the connection after a failed write: a timeout means the
-// client stopped reading (stalled), anything else that it went away.
+// writeFailed ends the connection after a failed write (closing the socket
+// wakes the reader): a timeout means the client stopped reading (stalled),
+// anything else that it went away.
 func (c *conn) writeFailed(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.setReason(closedStalled)
-		c.log.Info("devicehive: the client read nothing for write_timeout_ms, connection closed",
+		c.Log().Info("devicehive: the client read nothing for write_timeout_ms, connection closed",
 			"write_timeout", c.h.opts.WriteTimeout, "queued_bytes", c.queue.size())
-	} else {
-		c.setReason(closedWriteErr)
-		c.log.Debug("devicehive: write failed, connection closed", "err", err)
+		c.Drop(wsgate.ClosedStalled)
+		return
 	}
-	c.cancel()
-	_ = c.ws.Close() // wakes the reader
+	c.Log().Debug("devicehive: write failed, connection closed", "err", err)
+	c.Drop(wsgate.ClosedWriteErr)
 }
 
 // writeLoop writes the queued notifications and pings until the connection
@@ -256,10 +188,10 @@ func (c *conn) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case <-c.ctx.Done():
+		case <-c.Context().Done():
 			return
 		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)); err != nil {
+			if err := c.WS().WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -297,7 +229,7 @@ func (c *conn) deliver(b *batch) {
 	}
 	frame, err := json.Marshal(notifs)
 	if err != nil {
-		c.log.Error("devicehive: encode notifications", "err", err)
+		c.Log().Error("devicehive: encode notifications", "err", err)
 		return
 	}
 	if err := c.write(frame); err != nil {
@@ -308,47 +240,18 @@ func (c *conn) deliver(b *batch) {
 	c.h.metrics.delivered.Add(float64(len(recs)))
 }
 
-// setReason counts why the connection ends; only the first call counts.
-func (c *conn) setReason(reason string) {
-	c.ended.Do(func() {
-		c.reason = reason
-		c.h.metrics.closed.WithLabelValues(reason).Inc()
-		c.log.Debug("devicehive: connection closing", "reason", reason)
-	})
-}
-
-// abort closes the connection at once (Shutdown's deadline passed); the
+// Abort closes the connection at once (Shutdown's deadline passed); the
 // reader then ends it.
-func (c *conn) abort() {
-	c.setReason(closedShutdown)
-	c.cancel()
-	_ = c.ws.Close()
-}
+func (c *conn) Abort() { c.Drop(wsgate.ClosedShutdown) }
 
-// end closes the connection for reason (unless another was counted first):
-// a close frame when it ends for shutdown, a stalled client or a protocol
-// error, then the socket; then it leaves the connection's consumer groups
-// (committing the offsets of what was sent) and waits for the writer. Safe
-// to call more than once.
+// end closes the connection for reason (unless another was counted first),
+// with a close frame when it ends for shutdown, a stalled or idle client or a
+// protocol error (wsgate.Socket.End); then it leaves the connection's consumer
+// groups (committing the offsets of what was sent) and waits for the writer.
+// Safe to call more than once.
 func (c *conn) end(reason string) {
 	c.ending.Do(func() {
-		c.setReason(reason)
-		var frame []byte
-		switch c.reason {
-		case closedShutdown:
-			frame = websocket.FormatCloseMessage(websocket.CloseGoingAway, "kproxy is shutting down")
-		case closedStalled:
-			frame = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "the client did not read its notifications")
-		case closedIdle:
-			frame = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "no frame or pong for two ping intervals")
-		case closedReadErr:
-			frame = websocket.FormatCloseMessage(websocket.CloseProtocolError, "")
-		}
-		if frame != nil {
-			_ = c.ws.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
-		}
-		c.cancel()
-		_ = c.ws.Close()
+		c.End(reason)
 		c.subsMu.Lock()
 		subs := c.subs
 		c.subs = nil

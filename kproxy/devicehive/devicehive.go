@@ -19,21 +19,18 @@ package devicehive
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 )
 
 // Defaults of Options' zero values.
@@ -174,9 +171,6 @@ func (o Options) withDefaults() (Options, error) {
 			*d.v = d.d
 		}
 	}
-	if o.CheckOrigin == nil {
-		o.CheckOrigin = func(*http.Request) bool { return true }
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -196,20 +190,13 @@ func setInt(v *int, d int) {
 // Create it with New; it is safe for concurrent use. Shutdown ends its
 // connections and their consumer group memberships.
 type Handler struct {
-	opts     Options
-	core     *proxy.Proxy
-	admin    *kgo.Client // topic create, topic list, topic checks
-	metrics  *metrics
-	upgrader websocket.Upgrader
-	log      *slog.Logger
-
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	draining bool
-	wg       sync.WaitGroup // one per connection, until its goroutines end
-	nconns   atomic.Int64
-	nextID   atomic.Uint64
-	closed   sync.Once
+	opts    Options
+	core    *proxy.Proxy
+	admin   *kgo.Client // topic create, topic list, topic checks
+	gate    *wsgate.Gate[*conn]
+	metrics *metrics
+	log     *slog.Logger
+	closed  sync.Once
 }
 
 // New returns a Handler, or an error when opts lack the core, hold a negative
@@ -219,30 +206,37 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(opts.Registerer)
+	h := &Handler{opts: opts, core: opts.Core, log: opts.Logger}
+	h.gate, err = wsgate.New(wsgate.Options[*conn]{
+		Name:             "devicehive",
+		MetricPrefix:     "kproxy_devicehive",
+		Open:             func(s *wsgate.Socket) *conn { return newConn(h, s) },
+		Authorize:        opts.Core.AuthorizedUpgrade,
+		CheckOrigin:      opts.CheckOrigin,
+		MaxConnections:   opts.MaxConnections,
+		MaxFrameBytes:    opts.MaxFrameBytes,
+		HandshakeTimeout: opts.WriteTimeout,
+		// Leaving a group may wait for a rebalance in progress; do not hold
+		// the process past its shutdown much longer for that.
+		AbortWait:     time.Second,
+		IDKey:         "ws", // the number health reports
+		ClosedHelp:    "Closed devicehive connections by reason (stalled: the client read nothing for write_timeout_ms).",
+		FramesHelp:    "Frames received by kind: message (one), batch (an array), invalid (not JSON).",
+		SentBytesHelp: "Bytes of frames written (replies and notifications).",
+		FrameTypes:    []string{frameSingle, frameBatch, frameInvalid},
+		CloseReasons: []string{wsgate.ClosedByClient, wsgate.ClosedReadErr, wsgate.ClosedTooLarge, wsgate.ClosedWriteErr,
+			wsgate.ClosedStalled, wsgate.ClosedIdle, wsgate.ClosedShutdown},
+		Logger:     opts.Logger,
+		Registerer: opts.Registerer,
+	})
 	if err != nil {
+		return nil, err
+	}
+	if h.metrics, err = newMetrics(opts.Registerer, h.gate.Metrics()); err != nil {
 		return nil, fmt.Errorf("devicehive: register metrics: %w", err)
 	}
-	admin, err := opts.Core.NewKafkaClient()
-	if err != nil {
+	if h.admin, err = opts.Core.NewKafkaClient(); err != nil {
 		return nil, fmt.Errorf("devicehive: %w", err)
-	}
-	h := &Handler{
-		opts:    opts,
-		core:    opts.Core,
-		admin:   admin,
-		metrics: m,
-		log:     opts.Logger,
-		conns:   map[*conn]struct{}{},
-	}
-	h.upgrader = websocket.Upgrader{
-		HandshakeTimeout: opts.WriteTimeout,
-		CheckOrigin:      opts.CheckOrigin,
-		WriteBufferPool:  &sync.Pool{},
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			h.metrics.upgrades.WithLabelValues(upgradeHandshake).Inc()
-			writeRefusal(w, status, "bad_handshake", reason.Error())
-		},
 	}
 	return h, nil
 }
@@ -254,87 +248,7 @@ func New(opts Options) (*Handler, error) {
 // for browsers), and 503 while shutting down or at MaxConnections; each with a
 // JSON body {"error","code"} as kproxy's other answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method != http.MethodGet:
-		h.metrics.upgrades.WithLabelValues(upgradeMethod).Inc()
-		w.Header().Set("Allow", http.MethodGet)
-		writeRefusal(w, http.StatusMethodNotAllowed, "method_not_allowed", "the devicehive gateway takes a WebSocket upgrade (GET), not "+r.Method)
-		return
-	case !websocket.IsWebSocketUpgrade(r):
-		h.metrics.upgrades.WithLabelValues(upgradeNotWebSocket).Inc()
-		w.Header().Set("Upgrade", "websocket")
-		w.Header().Set("Connection", "Upgrade")
-		writeRefusal(w, http.StatusUpgradeRequired, "upgrade_required", "the devicehive gateway speaks WebSocket: send Connection: Upgrade and Upgrade: websocket")
-		return
-	case !h.core.AuthorizedUpgrade(r):
-		h.metrics.upgrades.WithLabelValues(upgradeUnauthorized).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kproxy"`)
-		writeRefusal(w, http.StatusUnauthorized, proxy.CodeUnauthorized, "a valid token is required (Authorization: Bearer or ?access_token=)")
-		return
-	}
-	if n := h.nconns.Add(1); n > int64(h.opts.MaxConnections) {
-		h.nconns.Add(-1)
-		h.metrics.upgrades.WithLabelValues(upgradeLimit).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeRefusal(w, http.StatusServiceUnavailable, "too_many_connections",
-			fmt.Sprintf("%d devicehive connections are open, the limit", h.opts.MaxConnections))
-		return
-	}
-	defer h.nconns.Add(-1)
-	if !h.track(nil) {
-		h.metrics.upgrades.WithLabelValues(upgradeShutdown).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeRefusal(w, http.StatusServiceUnavailable, proxy.CodeShuttingDown, "kproxy is shutting down")
-		return
-	}
-	defer h.wg.Done()
-	ws, err := h.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		// The upgrader has answered (its Error above).
-		h.log.Debug("devicehive: upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	h.metrics.upgrades.WithLabelValues(upgradeOK).Inc()
-	c := newConn(h, ws, h.nextID.Add(1), r.RemoteAddr)
-	if !h.track(c) {
-		c.end(closedShutdown)
-		return
-	}
-	defer h.untrack(c)
-	c.serve()
-}
-
-// track registers a connection that is about to start (c nil: reserve a slot
-// in the wait group) or has started. It reports false while shutting down.
-func (h *Handler) track(c *conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.draining {
-		return false
-	}
-	if c == nil {
-		h.wg.Add(1)
-		return true
-	}
-	h.conns[c] = struct{}{}
-	return true
-}
-
-func (h *Handler) untrack(c *conn) {
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
-}
-
-// snapshot returns the open connections.
-func (h *Handler) snapshot() []*conn {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		out = append(out, c)
-	}
-	return out
+	h.gate.ServeHTTP(w, r)
 }
 
 // Shutdown refuses new upgrades and ends every connection: it stops reading
@@ -345,55 +259,10 @@ func (h *Handler) snapshot() []*conn {
 // members get one more second to leave, and ctx's error is returned. Then it
 // closes the handler's own Kafka client. Calling it again is safe.
 func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	h.draining = true
-	h.mu.Unlock()
-	for _, c := range h.snapshot() {
-		c.stopReading()
-	}
-	done := make(chan struct{})
-	go func() {
-		h.wg.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		for _, c := range h.snapshot() {
-			c.abort()
-		}
-		// Leaving a group may wait for a rebalance in progress; do not hold
-		// the process past its shutdown much longer for that.
-		select {
-		case <-done:
-		case <-time.After(time.Second):
-		}
-		err = ctx.Err()
-	}
+	err := h.gate.Shutdown(ctx)
 	h.closed.Do(h.admin.Close)
 	return err
 }
 
 // Connections returns the number of open connections.
-func (h *Handler) Connections() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.conns)
-}
-
-// refusal is the JSON of an answer refused before the upgrade, the shape of
-// kproxy's /commit errors.
-type refusal struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-func writeRefusal(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(refusal{Error: msg, Code: code})
-	b = append(b, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+func (h *Handler) Connections() int { return h.gate.Connections() }

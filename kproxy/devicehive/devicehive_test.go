@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 // TestTopicCreateAndList creates topics with the broker's default partitions
@@ -173,7 +175,7 @@ func TestNotifCreateBackpressureAndKafkaDown(t *testing.T) {
 	}
 
 	g.kafka.Close()
-	eventually(t, replyTimeout, "503 kafka_unavailable with Kafka gone", func() bool {
+	wsgatetest.Eventually(t, replyTimeout, "503 kafka_unavailable with Kafka gone", func() bool {
 		r := other.call(3, "notif", "create", map[string]any{"t": "t1", "m": "x"})
 		return r.S == 503 && r.Code == proxy.CodeKafkaUnavailable
 	})
@@ -211,7 +213,7 @@ func TestBadFramesKeepConnectionUsable(t *testing.T) {
 		t.Errorf("binary frame: got %+v, want it handled as text", r)
 	}
 	c.ok(8, "health", "", nil)
-	if got := value(g.h.metrics.framesIn.WithLabelValues(frameInvalid)); got != 1 {
+	if got := value(g.h.metrics.FramesReceived.WithLabelValues(frameInvalid)); got != 1 {
 		t.Errorf("frames_received_total{invalid}: got %v, want 1", got)
 	}
 }
@@ -239,7 +241,7 @@ func TestBatchFrame(t *testing.T) {
 	if string(recs[0].Value) != "one" || string(recs[1].Value) != "three" {
 		t.Errorf("got records %q, %q, want one, three in order", recs[0].Value, recs[1].Value)
 	}
-	if got := value(g.h.metrics.framesIn.WithLabelValues(frameBatch)); got != 1 {
+	if got := value(g.h.metrics.FramesReceived.WithLabelValues(frameBatch)); got != 1 {
 		t.Errorf("frames_received_total{batch}: got %v, want 1", got)
 	}
 }
@@ -272,7 +274,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	dial(t, g.url, http.Header{"Authorization": {"Bearer " + token}}).ok(1, "health", "", nil)
 	dial(t, g.url+"?access_token="+token, nil).ok(2, "health", "", nil)
-	if got := value(g.h.metrics.upgrades.WithLabelValues(upgradeUnauthorized)); got != 3 {
+	if got := value(g.h.metrics.Upgrades.WithLabelValues(wsgate.UpgradeUnauthorized)); got != 3 {
 		t.Errorf("upgrades_total{unauthorized}: got %v, want 3", got)
 	}
 
@@ -304,7 +306,7 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	resp.Body.Close()
 	c.ws.Close()
-	eventually(t, replyTimeout, "the slot freed", func() bool { return g.h.Connections() == 0 })
+	wsgatetest.Eventually(t, replyTimeout, "the slot freed", func() bool { return g.h.Connections() == 0 })
 	dial(t, g.url, nil).fence()
 }
 
@@ -320,8 +322,8 @@ func TestFrameTooLarge(t *testing.T) {
 	if errors.As(c.readErr, &ce) && ce.Code != websocket.CloseMessageTooBig {
 		t.Errorf("got %v, want close 1009", c.readErr)
 	}
-	eventually(t, replyTimeout, "closed_total{frame_too_large}", func() bool {
-		return value(g.h.metrics.closed.WithLabelValues(closedTooLarge)) == 1
+	wsgatetest.Eventually(t, replyTimeout, "closed_total{frame_too_large}", func() bool {
+		return value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedTooLarge)) == 1
 	})
 }
 

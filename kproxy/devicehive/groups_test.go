@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 // values returns the values of ns, sorted.
@@ -58,7 +61,7 @@ func TestGroupsSplitAndBroadcast(t *testing.T) {
 
 	want := g.produce(t, "events", parts, "v", n)
 	slices.Sort(want)
-	eventually(t, replyTimeout, "the group split to get every record", func() bool {
+	wsgatetest.Eventually(t, replyTimeout, "the group split to get every record", func() bool {
 		return len(a.received())+len(b.received()) >= n
 	})
 	// Nothing is delivered after an unsubscribe's reply: what a and b hold
@@ -264,7 +267,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	g.createTopic(t, "big", 2)
 
 	// The stalled client subscribes, then reads nothing until the end.
-	stalled := rawDial(t, g.url, nil)
+	stalled := wsgatetest.Dial(t, g.url, nil)
 	if err := stalled.WriteJSON(map[string]any{"id": 1, "t": "topic", "a": "subscribe", "p": map[string]any{"t": []string{"big"}, "consumer_group": "g"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +283,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for {
-			for _, c := range g.h.snapshot() {
+			for _, c := range g.h.gate.Conns() {
 				maxQueued = max(maxQueued, float64(c.queue.size()))
 			}
 			select {
@@ -300,11 +303,11 @@ func TestStalledReaderBounded(t *testing.T) {
 	}
 
 	other.waitNotifs(n / 2)
-	if got := value(g.h.metrics.closed.WithLabelValues(closedStalled)); got != 0 || g.h.Connections() != 2 {
+	if got := value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedStalled)); got != 0 || g.h.Connections() != 2 {
 		t.Fatalf("the other member got its partition only after the stalled client was closed (closed %v, %d connections)", got, g.h.Connections())
 	}
-	eventually(t, replyTimeout, "the stalled client disconnected", func() bool {
-		return value(g.h.metrics.closed.WithLabelValues(closedStalled)) == 1
+	wsgatetest.Eventually(t, replyTimeout, "the stalled client disconnected", func() bool {
+		return value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedStalled)) == 1
 	})
 	close(stop)
 	<-sampled

@@ -23,24 +23,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 // replyTimeout guards reads against a hang; never a timing check.
 const replyTimeout = 30 * time.Second
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // gateway is a Handler on a loopback test server, over kproxy's core and an
 // in-process Kafka.
@@ -208,25 +197,10 @@ type client struct {
 // dial connects to url with header and starts reading.
 func dial(t testing.TB, url string, header http.Header) *client {
 	t.Helper()
-	ws := rawDial(t, url, header)
+	ws := wsgatetest.Dial(t, url, header)
 	c := &client{t: t, ws: ws, replies: make(chan testReply, 1000), closed: make(chan struct{})}
 	go c.read()
 	return c
-}
-
-// rawDial opens a WebSocket connection, closed when the test ends.
-func rawDial(t testing.TB, url string, header http.Header) *websocket.Conn {
-	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(url, header)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("dial %s: %v (status %d)", url, err, status)
-	}
-	t.Cleanup(func() { ws.Close() })
-	return ws
 }
 
 func (c *client) read() {
@@ -365,7 +339,7 @@ func (c *client) received() []notification {
 // waitNotifs waits until at least n notifications arrived and returns them.
 func (c *client) waitNotifs(n int) []notification {
 	c.t.Helper()
-	eventually(c.t, replyTimeout, fmt.Sprintf("%d notifications", n), func() bool { return len(c.received()) >= n })
+	wsgatetest.Eventually(c.t, replyTimeout, fmt.Sprintf("%d notifications", n), func() bool { return len(c.received()) >= n })
 	return c.received()
 }
 

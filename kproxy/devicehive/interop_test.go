@@ -3,16 +3,13 @@
 package devicehive
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 // TestInteropNodeClient drives the gateway with a client nobody here wrote
@@ -23,30 +20,12 @@ import (
 // health, sends a batch, gets error replies and unsubscribes. It is skipped
 // only when the npm registry cannot be reached.
 func TestInteropNodeClient(t *testing.T) {
-	node := lookPath(t, "node")
-	npm := lookPath(t, "npm")
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "client.js"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "interop", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := runIn(t, dir, 5*time.Minute, npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
-		for _, s := range []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH"} {
-			if bytes.Contains(out, []byte(s)) {
-				t.Skipf("npm registry unreachable, the Node client cannot be installed: %v\n%s", err, out)
-			}
-		}
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
+	node := wsgatetest.LookPath(t, "node", "apt-get install -y nodejs npm")
+	dir := wsgatetest.NodeClient(t, filepath.Join("testdata", "interop"), "package.json", "package-lock.json", "client.js")
 
 	g := startGateway(t, setup{})
 	g.createTopic(t, "interop", 2)
-	out, err := runIn(t, dir, 2*time.Minute, node, "client.js", g.url, "interop", "node-group")
+	out, err := wsgatetest.Run(t, dir, 2*time.Minute, node, "client.js", g.url, "interop", "node-group")
 	if err != nil {
 		t.Fatalf("node client: %v\n%s", err, out)
 	}
@@ -102,39 +81,4 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
-}
-
-// lookPath finds a command the interop test needs or fails saying how to get it.
-func lookPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found (%v); install it: apt-get install -y nodejs npm", name, err)
-	}
-	return p
-}
-
-// runIn runs a command in dir in its own process group, killed when it
-// outlives timeout or the test, and returns its output.
-func runIn(t *testing.T, dir string, timeout time.Duration, name string, args ...string) ([]byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
-	if err := cmd.Wait(); err != nil {
-		return append(stdout.Bytes(), stderr.Bytes()...), err
-	}
-	return stdout.Bytes(), nil
 }

@@ -121,7 +121,7 @@ func (m *member) owns(topic string, partition int32) bool {
 // offsets to fetch (adjust is not called), so the join is complete here.
 func (m *member) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	if len(assigned) == 0 {
-		m.c.log.Debug("devicehive: joined with no partitions", "group", m.group)
+		m.c.Log().Debug("devicehive: joined with no partitions", "group", m.group)
 		m.setOwned(nil)
 		m.assignmentDone()
 	}
@@ -152,7 +152,7 @@ func (m *member) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 	}
 	if len(missing) > 0 {
 		if err := m.startOffsets(ctx, missing, offsets); err != nil {
-			m.c.log.Warn("devicehive: cannot list the start offsets of a new group; joining again", "group", m.group, "err", err)
+			m.c.Log().Warn("devicehive: cannot list the start offsets of a new group; joining again", "group", m.group, "err", err)
 			return nil, err
 		}
 	}
@@ -164,7 +164,7 @@ func (m *member) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		}
 	}
 	m.setOwned(owned)
-	m.c.log.Debug("devicehive: partitions assigned", "group", m.group, "offsets", offsets)
+	m.c.Log().Debug("devicehive: partitions assigned", "group", m.group, "offsets", offsets)
 	m.assignmentDone()
 	return offsets, nil
 }
@@ -206,7 +206,7 @@ func (m *member) startOffsets(ctx context.Context, topics []string, offsets map[
 	if err := m.commitStart(ctx, commit); err != nil {
 		// The member still starts where it should; only a rebalance before
 		// its first commit could skip records.
-		m.c.log.Warn("devicehive: cannot commit a new group's start offsets", "group", m.group, "err", err)
+		m.c.Log().Warn("devicehive: cannot commit a new group's start offsets", "group", m.group, "err", err)
 	}
 	return nil
 }
@@ -267,14 +267,14 @@ func (m *member) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	ctx, cancel := context.WithTimeout(ctx, m.c.h.opts.RequestTimeout)
 	defer cancel()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
-		m.c.log.Warn("devicehive: commit on rebalance failed; records sent since the last commit will be delivered again", "group", m.group, "err", err)
+		m.c.Log().Warn("devicehive: commit on rebalance failed; records sent since the last commit will be delivered again", "group", m.group, "err", err)
 	}
 }
 
 // onLost is franz-go's OnPartitionsLost (the member was fenced or Kafka is
 // gone): the member stops delivering the partitions; a commit would fail.
 func (m *member) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	m.c.log.Warn("devicehive: partitions lost", "group", m.group, "lost", lost)
+	m.c.Log().Warn("devicehive: partitions lost", "group", m.group, "lost", lost)
 	m.disown(lost)
 }
 
@@ -321,7 +321,7 @@ func (m *member) waitAssigned(ctx context.Context) error {
 			return fmt.Errorf("%w: group %q, join_timeout %s (is Kafka reachable?)", ErrJoinTimeout, m.group, m.c.h.opts.JoinTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-m.c.stop:
+		case <-m.c.Stopping():
 			return proxy.ErrShuttingDown
 		}
 	}
@@ -330,7 +330,7 @@ func (m *member) waitAssigned(ctx context.Context) error {
 // poll starts the goroutine that polls records into the connection's send
 // queue until close.
 func (m *member) poll() {
-	ctx, cancel := context.WithCancel(m.c.ctx)
+	ctx, cancel := context.WithCancel(m.c.Context())
 	m.pollCancel = cancel
 	go func() {
 		defer close(m.pollDone)
@@ -345,7 +345,7 @@ func (m *member) poll() {
 					return
 				}
 				failed = true
-				m.c.log.Warn("devicehive: fetch failed", "group", m.group, "topic", topic, "partition", p, "err", err)
+				m.c.Log().Warn("devicehive: fetch failed", "group", m.group, "topic", topic, "partition", p, "err", err)
 			})
 			recs := fs.Records()
 			if len(recs) == 0 {
@@ -371,7 +371,7 @@ func (m *member) enqueue(ctx context.Context, b *batch) bool {
 	m.cl.PauseFetchTopics(m.topics...)
 	defer m.cl.ResumeFetchTopics(m.topics...)
 	m.c.h.metrics.pauses.Inc()
-	m.c.log.Debug("devicehive: send queue full, fetching paused", "group", m.group, "queued_bytes", m.c.queue.size())
+	m.c.Log().Debug("devicehive: send queue full, fetching paused", "group", m.group, "queued_bytes", m.c.queue.size())
 	for {
 		select {
 		case <-room:
@@ -397,7 +397,7 @@ func (m *member) close(timeout time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	if err := m.cl.LeaveGroupContext(ctx); err != nil {
-		m.c.log.Warn("devicehive: leaving the group failed; Kafka drops the member after its session timeout", "group", m.group, "err", err)
+		m.c.Log().Warn("devicehive: leaving the group failed; Kafka drops the member after its session timeout", "group", m.group, "err", err)
 	}
 	cancel()
 	m.cl.Close()
