@@ -9,6 +9,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 // FuzzFrame sends each input as one frame over a live connection, followed by
@@ -51,7 +53,7 @@ func FuzzFrame(f *testing.F) {
 	g.produce(f, records(topic, 0, 10, time.UnixMilli(1_700_000_000_000)))
 	g.produce(f, records("compressed", 0, 10, time.UnixMilli(1_700_000_000_000)),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(100*time.Millisecond))
-	ws := dial(f, g.url, nil)
+	ws := wsgatetest.Dial(f, g.url, nil)
 	fence := int64(0)
 
 	f.Fuzz(func(t *testing.T, text bool, frame []byte) {

@@ -22,18 +22,6 @@ import (
 // answerTimeout guards reads of answers against a hang; never a timing check.
 const answerTimeout = 20 * time.Second
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // gateway is a Handler on a loopback test server over an in-process Kafka.
 type gateway struct {
 	h       *Handler
@@ -141,21 +129,6 @@ func (g *gateway) metric(name string, labels ...string) float64 {
 		}
 	}
 	return 0
-}
-
-// dial opens a WebSocket connection to url with header, closed when the test ends.
-func dial(t testing.TB, url string, header http.Header) *websocket.Conn {
-	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(url, header)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("dial %s: %v (status %d)", url, err, status)
-	}
-	t.Cleanup(func() { ws.Close() })
-	return ws
 }
 
 // send writes req as one binary frame.

@@ -3,20 +3,18 @@
 package pubsub
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 // interopStep is one line the Node client prints.
@@ -37,20 +35,9 @@ type interopStep struct {
 // WebSocket, in Node (testdata/interop/client.ts, with pinned package
 // versions). It is skipped only when the npm registry cannot be reached.
 func TestInteropNodeClient(t *testing.T) {
-	protoc := lookPath(t, "protoc", "apt-get install -y protobuf-compiler (make deps)")
-	node := lookPath(t, "node", "apt-get install -y nodejs npm")
-	npm := lookPath(t, "npm", "apt-get install -y npm")
-
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "client.ts", "tsconfig.json"} {
-		copyFile(t, filepath.Join("testdata", "interop", f), filepath.Join(dir, f))
-	}
-	if out, err := run(t, dir, 5*time.Minute, npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
-		if unreachable(out) {
-			t.Skipf("npm registry unreachable, the Node client cannot be installed: %v\n%s", err, out)
-		}
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
+	protoc := wsgatetest.LookPath(t, "protoc", "apt-get install -y protobuf-compiler (make deps)")
+	node := wsgatetest.LookPath(t, "node", "apt-get install -y nodejs npm")
+	dir := wsgatetest.NodeClient(t, filepath.Join("testdata", "interop"), "package.json", "package-lock.json", "client.ts", "tsconfig.json")
 	if err := os.Mkdir(filepath.Join(dir, "gen"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +45,11 @@ func TestInteropNodeClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, dir, time.Minute, protoc, "--plugin=protoc-gen-ts="+filepath.Join(dir, "node_modules", ".bin", "protoc-gen-ts"),
+	if out, err := wsgatetest.Run(t, dir, time.Minute, protoc, "--plugin=protoc-gen-ts="+filepath.Join(dir, "node_modules", ".bin", "protoc-gen-ts"),
 		"--ts_out=gen", "-I", protoDir, "pubsub.proto"); err != nil {
 		t.Fatalf("protoc --ts_out: %v\n%s", err, out)
 	}
-	if out, err := run(t, dir, 2*time.Minute, filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", "."); err != nil {
+	if out, err := wsgatetest.Run(t, dir, 2*time.Minute, filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", "."); err != nil {
 		t.Fatalf("tsc: %v\n%s", err, out)
 	}
 
@@ -72,7 +59,7 @@ func TestInteropNodeClient(t *testing.T) {
 	g.produce(t, want[:20])
 	g.produce(t, want[20:], kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(200*time.Millisecond))
 
-	out, err := run(t, dir, 2*time.Minute, node, filepath.Join("out", "client.js"), g.url, topic, "1", "40")
+	out, err := wsgatetest.Run(t, dir, 2*time.Minute, node, filepath.Join("out", "client.js"), g.url, topic, "1", "40")
 	if err != nil {
 		t.Fatalf("node client: %v\n%s", err, out)
 	}
@@ -116,61 +103,4 @@ func TestInteropNodeClient(t *testing.T) {
 	if len(byStep["done"]) != 1 {
 		t.Errorf("the client did not finish:\n%s", out)
 	}
-}
-
-// lookPath finds a command the interop test needs or fails with how to get it.
-func lookPath(t *testing.T, name, hint string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found (%v); install it: %s", name, err, hint)
-	}
-	return p
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// run runs a command in dir in its own process group, killed when it
-// outlives timeout or the test, and returns its stdout (stderr too on failure).
-func run(t *testing.T, dir string, timeout time.Duration, name string, args ...string) ([]byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
-	if err := cmd.Wait(); err != nil {
-		return append(stdout.Bytes(), stderr.Bytes()...), err
-	}
-	return stdout.Bytes(), nil
-}
-
-// unreachable reports whether npm's output says the registry could not be
-// reached (rather than, say, a broken lock file).
-func unreachable(out []byte) bool {
-	for _, s := range []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "network request"} {
-		if bytes.Contains(out, []byte(s)) {
-			return true
-		}
-	}
-	return false
 }

@@ -2,6 +2,8 @@ package pubsub
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 )
 
 // Frame types of kproxy_pubsub_frames_received_total.
@@ -23,58 +25,22 @@ const (
 	outListOffset = "list_offset"
 )
 
-// Reasons of kproxy_pubsub_upgrades_total (besides "ok").
-const (
-	upgradeOK           = "ok"
-	upgradeNotWebSocket = "not_websocket"
-	upgradeMethod       = "method_not_allowed"
-	upgradeUnauthorized = "unauthorized"
-	upgradeLimit        = "too_many_connections"
-	upgradeShutdown     = "shutting_down"
-	upgradeHandshake    = "bad_handshake"
-)
-
-// Reasons of kproxy_pubsub_closed_total.
-const (
-	closedByClient = "client"
-	closedReadErr  = "read_error"
-	closedTooLarge = "frame_too_large"
-	closedWriteErr = "write_error"
-	closedShutdown = "shutdown"
-)
-
-// metrics are the gateway's Prometheus series, all named kproxy_pubsub_*.
+// metrics are the gateway's Prometheus series, all named kproxy_pubsub_*: the
+// gate's (connections, upgrades, closes, frames received, bytes sent) and the
+// protocol's.
 type metrics struct {
-	connections prometheus.Gauge
-	upgrades    *prometheus.CounterVec
-	closed      *prometheus.CounterVec
-	received    *prometheus.CounterVec
-	sent        *prometheus.CounterVec
-	errors      *prometheus.CounterVec
-	records     prometheus.Counter
-	sentBytes   prometheus.Counter
-	inflight    prometheus.Gauge
-	duration    *prometheus.HistogramVec
+	*wsgate.Metrics
+	sent     *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	records  prometheus.Counter
+	inflight prometheus.Gauge
+	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the protocol's series beside the gate's.
+func newMetrics(reg prometheus.Registerer, gate *wsgate.Metrics) (*metrics, error) {
 	m := &metrics{
-		connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kproxy_pubsub_connections",
-			Help: "Open pubsub WebSocket connections.",
-		}),
-		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kproxy_pubsub_upgrades_total",
-			Help: "Requests to the pubsub path by result: ok (upgraded) or why not.",
-		}, []string{"result"}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kproxy_pubsub_closed_total",
-			Help: "Closed pubsub connections by reason.",
-		}, []string{"reason"}),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kproxy_pubsub_frames_received_total",
-			Help: "Frames received by command (undecodable and text frames included).",
-		}, []string{"type"}),
+		Metrics: gate,
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kproxy_pubsub_frames_sent_total",
 			Help: "Answers sent by type.",
@@ -87,10 +53,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "kproxy_pubsub_fetched_records_total",
 			Help: "Records sent in fetch answers.",
 		}),
-		sentBytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kproxy_pubsub_sent_bytes_total",
-			Help: "Bytes of answers written (frame payloads).",
-		}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kproxy_pubsub_inflight_requests",
 			Help: "Requests read and not yet answered, over every connection.",
@@ -101,16 +63,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"command"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.upgrades, m.closed, m.received, m.sent,
-		m.errors, m.records, m.sentBytes, m.inflight, m.duration} {
+	for _, c := range []prometheus.Collector{m.sent, m.errors, m.records, m.inflight, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	// Series that exist before their first event, so rates and alerts see 0.
-	for _, t := range []string{inPing, inEmpty, inListOffset, inFetch, inNoCommand, inUndecodable, inText} {
-		m.received.WithLabelValues(t)
-	}
 	for _, t := range []string{outPong, outError, outFetch, outListOffset} {
 		m.sent.WithLabelValues(t)
 	}

@@ -18,20 +18,17 @@ package pubsub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 )
 
 // Defaults of Options' zero values.
@@ -154,9 +151,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.TopicAllowed == nil {
 		o.TopicAllowed = denyInternal
 	}
-	if o.CheckOrigin == nil {
-		o.CheckOrigin = func(*http.Request) bool { return true }
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -177,18 +171,11 @@ func denyInternal(topic string) error {
 // Handler serves the pubsub protocol on upgraded WebSocket connections. Create
 // it with New; it is safe for concurrent use. Shutdown ends its connections.
 type Handler struct {
-	opts     Options
-	reader   *reader
-	metrics  *metrics
-	upgrader websocket.Upgrader
-	log      *slog.Logger
-
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	draining bool
-	wg       sync.WaitGroup // one per connection, until its goroutines end
-	nconns   atomic.Int64
-	nextID   atomic.Uint64
+	opts    Options
+	reader  *reader
+	gate    *wsgate.Gate[*conn]
+	metrics *metrics
+	log     *slog.Logger
 }
 
 // New returns a Handler, or an error when opts lack the client, hold a
@@ -198,108 +185,42 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub: register metrics: %w", err)
-	}
 	h := &Handler{
-		opts:    opts,
-		reader:  newReader(opts.Client, opts.FetchMaxBytes, opts.FetchMaxWait),
-		metrics: m,
-		log:     opts.Logger,
-		conns:   map[*conn]struct{}{},
+		opts:   opts,
+		reader: newReader(opts.Client, opts.FetchMaxBytes, opts.FetchMaxWait),
+		log:    opts.Logger,
 	}
-	h.upgrader = websocket.Upgrader{
-		HandshakeTimeout: opts.WriteTimeout,
+	h.gate, err = wsgate.New(wsgate.Options[*conn]{
+		Name:             "pubsub",
+		MetricPrefix:     "kproxy_pubsub",
+		Open:             func(s *wsgate.Socket) *conn { return newConn(h, s) },
+		Authorize:        opts.Authorize,
 		CheckOrigin:      opts.CheckOrigin,
-		// Answers are marshalled into one buffer per connection; the
-		// library's own write buffer is then only frame headers and small
-		// answers, shared between connections while they are idle.
-		WriteBufferPool: &sync.Pool{},
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			h.metrics.upgrades.WithLabelValues(upgradeHandshake).Inc()
-			writeHTTPError(w, status, "bad_handshake", reason.Error())
-		},
+		MaxConnections:   opts.MaxConnections,
+		MaxFrameBytes:    opts.MaxFrameBytes,
+		HandshakeTimeout: opts.WriteTimeout,
+		FramesHelp:       "Frames received by command (undecodable and text frames included).",
+		SentBytesHelp:    "Bytes of answers written (frame payloads).",
+		FrameTypes:       []string{inPing, inEmpty, inListOffset, inFetch, inNoCommand, inUndecodable, inText},
+		Logger:           opts.Logger,
+		Registerer:       opts.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if h.metrics, err = newMetrics(opts.Registerer, h.gate.Metrics()); err != nil {
+		return nil, fmt.Errorf("pubsub: register metrics: %w", err)
 	}
 	return h, nil
 }
 
 // ServeHTTP upgrades a GET with the WebSocket handshake and serves the
 // connection until either side closes it. Before the upgrade it answers 405
-// to other methods, 426 to a request without the handshake, 503 while
-// shutting down or at MaxConnections, and 401 when Options.Authorize refuses;
-// each with a JSON body {"error","code"} as kproxy's other answers.
+// to other methods, 426 to a request without the handshake, 401 when
+// Options.Authorize refuses, and 503 at MaxConnections or while shutting
+// down; each with a JSON body {"error","code"} as kproxy's other answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method != http.MethodGet:
-		h.metrics.upgrades.WithLabelValues(upgradeMethod).Inc()
-		w.Header().Set("Allow", http.MethodGet)
-		writeHTTPError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the pubsub gateway takes a WebSocket upgrade (GET), not "+r.Method)
-		return
-	case !websocket.IsWebSocketUpgrade(r):
-		h.metrics.upgrades.WithLabelValues(upgradeNotWebSocket).Inc()
-		w.Header().Set("Upgrade", "websocket")
-		w.Header().Set("Connection", "Upgrade")
-		writeHTTPError(w, http.StatusUpgradeRequired, "upgrade_required", "the pubsub gateway speaks WebSocket: send Connection: Upgrade and Upgrade: websocket")
-		return
-	case h.opts.Authorize != nil && !h.opts.Authorize(r):
-		h.metrics.upgrades.WithLabelValues(upgradeUnauthorized).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kproxy"`)
-		writeHTTPError(w, http.StatusUnauthorized, "unauthorized", "a valid token is required (Authorization: Bearer or ?access_token=)")
-		return
-	}
-	if n := h.nconns.Add(1); n > int64(h.opts.MaxConnections) {
-		h.nconns.Add(-1)
-		h.metrics.upgrades.WithLabelValues(upgradeLimit).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeHTTPError(w, http.StatusServiceUnavailable, "too_many_connections",
-			fmt.Sprintf("%d pubsub connections are open, the limit", h.opts.MaxConnections))
-		return
-	}
-	defer h.nconns.Add(-1)
-	if !h.track(nil) {
-		h.metrics.upgrades.WithLabelValues(upgradeShutdown).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeHTTPError(w, http.StatusServiceUnavailable, "shutting_down", "kproxy is shutting down")
-		return
-	}
-	defer h.wg.Done()
-	ws, err := h.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		// The upgrader has answered (its Error above).
-		h.log.Debug("pubsub: upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	h.metrics.upgrades.WithLabelValues(upgradeOK).Inc()
-	c := newConn(h, ws, h.nextID.Add(1), r.RemoteAddr)
-	if !h.track(c) {
-		c.closeNow(websocket.CloseGoingAway, "kproxy is shutting down", closedShutdown)
-		return
-	}
-	defer h.untrack(c)
-	c.serve()
-}
-
-// track registers a connection that is about to start (c nil: reserve a slot in
-// the wait group) or has started. It reports false while shutting down.
-func (h *Handler) track(c *conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.draining {
-		return false
-	}
-	if c == nil {
-		h.wg.Add(1)
-		return true
-	}
-	h.conns[c] = struct{}{}
-	return true
-}
-
-func (h *Handler) untrack(c *conn) {
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
+	h.gate.ServeHTTP(w, r)
 }
 
 // Shutdown refuses new upgrades, stops reading requests on every connection,
@@ -307,55 +228,7 @@ func (h *Handler) untrack(c *conn) {
 // with status 1001 (going away) and waits for them. When ctx ends first the
 // remaining connections are closed at once and ctx's error is returned.
 // Calling it again is safe.
-func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	h.draining = true
-	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
-	for _, c := range conns {
-		c.stopReading()
-	}
-	done := make(chan struct{})
-	go func() {
-		h.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		h.mu.Lock()
-		for c := range h.conns {
-			c.closeNow(websocket.CloseGoingAway, "kproxy is shutting down", closedShutdown)
-		}
-		h.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
+func (h *Handler) Shutdown(ctx context.Context) error { return h.gate.Shutdown(ctx) }
 
 // Connections returns the number of open connections.
-func (h *Handler) Connections() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.conns)
-}
-
-// httpErrorBody is the JSON of an answer refused before the upgrade, the shape
-// of kproxy's /commit errors.
-type httpErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(httpErrorBody{Error: msg, Code: code})
-	b = append(b, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+func (h *Handler) Connections() int { return h.gate.Connections() }

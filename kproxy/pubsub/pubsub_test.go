@@ -17,13 +17,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 )
 
 const topic = "orders"
 
 func TestPing(t *testing.T) {
 	g := startGateway(t, Options{})
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	for _, state := range [][]byte{{72, 65, 100, 10, 90}, nil, bytes.Repeat([]byte{0, 0xff}, 1000)} {
 		resp := call(t, ws, pingReq(100, state))
 		pong := resp.GetPongResp()
@@ -44,7 +46,7 @@ func TestPing(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	g := startGateway(t, Options{})
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	// CmdEmpty, as the seed client's hello world sends it, and a request
 	// without any command: both get APISIX's "unknown command".
 	empty := &PubSubReq{Sequence: 101, Req: &PubSubReq_CmdEmpty{CmdEmpty: &CmdEmpty{}}}
@@ -57,7 +59,7 @@ func TestUnknownCommand(t *testing.T) {
 
 func TestUndecodableAndTextFrames(t *testing.T) {
 	g := startGateway(t, Options{})
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	for _, frame := range [][]byte{
 		{0xff, 0xff, 0xff},          // a truncated varint
 		{0x0a, 0x05, 'a'},           // field 1 as bytes, longer than the frame
@@ -92,7 +94,7 @@ func TestListOffset(t *testing.T) {
 	g.createTopic(t, topic, 2)
 	base := time.UnixMilli(1_695_353_632_271)
 	recs := g.produce(t, records(topic, 1, 10, base))
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 
 	// Partition 0 is empty: start and end are 0, no record is at or after any time.
 	for _, tc := range []struct {
@@ -157,7 +159,7 @@ func TestFetch(t *testing.T) {
 	recs := g.produce(t, records(topic, 0, 20, time.UnixMilli(1_700_000_000_000)))
 	// A record without key and with an empty value.
 	recs = append(recs, g.produce(t, []*kgo.Record{{Topic: topic, Timestamp: time.UnixMilli(1_700_000_100_000)}})...)
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 
 	for _, from := range []int64{0, 1, 7, 20} {
 		got := fetch(t, ws, 33, topic, 0, from)
@@ -188,10 +190,10 @@ func TestFetchWaitsForNewRecords(t *testing.T) {
 	// A long wait, so the record produced after the request arrives within it.
 	g := startGateway(t, Options{FetchMaxWait: 20 * time.Second})
 	g.createTopic(t, topic, 1)
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	send(t, ws, fetchReq(5, topic, 0, 0))
 	// The fetch is waiting (it is in flight) before the record is written.
-	eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
+	wsgatetest.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
 	want := g.produce(t, records(topic, 0, 1, time.UnixMilli(1_700_000_000_000)))
 	resp := recv(t, ws)
 	msgs := resp.GetKafkaFetchResp().GetMessages()
@@ -220,7 +222,7 @@ func TestFetchErrors(t *testing.T) {
 	if _, err := adm.DeleteRecords(context.Background(), offs); err != nil {
 		t.Fatalf("delete records: %v", err)
 	}
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	for _, tc := range []struct {
 		name string
 		req  *PubSubReq
@@ -273,7 +275,7 @@ func TestFetchLoopAsSeedClient(t *testing.T) {
 		produced <- nil
 	}()
 
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	offset := listOffset(t, ws, topic, 0, -2)
 	var got []*KafkaMessage
 	fetches := 0
@@ -311,7 +313,7 @@ func TestFetchLoopAsSeedClient(t *testing.T) {
 // there, although Kafka returns the whole batch.
 func TestFetchInsideCompressedBatch(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 50 * time.Millisecond})
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	for _, tc := range []struct {
 		name  string
 		codec kgo.CompressionCodec
@@ -356,7 +358,7 @@ func TestPipelined(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 100 * time.Millisecond, MaxInFlight: 4})
 	g.createTopic(t, topic, 2)
 	recs := g.produce(t, records(topic, 0, 50, time.UnixMilli(1_700_000_000_000)))
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	type want struct {
 		kind   string
 		offset int64 // first record or listed offset
@@ -481,8 +483,11 @@ func TestUpgradeRefusals(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
-			var e httpErrorBody
-			if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Code != tc.code {
+			var e struct {
+				Error string `json:"error"`
+				Code  string `json:"code"`
+			}
+			if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Code != tc.code || e.Error == "" {
 				t.Errorf("got %d %s, want %d with code %s", resp.StatusCode, body, tc.status, tc.code)
 			}
 		})
@@ -495,7 +500,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	if resp.Header.Get("WWW-Authenticate") == "" {
 		t.Error("401 without WWW-Authenticate")
 	}
-	ws := dial(t, g.url, http.Header{"Authorization": {"Bearer good-token-0123456789"}})
+	ws := wsgatetest.Dial(t, g.url, http.Header{"Authorization": {"Bearer good-token-0123456789"}})
 	if resp := call(t, ws, pingReq(1, nil)); resp.GetPongResp() == nil {
 		t.Fatalf("with a header token: got %v, want a pong", resp)
 	}
@@ -505,8 +510,8 @@ func TestUpgradeRefusals(t *testing.T) {
 		t.Fatalf("dial beyond max connections: got %v, %v; want 503", resp, err)
 	}
 	ws.Close()
-	eventually(t, 10*time.Second, "connection closed", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
-	ws = dial(t, g.url+"?access_token=good-token-0123456789", nil)
+	wsgatetest.Eventually(t, 10*time.Second, "connection closed", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
+	ws = wsgatetest.Dial(t, g.url+"?access_token=good-token-0123456789", nil)
 	if resp := call(t, ws, pingReq(2, nil)); resp.GetPongResp() == nil {
 		t.Fatalf("with access_token: got %v, want a pong", resp)
 	}
@@ -529,7 +534,7 @@ func wsHeaders() http.Header {
 
 func TestFrameTooLarge(t *testing.T) {
 	g := startGateway(t, Options{MaxFrameBytes: 1024})
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	if resp := call(t, ws, pingReq(1, make([]byte, 900))); resp.GetPongResp() == nil {
 		t.Fatalf("frame below the limit: got %v, want a pong", resp)
 	}
@@ -539,7 +544,7 @@ func TestFrameTooLarge(t *testing.T) {
 	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Fatalf("got %v, want close 1009", err)
 	}
-	eventually(t, 10*time.Second, "close counted", func() bool {
+	wsgatetest.Eventually(t, 10*time.Second, "close counted", func() bool {
 		return g.metric("kproxy_pubsub_closed_total", "reason", "frame_too_large") == 1
 	})
 }
@@ -547,10 +552,10 @@ func TestFrameTooLarge(t *testing.T) {
 func TestShutdownAnswersThenCloses(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 300 * time.Millisecond})
 	g.createTopic(t, topic, 1)
-	ws := dial(t, g.url, nil)
+	ws := wsgatetest.Dial(t, g.url, nil)
 	// A fetch at the log end is in flight when the shutdown begins.
 	send(t, ws, fetchReq(77, topic, 0, 0))
-	eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
+	wsgatetest.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
 	done := make(chan error, 1)
 	go func() { done <- g.h.Shutdown(context.Background()) }()
 	resp := recv(t, ws)
@@ -639,7 +644,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	// and the heap.
 	var peakHeap uint64
 	peakInflight := 0.0
-	eventually(t, 60*time.Second, "stalled connection closed", func() bool {
+	wsgatetest.Eventually(t, 60*time.Second, "stalled connection closed", func() bool {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		peakHeap = max(peakHeap, ms.HeapAlloc)
@@ -661,7 +666,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	if growth := int64(peakHeap) - int64(before.HeapAlloc); growth > 64<<20 {
 		t.Errorf("heap grew by %d MiB, want under 64 MiB", growth>>20)
 	}
-	eventually(t, 10*time.Second, "connection gone", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
+	wsgatetest.Eventually(t, 10*time.Second, "connection gone", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
 	ws.Close()
 	<-sendErr
 }
