@@ -28,8 +28,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Conn is a gateway's connection, made by Options.Open around a Socket (which
-// it embeds, and so provides StopReading).
+// Conn is what a Gate needs of a gateway's connection type: a pointer type
+// that Options.Open makes around a Socket, which it embeds (and so provides
+// StopReading).
 type Conn interface {
 	comparable
 	// Serve serves the connection until the client closes it, a read or
