@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -282,13 +281,7 @@ func TestAuthentication(t *testing.T) {
 		method string
 		want   int
 	}{{http.MethodGet, http.StatusUpgradeRequired}, {http.MethodPost, http.StatusMethodNotAllowed}} {
-		req, _ := http.NewRequest(tt.method, g.srv.URL+"/ws", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := wsgatetest.Do(t, tt.method, g.srv.URL+"/ws", nil)
 		if resp.StatusCode != tt.want || !strings.Contains(string(body), `"code"`) {
 			t.Errorf("%s without upgrade: got %d %s, want %d with a JSON error", tt.method, resp.StatusCode, body, tt.want)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -470,19 +469,10 @@ func TestUpgradeRefusals(t *testing.T) {
 	}{
 		{"plain GET", http.MethodGet, nil, http.StatusUpgradeRequired, "upgrade_required"},
 		{"POST", http.MethodPost, nil, http.StatusMethodNotAllowed, "method_not_allowed"},
-		{"upgrade without token", http.MethodGet, wsHeaders(), http.StatusUnauthorized, "unauthorized"},
+		{"upgrade without token", http.MethodGet, wsgatetest.HandshakeHeader(), http.StatusUnauthorized, "unauthorized"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, httpURL, nil)
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
+			resp, body := wsgatetest.Do(t, tc.method, httpURL, tc.header)
 			var e struct {
 				Error string `json:"error"`
 				Code  string `json:"code"`
@@ -519,16 +509,6 @@ func TestUpgradeRefusals(t *testing.T) {
 		if got := g.metric("kproxy_pubsub_upgrades_total", "result", result); got != want {
 			t.Errorf("upgrades{result=%s}: got %v, want %v", result, got, want)
 		}
-	}
-}
-
-// wsHeaders are the headers of a WebSocket handshake.
-func wsHeaders() http.Header {
-	return http.Header{
-		"Connection":            {"Upgrade"},
-		"Upgrade":               {"websocket"},
-		"Sec-Websocket-Version": {"13"},
-		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
 	}
 }
 

@@ -3,7 +3,6 @@ package wsgate
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -171,16 +170,6 @@ func (r *rig) upgrades(result string) float64 {
 	return testutil.ToFloat64(r.g.Metrics().Upgrades.WithLabelValues(result))
 }
 
-// wsHeaders are a WebSocket handshake's headers.
-func wsHeaders() http.Header {
-	return http.Header{
-		"Connection":            {"Upgrade"},
-		"Upgrade":               {"websocket"},
-		"Sec-Websocket-Version": {"13"},
-		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
-	}
-}
-
 // TestRefusals checks every answer before the upgrade: status, headers, the
 // JSON body and the upgrades_total result it counts.
 func TestRefusals(t *testing.T) {
@@ -191,9 +180,9 @@ func TestRefusals(t *testing.T) {
 		o.CheckOrigin = func(r *http.Request) bool { return r.Header.Get("Origin") != "http://evil.example" }
 	}})
 	authed := func(h http.Header) http.Header { h.Set("Authorization", token); return h }
-	noVersion := authed(wsHeaders())
+	noVersion := authed(wsgatetest.HandshakeHeader())
 	noVersion.Del("Sec-Websocket-Version")
-	badOrigin := authed(wsHeaders())
+	badOrigin := authed(wsgatetest.HandshakeHeader())
 	badOrigin.Set("Origin", "http://evil.example")
 	type want struct {
 		status int
@@ -211,7 +200,7 @@ func TestRefusals(t *testing.T) {
 			`{"error":"the echo gateway takes a WebSocket upgrade (GET), not POST","code":"method_not_allowed"}`, UpgradeMethod}},
 		{"plain GET", http.MethodGet, nil, want{426, map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"},
 			`{"error":"the echo gateway speaks WebSocket: send Connection: Upgrade and Upgrade: websocket","code":"upgrade_required"}`, UpgradeNotWebSocket}},
-		{"no token", http.MethodGet, wsHeaders(), want{401, map[string]string{"WWW-Authenticate": `Bearer realm="kproxy"`},
+		{"no token", http.MethodGet, wsgatetest.HandshakeHeader(), want{401, map[string]string{"WWW-Authenticate": `Bearer realm="kproxy"`},
 			`{"error":"a valid token is required (Authorization: Bearer or ?access_token=)","code":"unauthorized"}`, UpgradeUnauthorized}},
 		{"bad handshake", http.MethodGet, noVersion, want{400, nil,
 			`{"error":"websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header","code":"bad_handshake"}`, UpgradeHandshake}},
@@ -220,16 +209,7 @@ func TestRefusals(t *testing.T) {
 	}
 	do := func(t *testing.T, method string, header http.Header, w want) {
 		t.Helper()
-		req, _ := http.NewRequest(method, r.srv.URL+"/echo", nil)
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		resp, body := wsgatetest.Do(t, method, r.srv.URL+"/echo", header)
 		if resp.StatusCode != w.status || string(body) != w.body+"\n" {
 			t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, w.status, w.body)
 		}
@@ -251,7 +231,7 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	do(t, http.MethodGet, authed(wsHeaders()), want{503, map[string]string{"Retry-After": "1"},
+	do(t, http.MethodGet, authed(wsgatetest.HandshakeHeader()), want{503, map[string]string{"Retry-After": "1"},
 		`{"error":"1 echo connections are open, the limit","code":"too_many_connections"}`, UpgradeLimit})
 	ws.Close()
 	wsgatetest.Eventually(t, waitTimeout, "the slot freed", func() bool { return r.g.Connections() == 0 })
@@ -260,7 +240,7 @@ func TestRefusals(t *testing.T) {
 	if err := r.g.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	do(t, http.MethodGet, authed(wsHeaders()), want{503, map[string]string{"Retry-After": "1"},
+	do(t, http.MethodGet, authed(wsgatetest.HandshakeHeader()), want{503, map[string]string{"Retry-After": "1"},
 		`{"error":"kproxy is shutting down","code":"shutting_down"}`, UpgradeShutdown})
 
 	for result, n := range map[string]float64{UpgradeOK: 1, UpgradeMethod: 1, UpgradeNotWebSocket: 1, UpgradeUnauthorized: 1,

@@ -6,6 +6,7 @@
 package wsgatetest
 
 import (
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -27,6 +28,40 @@ func Dial(t testing.TB, url string, header http.Header) *websocket.Conn {
 	}
 	t.Cleanup(func() { ws.Close() })
 	return ws
+}
+
+// HandshakeHeader returns the headers of a WebSocket handshake, for a test
+// that sends the upgrade request itself.
+func HandshakeHeader() http.Header {
+	return http.Header{
+		"Connection":            {"Upgrade"},
+		"Upgrade":               {"websocket"},
+		"Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
+	}
+}
+
+// Do sends a request of method with header to url, as a client that does
+// not speak WebSocket would, and returns the answer with its body read.
+func Do(t testing.TB, method, url string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the body: %v", method, url, err)
+	}
+	return resp, body
 }
 
 // Eventually polls cond every 10 ms until it holds, and fails the test
