@@ -1,5 +1,6 @@
 // Package wsgatetest is test support for kproxy's WebSocket gateways:
-// dialing a gateway, waiting for a condition, and running the Node.js clients of the interop tests
+// dialing a gateway or sending it a request by hand, waiting for a
+// condition, and running the Node.js clients of the interop tests
 // (their pinned npm packages installed with npm ci into a temporary
 // directory, then node bounded in time and killed with the test). Only tests
 // import it; kproxy's binary does not contain it.
