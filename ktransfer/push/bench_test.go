@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // cannedServer answers every request with an empty 200 without allocating, so
@@ -59,12 +61,12 @@ func serveCanned(c net.Conn) {
 			if err != nil {
 				return
 			}
-			line = trimEOL(line)
+			line = bytes.TrimRight(line, "\r\n")
 			if len(line) == 0 {
 				break
 			}
-			if i := indexByte(line, ':'); i > 0 && equalFold(line[:i], "content-length") {
-				n, _ = parseDecimal(trimSpace(line[i+1:]))
+			if name, value, ok := bytes.Cut(line, []byte(":")); ok && http1.EqualFold(name, "content-length") {
+				n, _ = http1.ParseDecimal(bytes.TrimSpace(value))
 			}
 		}
 		if _, err := br.Discard(int(n)); err != nil {
