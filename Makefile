@@ -65,6 +65,7 @@ FUZZ_TARGETS := \
 	./pkg/partition:FuzzPartitioners \
 	./pkg/http1:FuzzParseRequest \
 	./pkg/http1:FuzzBodyReader \
+	./pkg/http1:FuzzReadResponse \
 	./kproxy/httpapi:FuzzCommitQuery \
 	./kproxy/httpapi:FuzzBatch \
 	./kproxy/httpapi:FuzzRecordHeaders \
@@ -72,7 +73,6 @@ FUZZ_TARGETS := \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
 	./kproxy/proxy:FuzzReadValue \
-	./ktransfer/push:FuzzReadHead \
 	./ktransfer/push:FuzzQueryEscape \
 	./ktransfer/push:FuzzResponse \
 	./ktransfer/push:FuzzRequest \
