@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,7 +257,8 @@ func CheckServer(s string) error {
 }
 
 // CheckURI tells why New would refuse uri as the request URI template (it must
-// start with / and hold no spaces or control characters); nil when it would not.
+// start with /, hold no spaces or control characters, and in its path, before
+// the first ?, have two hex digits after every %); nil when it would not.
 func CheckURI(uri string) error {
 	var rules []string
 	if !strings.HasPrefix(uri, "/") {
@@ -264,6 +266,11 @@ func CheckURI(uri string) error {
 	}
 	if strings.ContainsFunc(uri, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		rules = append(rules, "must not contain spaces or control characters")
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	if _, err := url.PathUnescape(path); err != nil {
+		// Servers refuse such a path (net/http: 400); % is written %25.
+		rules = append(rules, "must write % as %25 in its path (% starts an escape of two hex digits there)")
 	}
 	if len(rules) == 0 {
 		return nil
