@@ -66,6 +66,7 @@ FUZZ_TARGETS := \
 	./pkg/commitmeta:FuzzDecode \
 	./pkg/http1:FuzzParseRequest \
 	./pkg/http1:FuzzBodyReader \
+	./pkg/http1:FuzzReadResponse \
 	./kproxy/httpapi:FuzzCommitQuery \
 	./kproxy/httpapi:FuzzBatch \
 	./kproxy/httpapi:FuzzRecordHeaders \
@@ -73,7 +74,6 @@ FUZZ_TARGETS := \
 	./kproxy/proxy:FuzzParseAcks \
 	./kproxy/proxy:FuzzAuthorization \
 	./kproxy/proxy:FuzzReadValue \
-	./ktransfer/push:FuzzReadHead \
 	./ktransfer/push:FuzzQueryEscape \
 	./ktransfer/push:FuzzResponse \
 	./ktransfer/push:FuzzRequest \

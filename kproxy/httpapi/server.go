@@ -171,19 +171,11 @@ func (s *Server) Run(ctx context.Context) error {
 // clients still hold and closes them, all within shutdown_timeout. It returns nil
 // after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	var ops *http.Server
-	var opsLn net.Listener
-	if s.opsMux != nil {
-		var err error
-		if opsLn, err = net.Listen("tcp", s.cfg.OpsListen); err != nil {
-			ln.Close()
-			s.core.Close()
-			return fmt.Errorf("ops_listen %s: %w", s.cfg.OpsListen, err)
-		}
-		addr := opsLn.Addr().String()
-		s.opsAddr.Store(&addr)
-		ops = opshttp.NewServer(s.cfg.OpsListen, s.opsMux, s.opsLimits)
-		ops.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	ops, opsLn, err := s.listenOps()
+	if err != nil {
+		ln.Close()
+		s.core.Close()
+		return err
 	}
 	// Connections are counted below TLS: one refused costs no handshake.
 	ln = s.conns.listener(ln)
@@ -238,7 +230,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.core.Close()
 		return failed
 	}
+	return s.drain(ln, accepted, errc, srv, ops)
+}
 
+// listenOps listens on ops_listen, when the operations endpoints have a
+// listener of their own, and returns their server; nil without one.
+func (s *Server) listenOps() (*http.Server, net.Listener, error) {
+	if s.opsMux == nil {
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.OpsListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ops_listen %s: %w", s.cfg.OpsListen, err)
+	}
+	addr := ln.Addr().String()
+	s.opsAddr.Store(&addr)
+	ops := opshttp.NewServer(s.cfg.OpsListen, s.opsMux, s.opsLimits)
+	ops.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	return ops, ln, nil
+}
+
+// drain is Serve's end after ctx ended: it stops accepting on ln (whose
+// accept loop reports on accepted), lets the requests in progress on the loop
+// and on srv finish, runs the OnDrain functions, flushes what the Kafka
+// clients hold and closes them, and last stops ops (errc has the end of srv's
+// and ops' Serve), all within shutdown_timeout.
+func (s *Server) drain(ln net.Listener, accepted, errc <-chan error, srv, ops *http.Server) error {
 	start := time.Now()
 	s.core.StartDrain()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown)

@@ -6,22 +6,24 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"strconv"
+	"net/http"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
-// The exchange speaks HTTP/1.1 itself over a net.Conn rather than through
-// net/http: one POST and one response per round trip, with no goroutines per
-// connection and no allocations per request beyond registering for the
-// context's cancellation. Against a canned local server net/http's Transport
-// reaches about half the rate with 64 workers, at 44 allocations per request
-// (BenchmarkPush64 measures both). The deadlines of a net.Conn give the timeouts
-// their exact meaning.
+// The exchange speaks HTTP/1.1 itself over a net.Conn, with pkg/http1's
+// framing, rather than through net/http: one POST and one response per round
+// trip, with no goroutines per connection and no allocations per request
+// beyond registering for the context's cancellation (net/http's Transport
+// makes 44; BenchmarkPush64 measures both, and the README's "Why not
+// net/http" gives the figures). The deadlines of a net.Conn give the timeouts
+// their exact meaning, and the connection can be checked for stray bytes right
+// before each request (idleState), which a Transport does not let a caller do.
 
 const (
 	// readBufSize holds a typical response head and small body in one read.
@@ -31,8 +33,6 @@ const (
 	inlineBody = 32 << 10
 	// maxHeaderBytes bounds a response head.
 	maxHeaderBytes = 256 << 10
-	// maxInterim bounds the 1xx responses skipped before the final one.
-	maxInterim = 8
 	// snippetLen bounds the body start kept in a StatusError.
 	snippetLen = 256
 	// peekWait bounds the read of bytes known to be waiting on a connection
@@ -51,7 +51,8 @@ type conn struct {
 	peek      *peeker // the TCP socket under nc, looked into while idle; nil if unavailable
 	tls       bool
 	br        *bufio.Reader
-	wbuf      []byte
+	wbuf      []byte      // the request head, and a small body
+	target    []byte      // the request target
 	abort     func()      // cuts the connection's deadlines short; built once
 	cut       atomic.Bool // abort was called: the connection is spoilt
 	idleSince time.Time
@@ -315,60 +316,9 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 			}
 		}()
 	}
-
-	b := append(c.wbuf[:0], "POST "...)
-	b = append(b, s.base...)
-	b = p.uri.appendTo(b, r)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	if p.host != "" {
-		b = append(b, p.host...)
-	} else {
-		b = append(b, s.host...)
-	}
-	b = append(b, "\r\n"...)
-	b = append(b, p.head...)
-	b = p.appendForwarded(b, r.Headers)
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
-	b = append(b, "\r\n\r\n"...)
-	inline := len(r.Value) <= inlineBody
-	if inline {
-		b = append(b, r.Value...)
-	}
-	c.wbuf = b
-
-	if c.reused {
-		switch c.idleState() {
-		case idleClosed:
-			return resp, false, true, errIdleClosed
-		case idleData:
-			p.unsolicited(ctx, c, s, "idle connection")
-			return resp, false, true, errUnsolicited
-		}
-	}
-	if p.cfg.WriteTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
-	}
-	if c.cut.Load() {
-		return resp, false, false, errCut
-	}
-	_, err = c.nc.Write(b)
-	early := false
-	if err == nil && !inline {
-		last := len(r.Value) - 1
-		if _, err = c.nc.Write(r.Value[:last]); err == nil {
-			early = c.arrived()
-			if c.cut.Load() {
-				return resp, false, false, errCut
-			}
-			if !early {
-				_, err = c.nc.Write(r.Value[last:])
-			}
-		}
-	}
+	early, unanswered, err := p.send(ctx, c, s, r)
 	if err != nil {
-		err = p.wrap("write request", p.cfg.WriteTimeout, err)
-		return resp, false, !errors.Is(err, ErrTimeout), err
+		return resp, false, unanswered, err
 	}
 
 	if p.cfg.ReadTimeout > 0 {
@@ -377,11 +327,19 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 	if c.cut.Load() {
 		return resp, false, false, errCut
 	}
-	h, err := readHead(c.br, &resp)
+	var h http1.Response
+	err = http1.ReadResponse(c.br, http.MethodPost, maxHeaderBytes, &h, func(name, value []byte) {
+		if h.Status/100 != 2 && http1.EqualFold(name, "retry-after") {
+			if d, ok := parseRetryAfter(string(value), time.Now()); ok {
+				resp.retryAfter = d
+			}
+		}
+	})
 	if err != nil {
-		unanswered = h.nothingRead && !isTimeout(err)
+		unanswered = h.HeadBytes == 0 && !isTimeout(err)
 		return resp, false, unanswered, p.wrap("read response", p.cfg.ReadTimeout, err)
 	}
+	resp.status = h.Status
 	if p.stallAfter > 0 {
 		s.answered(p.since(time.Now()))
 	}
@@ -394,291 +352,100 @@ func (p *Pusher) exchange(ctx context.Context, c *conn, s *server, r *Record) (r
 		return resp, false, false, err
 	}
 	c.lastTopic, c.lastPartition, c.lastOffset = r.Topic, r.Partition, r.Offset
-	keep = h.keepAlive
-	switch {
-	case resp.status == 204 || resp.status == 304:
-	case h.chunked:
-		if resp.status/100 != 2 {
-			resp.body = snippetChunked(c.br)
-		}
-		if discardChunked(c.br, p.maxBody) != nil {
-			keep = false
-		}
-	case h.length >= 0:
-		if resp.status/100 != 2 {
-			resp.body = snippet(c.br, h.length)
-		}
-		if h.length > p.maxBody {
-			keep = false
-		} else if _, err := c.br.Discard(int(h.length)); err != nil {
-			keep = false
-		}
-	default:
-		// The body runs to the end of the connection: the status is all that
-		// is needed, so it is not waited for.
-		if resp.status/100 != 2 {
-			resp.body = snippet(c.br, snippetLen)
-		}
-		keep = false
+	return resp, p.readBody(ctx, c, s, &h, &resp), false, nil
+}
+
+// send writes the request for r on c: in one write when the body is small,
+// else the head and all of the body but its last byte, then, unless an answer
+// has arrived by then (early), the last byte. unanswered reports a failure
+// that leaves the request untaken by the server: c was found closed or holding
+// bytes nobody asked for, or a write failed without a timeout.
+func (p *Pusher) send(ctx context.Context, c *conn, s *server, r *Record) (early, unanswered bool, err error) {
+	host := s.host
+	if p.host != "" {
+		host = p.host
 	}
-	if keep && c.br.Buffered() > 0 {
+	c.target = p.uri.appendTo(append(c.target[:0], s.base...), r)
+	b := http1.AppendRequestLine(c.wbuf[:0], http.MethodPost, c.target)
+	b = http1.AppendField(b, "Host", host)
+	b = append(b, p.head...)
+	b = p.appendForwarded(b, r.Headers)
+	b = http1.AppendContentLength(b, len(r.Value))
+	b = append(b, "\r\n"...)
+	inline := len(r.Value) <= inlineBody
+	if inline {
+		b = append(b, r.Value...)
+	}
+	c.wbuf = b
+
+	if c.reused {
+		switch c.idleState() {
+		case idleClosed:
+			return false, true, errIdleClosed
+		case idleData:
+			p.unsolicited(ctx, c, s, "idle connection")
+			return false, true, errUnsolicited
+		}
+	}
+	if p.cfg.WriteTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+	}
+	if c.cut.Load() {
+		return false, false, errCut
+	}
+	_, err = c.nc.Write(b)
+	if err == nil && !inline {
+		last := len(r.Value) - 1
+		if _, err = c.nc.Write(r.Value[:last]); err == nil {
+			early = c.arrived()
+			if c.cut.Load() {
+				return early, false, errCut
+			}
+			if !early {
+				_, err = c.nc.Write(r.Value[last:])
+			}
+		}
+	}
+	if err != nil {
+		err = p.wrap("write request", p.cfg.WriteTimeout, err)
+		return early, !errors.Is(err, ErrTimeout), err
+	}
+	return early, false, nil
+}
+
+// readBody keeps the start of a failure's body in resp, from what has arrived
+// (it never waits for it), and reads the body of the answer h to its end when
+// c can carry another request, which it reports. A body longer than
+// Config.MaxResponseBytes, or one running to the end of the connection, is
+// not waited for: the status is all a push needs.
+func (p *Pusher) readBody(ctx context.Context, c *conn, s *server, h *http1.Response, resp *response) bool {
+	var body http1.BodyReader
+	body.ResetResponse(c.br, h)
+	if resp.status/100 != 2 {
+		b := body.Buffered()
+		resp.body = printable(b[:min(len(b), snippetLen)])
+	}
+	if !h.KeepAlive {
+		return false
+	}
+	if _, err := body.Discard(p.maxBody); err != nil {
+		return false
+	}
+	if c.br.Buffered() > 0 {
 		// More than one answer to one request: the connection is not
 		// trusted, and the log names the record whose answer may have been
 		// the wrong one (unless the server announced its close).
 		if c.dataState() == idleData {
 			p.unsolicited(ctx, c, s, "after an answer")
 		}
-		keep = false
+		return false
 	}
-	return resp, keep, false, nil
+	return true
 }
 
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// head is what framing needs of a response head.
-type head struct {
-	length      int64 // Content-Length, -1 when absent
-	chunked     bool
-	keepAlive   bool
-	nothingRead bool // the connection failed before the first byte
-}
-
-// readHead reads the status line and headers of the final answer, skipping 1xx
-// interim answers, into resp and the returned head.
-func readHead(br *bufio.Reader, resp *response) (head, error) {
-	total := 0
-	for interim := 0; ; interim++ {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			h := head{nothingRead: len(line) == 0 && interim == 0}
-			if err == bufio.ErrBufferFull {
-				err = fmt.Errorf("%w: status line longer than %d bytes", errBadResponse, readBufSize)
-			} else if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return h, err
-		}
-		total += len(line)
-		minor, status, ok := parseStatusLine(trimEOL(line))
-		if !ok {
-			return head{}, fmt.Errorf("%w: status line %q", errBadResponse, clip(line))
-		}
-		h := head{length: -1}
-		connection, err := readHeaders(br, resp, &h, status, &total)
-		if err != nil {
-			return head{}, err
-		}
-		if status >= 100 && status < 200 {
-			if status == 101 || interim == maxInterim {
-				return head{}, fmt.Errorf("%w: unexpected status %d", errBadResponse, status)
-			}
-			resp.retryAfter = -1
-			continue
-		}
-		resp.status = status
-		// HTTP/1.1 keeps the connection unless told otherwise, 1.0 only when
-		// told; either way the body must be framed.
-		h.keepAlive = connection != connClose && (minor >= 1 || connection == connKeepAlive)
-		switch {
-		case h.chunked:
-			if h.length >= 0 {
-				// Both framings: chunked wins, and the connection is not
-				// trusted again.
-				h.keepAlive = false
-			}
-			h.length = -1
-		case h.length < 0 && status != 204 && status != 304:
-			h.keepAlive = false
-		}
-		return h, nil
-	}
-}
-
-// Values of the Connection header that matter here.
-const (
-	connNone = iota
-	connKeepAlive
-	connClose
-)
-
-// Kinds of header a folded line may continue.
-const (
-	prevOther = iota
-	prevFraming
-	prevConnection
-)
-
-// readHeaders reads header lines up to the empty line, noting the framing ones
-// and, on failures, Retry-After. It returns what Connection asked for.
-func readHeaders(br *bufio.Reader, resp *response, h *head, status int, total *int) (connection int, err error) {
-	conflicting, otherCoding := false, false
-	prev := prevOther // the header a folded line continues
-	for {
-		line, err := br.ReadSlice('\n')
-		*total += len(line)
-		if *total > maxHeaderBytes {
-			return 0, fmt.Errorf("%w: response head longer than %d bytes", errBadResponse, maxHeaderBytes)
-		}
-		if err == bufio.ErrBufferFull {
-			// An overlong header none of the ones read here: skip the rest of it.
-			if headerIs(line, "content-length") || headerIs(line, "transfer-encoding") || headerIs(line, "connection") ||
-				(prev == prevFraming && (line[0] == ' ' || line[0] == '\t')) {
-				return 0, fmt.Errorf("%w: overlong header %q", errBadResponse, clip(line))
-			}
-			for err == bufio.ErrBufferFull {
-				line, err = br.ReadSlice('\n')
-				*total += len(line)
-				if *total > maxHeaderBytes {
-					return 0, fmt.Errorf("%w: response head longer than %d bytes", errBadResponse, maxHeaderBytes)
-				}
-			}
-			if err != nil {
-				return 0, unexpected(err)
-			}
-			prev = prevOther
-			continue
-		}
-		if err != nil {
-			return 0, unexpected(err)
-		}
-		line = trimEOL(line)
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			// Obsolete line folding continues the previous header's value:
-			// the body's framing is then unknown, and a folded Connection
-			// is not trusted to keep the connection.
-			switch prev {
-			case prevFraming:
-				return 0, fmt.Errorf("%w: folded Content-Length or Transfer-Encoding", errBadResponse)
-			case prevConnection:
-				connection = connClose
-			}
-			continue
-		}
-		i := indexByte(line, ':')
-		if i <= 0 {
-			return 0, fmt.Errorf("%w: header line %q", errBadResponse, clip(line))
-		}
-		name, value := line[:i], trimSpace(line[i+1:])
-		prev = prevOther
-		switch {
-		case equalFold(name, "content-length"):
-			prev = prevFraming
-			n, ok := parseDecimal(value)
-			if !ok || (h.length >= 0 && h.length != n) {
-				conflicting = true
-			}
-			h.length = n
-		case equalFold(name, "transfer-encoding"):
-			prev = prevFraming
-			// Only chunked as the last coding frames the body; anything
-			// else runs to the end of the connection.
-			h.chunked = hasSuffixFold(value, "chunked")
-			otherCoding = !h.chunked
-		case equalFold(name, "connection"):
-			prev = prevConnection
-			if hasToken(value, "close") {
-				connection = connClose
-			} else if connection == connNone && hasToken(value, "keep-alive") {
-				connection = connKeepAlive
-			}
-		case equalFold(name, "retry-after") && status/100 != 2:
-			if d, ok := parseRetryAfter(string(value), time.Now()); ok {
-				resp.retryAfter = d
-			}
-		}
-	}
-	if otherCoding {
-		h.length = -1
-	} else if conflicting && !h.chunked {
-		return 0, fmt.Errorf("%w: invalid or conflicting Content-Length", errBadResponse)
-	}
-	return connection, nil
-}
-
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// discardChunked reads a chunked body to its end, giving up past max bytes.
-func discardChunked(br *bufio.Reader, max int64) error {
-	var total int64
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return unexpected(err)
-		}
-		line = trimEOL(line)
-		if i := indexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		size, ok := parseHex(trimSpace(line))
-		if !ok {
-			return fmt.Errorf("%w: chunk size %q", errBadResponse, clip(line))
-		}
-		if size == 0 {
-			break
-		}
-		total += size
-		if total > max {
-			return fmt.Errorf("response body longer than %d bytes", max)
-		}
-		if _, err := br.Discard(int(size)); err != nil {
-			return unexpected(err)
-		}
-		line, err = br.ReadSlice('\n')
-		if err != nil {
-			return unexpected(err)
-		}
-		if len(trimEOL(line)) != 0 {
-			return fmt.Errorf("%w: chunk not followed by CRLF", errBadResponse)
-		}
-	}
-	// Trailers, up to the empty line.
-	for n := 0; ; n++ {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return unexpected(err)
-		}
-		if len(trimEOL(line)) == 0 {
-			return nil
-		}
-		if n > 100 {
-			return fmt.Errorf("%w: too many trailers", errBadResponse)
-		}
-	}
-}
-
-// snippet returns the start of a body of n bytes from what has already arrived;
-// it never waits for more.
-func snippet(br *bufio.Reader, n int64) string {
-	n = min(n, snippetLen, int64(br.Buffered()))
-	b, _ := br.Peek(int(n))
-	return printable(b)
-}
-
-// snippetChunked returns the start of the first chunk of a chunked body from
-// what has already arrived.
-func snippetChunked(br *bufio.Reader) string {
-	b, _ := br.Peek(br.Buffered())
-	i := indexByte(b, '\n')
-	if i < 0 {
-		return ""
-	}
-	size, ok := parseHex(trimSpace(cutByte(trimEOL(b[:i+1]), ';')))
-	if !ok {
-		return ""
-	}
-	rest := b[i+1:]
-	return printable(rest[:min(int64(len(rest)), size, snippetLen)])
 }
 
 func printable(b []byte) string {
@@ -690,143 +457,6 @@ func printable(b []byte) string {
 		out[i] = c
 	}
 	return string(out)
-}
-
-// parseStatusLine parses "HTTP/1.x SSS[ reason]".
-func parseStatusLine(line []byte) (minor, status int, ok bool) {
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
-		return 0, 0, false
-	}
-	if line[7] < '0' || line[7] > '9' {
-		return 0, 0, false
-	}
-	for _, c := range line[9:12] {
-		if c < '0' || c > '9' {
-			return 0, 0, false
-		}
-		status = status*10 + int(c-'0')
-	}
-	if len(line) > 12 && line[12] != ' ' {
-		return 0, 0, false
-	}
-	return int(line[7] - '0'), status, status >= 100
-}
-
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return -1, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return -1, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-func parseHex(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | int64(c)
-	}
-	return n, true
-}
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func cutByte(b []byte, c byte) []byte {
-	if i := indexByte(b, c); i >= 0 {
-		return b[:i]
-	}
-	return b
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// equalFold reports whether b equals the lower-case ASCII s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if lower(b[i]) != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func hasSuffixFold(b []byte, s string) bool {
-	return len(b) >= len(s) && equalFold(b[len(b)-len(s):], s)
-}
-
-// headerIs reports whether line starts with the header name (lower case) s.
-func headerIs(line []byte, s string) bool {
-	return len(line) > len(s) && equalFold(line[:len(s)], s) && (line[len(s)] == ':' || line[len(s)] == ' ')
-}
-
-// hasToken reports whether the comma-separated list v holds the lower-case token.
-func hasToken(v []byte, token string) bool {
-	for len(v) > 0 {
-		i := indexByte(v, ',')
-		var t []byte
-		if i < 0 {
-			t, v = v, nil
-		} else {
-			t, v = v[:i], v[i+1:]
-		}
-		if equalFold(trimSpace(t), token) {
-			return true
-		}
-	}
-	return false
 }
 
 // clip shortens b for an error message.

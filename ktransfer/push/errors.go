@@ -15,9 +15,6 @@ var ErrTimeout = errors.New("timeout")
 // may still process the request, so the record can arrive twice.
 var ErrAbandoned = errors.New("abandoned")
 
-// errBadResponse is wrapped by the error of an answer that is not HTTP/1.x.
-var errBadResponse = errors.New("malformed HTTP response")
-
 // StatusError is the error of an attempt answered with a status other than 2xx.
 type StatusError struct {
 	// Code is the HTTP status.

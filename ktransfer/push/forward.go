@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // MaxForwardedValue bounds the value of a record header sent as an HTTP header;
@@ -41,7 +43,7 @@ func (p *Pusher) buildForward() []error {
 	for i, n := range p.cfg.ForwardHeaders {
 		name := textproto.CanonicalMIMEHeaderKey(n)
 		switch {
-		case !isToken(n):
+		case !http1.IsToken(n):
 			errs = append(errs, fmt.Errorf("forward_headers[%d]: %q is not a header name", i, n))
 		case notForwardable[name]:
 			errs = append(errs, fmt.Errorf("forward_headers[%d]: %s frames the request and cannot come from a record", i, name))
@@ -70,29 +72,15 @@ func (p *Pusher) appendForwarded(b []byte, hs []kgo.RecordHeader) []byte {
 			if !strings.EqualFold(h.Key, name) {
 				continue
 			}
-			if len(h.Value) > MaxForwardedValue || !fieldValue(h.Value) {
+			if len(h.Value) > MaxForwardedValue || !http1.ValidFieldValue(h.Value) {
 				if p.ev.HeaderDropped != nil {
 					p.ev.HeaderDropped(name)
 				}
 				break
 			}
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, h.Value...)
-			b = append(b, "\r\n"...)
+			b = http1.AppendField(b, name, h.Value)
 			break
 		}
 	}
 	return b
-}
-
-// fieldValue reports whether v can stand as an HTTP field value on one line:
-// no control characters but tab.
-func fieldValue(v []byte) bool {
-	for _, c := range v {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // DefaultMaxResponseBytes is Config.MaxResponseBytes when it is 0.
@@ -254,7 +257,8 @@ func CheckServer(s string) error {
 }
 
 // CheckURI tells why New would refuse uri as the request URI template (it must
-// start with / and hold no spaces or control characters); nil when it would not.
+// start with /, hold no spaces or control characters, and in its path, before
+// the first ?, have two hex digits after every %); nil when it would not.
 func CheckURI(uri string) error {
 	var rules []string
 	if !strings.HasPrefix(uri, "/") {
@@ -262,6 +266,11 @@ func CheckURI(uri string) error {
 	}
 	if strings.ContainsFunc(uri, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		rules = append(rules, "must not contain spaces or control characters")
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	if _, err := url.PathUnescape(path); err != nil {
+		// Servers refuse such a path (net/http: 400); % is written %25.
+		rules = append(rules, "must write % as %25 in its path (% starts an escape of two hex digits there)")
 	}
 	if len(rules) == 0 {
 		return nil
@@ -292,10 +301,10 @@ func (p *Pusher) buildHead() []error {
 		}) {
 			name, value := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(m[k])
 			switch {
-			case !isToken(name):
+			case !http1.IsToken(name):
 				errs = append(errs, fmt.Errorf("headers[%d]: %q is not a header name", i, k))
 				continue
-			case strings.ContainsFunc(value, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }):
+			case !http1.ValidFieldValue(value):
 				errs = append(errs, fmt.Errorf("headers[%d]: %s value %q contains control characters", i, name, value))
 				continue
 			case name == "Content-Length" || name == "Transfer-Encoding":
@@ -312,33 +321,17 @@ func (p *Pusher) buildHead() []error {
 			case name == "User-Agent":
 				hasAgent = true
 			}
-			head = append(head, name...)
-			head = append(head, ": "...)
-			head = append(head, value...)
-			head = append(head, "\r\n"...)
+			head = http1.AppendField(head, name, value)
 		}
 	}
 	if !hasType {
-		head = append(head, "Content-Type: application/x-msgpack\r\n"...)
+		head = http1.AppendField(head, "Content-Type", "application/x-msgpack")
 	}
 	if !hasAgent {
-		head = append(head, "User-Agent: "+userAgent+"\r\n"...)
+		head = http1.AppendField(head, "User-Agent", userAgent)
 	}
 	p.head = head
 	return errs
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Close closes the idle connections and ends the watch of stalled servers;

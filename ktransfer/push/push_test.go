@@ -751,6 +751,8 @@ func TestNewErrors(t *testing.T) {
 		{"bad servers", func(c *Config) { c.Servers = []string{"nohost", "h:0", "ftp://h:1", "http://u@h:1", "http://h:1/?q=1"} },
 			[]string{`"nohost"`, `"h:0"`, `"ftp://h:1"`, `"http://u@h:1"`, `"http://h:1/?q=1"`}},
 		{"uri", func(c *Config) { c.URI = "x y" }, []string{"uri", "must start with /", "spaces"}},
+		{"bare % in the uri's path", func(c *Config) { c.URI = "/a%2g/{#KEY}?q=%" }, []string{"uri", "%25"}},
+		{"% before a placeholder", func(c *Config) { c.URI = "/a%{#PARTITION}" }, []string{"uri", "%25"}},
 		{"headers", func(c *Config) {
 			c.Headers = []map[string]string{{"Bad Name": "x"}, {"X-A": "a\r\nb"}, {"content-length": "1"}, {"Host": ""}}
 		}, []string{`"Bad Name"`, "control characters", "Content-Length", "Host"}},
@@ -774,8 +776,12 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(ok, nil, Events{}); err != nil {
-		t.Errorf("got error %v for a valid config, want none", err)
+	for _, uri := range []string{"/x", "/a%2Fb/{#KEY}", "/x?q=%&r={#KEY}"} {
+		c := ok
+		c.URI = uri
+		if _, err := New(c, nil, Events{}); err != nil {
+			t.Errorf("URI %q: got error %v for a valid config, want none", uri, err)
+		}
 	}
 }
 

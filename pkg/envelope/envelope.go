@@ -157,64 +157,25 @@ func skip(b []byte, off, n, depth, after int) (int, error) {
 			continue
 		}
 		var (
+			kind  uint8  // kindScalar, kindArray, kindMap or kindInvalid
 			size  int    // whole value for fixed-size scalars; header for containers
 			width int    // bytes of the big-endian length or count after the type byte
 			extra int    // bytes between that length and the payload (the ext type)
-			kind  uint8  // 0 scalar, 1 array, 2 map
 			count uint64 // declared elements of an array or pairs of a map
 		)
 		switch {
 		case c <= 0x8f:
-			kind, size, count = 2, 1, uint64(c&0x0f)
+			kind, size, count = kindMap, 1, uint64(c&0x0f)
 		case c <= 0x9f:
-			kind, size, count = 1, 1, uint64(c&0x0f)
+			kind, size, count = kindArray, 1, uint64(c&0x0f)
 		case c <= 0xbf:
 			size = 1 + int(c&0x1f)
 		default:
-			switch c {
-			case 0xc0, 0xc2, 0xc3: // nil, false, true
-				size = 1
-			case 0xc1:
+			f := &wideFormats[c-0xc0]
+			if f.kind == kindInvalid {
 				return off, fmt.Errorf("%w at byte %d", ErrInvalid, off)
-			case 0xc4, 0xd9: // bin8, str8
-				width = 1
-			case 0xc5, 0xda: // bin16, str16
-				width = 2
-			case 0xc6, 0xdb: // bin32, str32
-				width = 4
-			case 0xc7: // ext8
-				width, extra = 1, 1
-			case 0xc8: // ext16
-				width, extra = 2, 1
-			case 0xc9: // ext32
-				width, extra = 4, 1
-			case 0xcc, 0xd0: // uint8, int8
-				size = 2
-			case 0xcd, 0xd1: // uint16, int16
-				size = 3
-			case 0xca, 0xce, 0xd2: // float32, uint32, int32
-				size = 5
-			case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
-				size = 9
-			case 0xd4: // fixext1
-				size = 3
-			case 0xd5: // fixext2
-				size = 4
-			case 0xd6: // fixext4
-				size = 6
-			case 0xd7: // fixext8
-				size = 10
-			case 0xd8: // fixext16
-				size = 18
-			case 0xdc: // array16
-				kind, width = 1, 2
-			case 0xdd: // array32
-				kind, width = 1, 4
-			case 0xde: // map16
-				kind, width = 2, 2
-			case 0xdf: // map32
-				kind, width = 2, 4
 			}
+			kind, size, width, extra = f.kind, int(f.size), int(f.width), int(f.extra)
 		}
 		rem := len(b) - off
 		if width > 0 {
@@ -230,7 +191,7 @@ func skip(b []byte, off, n, depth, after int) (int, error) {
 			default:
 				l = uint64(binary.BigEndian.Uint32(b[off+1:]))
 			}
-			if kind == 0 {
+			if kind == kindScalar {
 				need := uint64(1+width+extra) + l
 				if need > uint64(rem) {
 					return off, truncated(off, need-uint64(rem))
@@ -240,44 +201,102 @@ func skip(b []byte, off, n, depth, after int) (int, error) {
 			}
 			size, count = 1+width, l
 		}
-		if kind == 0 {
+		if kind == kindScalar {
 			if size > rem {
 				return off, truncated(off, size-rem)
 			}
 			off += size
 			continue
 		}
-
-		if depth >= MaxDepth {
-			return off, fmt.Errorf("%w at byte %d (limit %d)", ErrTooDeep, off, MaxDepth)
-		}
-		declared := count
-		if kind == 2 {
-			count *= 2
-		}
-		if count == 0 {
-			off += size
-			continue
-		}
-		// The elements and everything still expected after this container
-		// need at least one byte each; checking that up front is what keeps
-		// a forged count of 2^32-1 from costing more than this comparison.
-		later := uint64(n - 1 + after)
-		if avail := uint64(rem - size); count+later > avail {
-			what := "array elements"
-			if kind == 2 {
-				what = "map pairs"
-			}
-			more := count + later - avail
-			return off, fmt.Errorf("%w at byte %d (%d %s declared, need at least %d more %s)",
-				ErrTruncated, off, declared, what, more, bytesUnit(more))
-		}
 		var err error
-		if off, err = skip(b, off+size, int(count), depth+1, n-1+after); err != nil {
+		if off, err = skipContainer(b, off, size, count, kind, depth, n-1+after); err != nil {
 			return off, err
 		}
 	}
 	return off, nil
+}
+
+// skipContainer skips the array or map at b[off] whose header of size bytes
+// declares count elements (pairs of a map), at depth as skip's values; later
+// values are still expected after it.
+func skipContainer(b []byte, off, size int, count uint64, kind uint8, depth, later int) (int, error) {
+	if depth >= MaxDepth {
+		return off, fmt.Errorf("%w at byte %d (limit %d)", ErrTooDeep, off, MaxDepth)
+	}
+	declared := count
+	if kind == kindMap {
+		count *= 2
+	}
+	if count == 0 {
+		return off + size, nil
+	}
+	// The elements and everything still expected after this container need
+	// at least one byte each; checking that up front is what keeps a forged
+	// count of 2^32-1 from costing more than this comparison.
+	if avail := uint64(len(b) - off - size); count+uint64(later) > avail {
+		what := "array elements"
+		if kind == kindMap {
+			what = "map pairs"
+		}
+		more := count + uint64(later) - avail
+		return off, fmt.Errorf("%w at byte %d (%d %s declared, need at least %d more %s)",
+			ErrTruncated, off, declared, what, more, bytesUnit(more))
+	}
+	return skip(b, off+size, int(count), depth+1, later)
+}
+
+// format is what a type byte from 0xc0 to 0xdf says about the value's size.
+type format struct {
+	kind  uint8 // kindScalar, kindArray, kindMap or kindInvalid
+	size  uint8 // a fixed-size scalar whole
+	width uint8 // bytes of the big-endian length or count after the type byte
+	extra uint8 // bytes between that length and the payload (the ext type)
+}
+
+// Kinds of value, by what skip does with them.
+const (
+	kindScalar = iota
+	kindArray
+	kindMap
+	kindInvalid
+)
+
+// wideFormats is the msgpack specification's table of the formats whose type
+// byte is 0xc0 + i; the fix formats (fixint, fixmap, fixarray, fixstr) take
+// the rest of the byte values.
+var wideFormats = [0x20]format{
+	{size: 1},                   // 0xc0 nil
+	{kind: kindInvalid},         // 0xc1 never used
+	{size: 1},                   // 0xc2 false
+	{size: 1},                   // 0xc3 true
+	{width: 1},                  // 0xc4 bin8
+	{width: 2},                  // 0xc5 bin16
+	{width: 4},                  // 0xc6 bin32
+	{width: 1, extra: 1},        // 0xc7 ext8
+	{width: 2, extra: 1},        // 0xc8 ext16
+	{width: 4, extra: 1},        // 0xc9 ext32
+	{size: 5},                   // 0xca float32
+	{size: 9},                   // 0xcb float64
+	{size: 2},                   // 0xcc uint8
+	{size: 3},                   // 0xcd uint16
+	{size: 5},                   // 0xce uint32
+	{size: 9},                   // 0xcf uint64
+	{size: 2},                   // 0xd0 int8
+	{size: 3},                   // 0xd1 int16
+	{size: 5},                   // 0xd2 int32
+	{size: 9},                   // 0xd3 int64
+	{size: 3},                   // 0xd4 fixext1
+	{size: 4},                   // 0xd5 fixext2
+	{size: 6},                   // 0xd6 fixext4
+	{size: 10},                  // 0xd7 fixext8
+	{size: 18},                  // 0xd8 fixext16
+	{width: 1},                  // 0xd9 str8
+	{width: 2},                  // 0xda str16
+	{width: 4},                  // 0xdb str32
+	{kind: kindArray, width: 2}, // 0xdc array16
+	{kind: kindArray, width: 4}, // 0xdd array32
+	{kind: kindMap, width: 2},   // 0xde map16
+	{kind: kindMap, width: 4},   // 0xdf map32
 }
 
 // truncated reports a value at off that needs more bytes than the input has.

@@ -21,13 +21,26 @@ var tokenChars = func() (t [0x80]bool) {
 	return t
 }()
 
-// isToken reports whether b is a non-empty token.
-func isToken(b []byte) bool {
-	if len(b) == 0 {
+// IsToken reports whether s is a non-empty token: a method, a field name, a
+// transfer coding.
+func IsToken[S ~string | ~[]byte](s S) bool {
+	if len(s) == 0 {
 		return false
 	}
-	for _, c := range b {
-		if !IsTokenChar(c) {
+	for i := 0; i < len(s); i++ {
+		if !IsTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidFieldValue reports whether v can stand as a field value on one line:
+// no control characters but tab (so no CR, LF or NUL that could end the line
+// or the head early). Surrounding white space is the caller's to trim.
+func ValidFieldValue[S ~string | ~[]byte](v S) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}

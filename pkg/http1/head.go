@@ -1,15 +1,3 @@
-// Package http1 is HTTP/1.1 message framing (RFC 9112) without net/http: the
-// request head with its limits (request line, header fields, the framing and
-// connection fields), length-delimited and chunked bodies, and the writing of
-// status lines, request lines and fields. It is for programs that run their own
-// connection loops because net/http's costs them too much per message (kproxy's
-// HTTP front); it does no I/O of its own beyond reading bodies from a
-// bufio.Reader, allocates nothing per message, and accepts only what it can
-// frame without doubt: anything else is an error the caller can hand to a
-// fuller implementation.
-//
-// Parsed heads point into the caller's buffer and are valid until it is reused.
-// Functions are safe for concurrent use; a Request or body reader is not.
 package http1
 
 import (
@@ -143,7 +131,7 @@ func nextLine(b []byte, off int) (line []byte, next int) {
 
 func (r *Request) parseRequestLine(line []byte) error {
 	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || !isToken(line[:sp]) {
+	if sp <= 0 || !IsToken(line[:sp]) {
 		return malformed("request line")
 	}
 	r.Method = line[:sp]
@@ -197,14 +185,12 @@ func (r *Request) parseFields(b []byte, off, end int) error {
 			return unsupported("obsolete line folding")
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		if colon <= 0 || !IsToken(line[:colon]) {
 			return malformed("field name")
 		}
 		f := Field{Name: line[:colon], Value: trimOWS(line[colon+1:])}
-		for _, c := range f.Value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return malformed("field value")
-			}
+		if !ValidFieldValue(f.Value) {
+			return malformed("field value")
 		}
 		r.Fields = append(r.Fields, f)
 		switch {

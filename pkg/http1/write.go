@@ -17,17 +17,19 @@ func AppendStatusLine(b []byte, minor, status int) []byte {
 	return append(b, "\r\n"...)
 }
 
-// AppendRequestLine appends "METHOD target HTTP/1.1\r\n".
-func AppendRequestLine(b []byte, method, target string) []byte {
+// AppendRequestLine appends "METHOD target HTTP/1.1\r\n". The caller makes
+// sure method is a token and target visible ASCII (IsToken; a client's
+// request target is escaped).
+func AppendRequestLine[T ~string | ~[]byte](b []byte, method string, target T) []byte {
 	b = append(b, method...)
 	b = append(b, ' ')
 	b = append(b, target...)
 	return append(b, " HTTP/1.1\r\n"...)
 }
 
-// AppendField appends "name: value\r\n". The caller makes sure neither holds
-// CR or LF.
-func AppendField(b []byte, name, value string) []byte {
+// AppendField appends "name: value\r\n". The caller makes sure name is a
+// token and value a valid field value (IsToken, ValidFieldValue).
+func AppendField[V ~string | ~[]byte](b []byte, name string, value V) []byte {
 	b = append(b, name...)
 	b = append(b, ": "...)
 	b = append(b, value...)

@@ -2,20 +2,19 @@ package loadgen
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // RunHTTP speaks HTTP/1.1 itself over a net.Conn instead of going through
@@ -33,15 +32,18 @@ import (
 // machine that runs the daemon under test as well, every cycle the
 // generator spends is taken from the daemon, so the raw client is used. It
 // writes one pre-built request per round trip (a single write for bodies up
-// to 64 KiB), parses the status line and the headers that frame the body
-// (Content-Length, Transfer-Encoding: chunked, Connection), and discards the
-// body. The per-request deadline (SetDeadline) costs about 150 ns.
+// to 64 KiB), reads the response head's framing with pkg/http1 and discards
+// the body. The per-request deadline (SetDeadline) costs about 150 ns.
 
 // DefaultTimeout is the per-request timeout of an HTTPTarget that sets none.
 const DefaultTimeout = 10 * time.Second
 
-// maxLine bounds a status or header line of a response.
-const maxLine = 16 << 10
+// readBufSize is the read buffer of a connection: a response's status line
+// must fit in it (longer field lines are skipped).
+const readBufSize = 16 << 10
+
+// maxHead bounds a response head.
+const maxHead = 256 << 10
 
 // inlineBody is the largest body copied behind the request head so that the
 // request goes out in one write; larger bodies are written from the caller's
@@ -81,10 +83,10 @@ var errAborted = errors.New("loadgen: run cancelled")
 // request is the parsed, pre-rendered form of an HTTPTarget.
 type request struct {
 	addr    string
-	line    []byte // "METHOD /path?query" up to where the per-request query goes
-	rest    []byte // " HTTP/1.1\r\nHost: h\r\n" plus the fixed headers
+	method  string
+	target  string // "/path?query" up to where the per-request query goes
+	fields  []byte // "Host: h\r\n" and the fixed header fields
 	length  bool   // send Content-Length even for an empty body
-	head    bool   // HEAD: responses carry no body
 	timeout time.Duration
 }
 
@@ -106,13 +108,13 @@ func parseTarget(t HTTPTarget) (*request, error) {
 			method = http.MethodPost
 		}
 	}
-	if !validToken(method) {
+	if !http1.IsToken(method) {
 		return nil, fmt.Errorf("%w: method %q is not a token", ErrBadTarget, method)
 	}
 	r := &request{
 		addr:    u.Host,
+		method:  method,
 		length:  method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch,
-		head:    method == http.MethodHead,
 		timeout: t.Timeout,
 	}
 	if u.Port() == "" {
@@ -121,24 +123,23 @@ func parseTarget(t HTTPTarget) (*request, error) {
 	if r.timeout == 0 {
 		r.timeout = DefaultTimeout
 	}
-	target := u.EscapedPath()
-	if target == "" {
-		target = "/"
+	r.target = u.EscapedPath()
+	if r.target == "" {
+		r.target = "/"
 	}
 	if u.RawQuery != "" {
-		target += "?" + u.RawQuery
+		r.target += "?" + u.RawQuery
 	}
-	r.line = []byte(method + " " + target)
 
 	host := u.Host
 	names := make([]string, 0, len(t.Header))
 	for name, values := range t.Header {
-		if !validToken(name) {
+		if !http1.IsToken(name) {
 			return nil, fmt.Errorf("%w: header name %q is not a token", ErrBadTarget, name)
 		}
 		for _, v := range values {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return nil, fmt.Errorf("%w: header %s: value %q contains CR, LF or NUL", ErrBadTarget, name, v)
+			if !http1.ValidFieldValue(v) {
+				return nil, fmt.Errorf("%w: header %s: value %q contains control characters", ErrBadTarget, name, v)
 			}
 		}
 		switch http.CanonicalHeaderKey(name) {
@@ -153,28 +154,13 @@ func parseTarget(t HTTPTarget) (*request, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	var b bytes.Buffer
-	b.WriteString(" HTTP/1.1\r\nHost: " + host + "\r\n")
+	r.fields = http1.AppendField(nil, "Host", host)
 	for _, name := range names {
 		for _, v := range t.Header[name] {
-			b.WriteString(name + ": " + v + "\r\n")
+			r.fields = http1.AppendField(r.fields, name, v)
 		}
 	}
-	r.rest = b.Bytes()
 	return r, nil
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // client is one worker's keep-alive connection. Only its worker uses it,
@@ -189,8 +175,9 @@ type client struct {
 	conn net.Conn
 
 	br     *bufio.Reader
-	wbuf   []byte
-	reused bool // conn has carried a complete exchange
+	wbuf   []byte // the request head, and a small body
+	target []byte // the request target
+	reused bool   // conn has carried a complete exchange
 }
 
 func newClient(ctx context.Context, req *request, abort *atomic.Bool) *client {
@@ -198,7 +185,7 @@ func newClient(ctx context.Context, req *request, abort *atomic.Bool) *client {
 		req:   req,
 		ctx:   ctx,
 		abort: abort,
-		br:    bufio.NewReaderSize(nil, maxLine),
+		br:    bufio.NewReaderSize(nil, readBufSize),
 		wbuf:  make([]byte, 0, 1024),
 	}
 	if req.timeout > 0 {
@@ -288,13 +275,11 @@ func (c *client) roundTrip(now time.Time, query string, body []byte) (int, error
 // error came before any byte of a response and was not a timeout.
 func (c *client) exchange(query string, body []byte) (status int, retry bool, err error) {
 	r := c.req
-	w := append(c.wbuf[:0], r.line...)
-	w = append(w, query...)
-	w = append(w, r.rest...)
+	c.target = append(append(c.target[:0], r.target...), query...)
+	w := http1.AppendRequestLine(c.wbuf[:0], r.method, c.target)
+	w = append(w, r.fields...)
 	if len(body) > 0 || r.length {
-		w = append(w, "Content-Length: "...)
-		w = strconv.AppendInt(w, int64(len(body)), 10)
-		w = append(w, "\r\n"...)
+		w = http1.AppendContentLength(w, len(body))
 	}
 	w = append(w, "\r\n"...)
 	if len(body) <= inlineBody {
@@ -309,239 +294,21 @@ func (c *client) exchange(query string, body []byte) (status int, retry bool, er
 		return 0, !isTimeout(err), fmt.Errorf("loadgen: write request to %s: %w", r.addr, err)
 	}
 
-	var closeAfter bool
-	for {
-		line, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return 0, len(line) == 0 && !isTimeout(err), fmt.Errorf("loadgen: read status line from %s: %w", r.addr, err)
-		}
-		code, http10, ok := parseStatusLine(line)
-		if !ok {
-			return 0, false, fmt.Errorf("loadgen: bad status line from %s: %q", r.addr, trimEOL(line))
-		}
-		var h framing
-		if err := c.readHeader(&h); err != nil {
-			return 0, false, err
-		}
-		if code >= 100 && code < 200 {
-			if code == http.StatusSwitchingProtocols {
-				return 0, false, fmt.Errorf("loadgen: %s switched protocols", r.addr)
-			}
-			continue // interim response; the real one follows
-		}
-		closeAfter = h.close || (http10 && !h.keepAlive)
-		switch {
-		case r.head || code == http.StatusNoContent || code == http.StatusNotModified:
-		case h.chunked:
-			err = c.readChunked()
-		case h.length >= 0:
-			_, err = c.br.Discard(int(h.length))
-		default:
-			// No framing: the body runs to the end of the connection.
-			_, err = io.Copy(io.Discard, c.br)
-			closeAfter = true
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("loadgen: read body of %d response from %s: %w", code, r.addr, err)
-		}
-		status = code
-		break
+	var h http1.Response
+	if err := http1.ReadResponse(c.br, r.method, maxHead, &h, nil); err != nil {
+		return 0, h.HeadBytes == 0 && !isTimeout(err), fmt.Errorf("loadgen: read response from %s: %w", r.addr, err)
 	}
-	if closeAfter {
-		c.close()
-	} else {
+	var b http1.BodyReader
+	b.ResetResponse(c.br, &h)
+	if _, err := b.Discard(math.MaxInt64); err != nil {
+		return 0, false, fmt.Errorf("loadgen: read body of %d response from %s: %w", h.Status, r.addr, err)
+	}
+	if h.KeepAlive {
 		c.reused = true
+	} else {
+		c.close()
 	}
-	return status, false, nil
-}
-
-// framing is what a response header says about its body and connection.
-type framing struct {
-	length           int64 // -1 when absent
-	chunked          bool
-	close, keepAlive bool
-}
-
-func (c *client) readHeader(h *framing) error {
-	h.length = -1
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			return fmt.Errorf("loadgen: read header from %s: %w", c.req.addr, err)
-		}
-		if len(line) == 0 {
-			return nil
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			return fmt.Errorf("loadgen: bad header line from %s: %q", c.req.addr, line)
-		}
-		name, value := line[:i], bytes.TrimSpace(line[i+1:])
-		switch {
-		case equalFold(name, "content-length"):
-			n, ok := parseDecimal(value)
-			if !ok || (h.length >= 0 && n != h.length) {
-				return fmt.Errorf("loadgen: bad Content-Length from %s: %q", c.req.addr, value)
-			}
-			h.length = n
-		case equalFold(name, "transfer-encoding"):
-			h.chunked = hasToken(value, "chunked")
-		case equalFold(name, "connection"):
-			h.close = h.close || hasToken(value, "close")
-			h.keepAlive = h.keepAlive || hasToken(value, "keep-alive")
-		}
-	}
-}
-
-func (c *client) readChunked() error {
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			return err
-		}
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		size, ok := parseHex(bytes.TrimSpace(line))
-		if !ok {
-			return fmt.Errorf("bad chunk size %q", line)
-		}
-		if size == 0 {
-			for { // trailer section up to the empty line
-				line, err := c.readLine()
-				if err != nil {
-					return err
-				}
-				if len(line) == 0 {
-					return nil
-				}
-			}
-		}
-		if _, err := c.br.Discard(int(size)); err != nil {
-			return err
-		}
-		if line, err := c.readLine(); err != nil {
-			return err
-		} else if len(line) != 0 {
-			return fmt.Errorf("chunk not followed by CRLF")
-		}
-	}
-}
-
-// readLine returns the next line without its line ending; the slice is valid
-// until the next read.
-func (c *client) readLine() ([]byte, error) {
-	line, err := c.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		return nil, fmt.Errorf("line longer than %d bytes", maxLine)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return trimEOL(line), nil
-}
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
-}
-
-// parseStatusLine parses "HTTP/1.x NNN reason".
-func parseStatusLine(line []byte) (code int, http10, ok bool) {
-	line = trimEOL(line)
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
-		return 0, false, false
-	}
-	if len(line) > 12 && line[12] != ' ' {
-		return 0, false, false
-	}
-	for _, d := range line[9:12] {
-		if d < '0' || d > '9' {
-			return 0, false, false
-		}
-		code = code*10 + int(d-'0')
-	}
-	if code < 100 {
-		return 0, false, false
-	}
-	return code, line[7] == '0', true
-}
-
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, d := range b {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(d-'0')
-	}
-	return n, true
-}
-
-func parseHex(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, d := range b {
-		switch {
-		case d >= '0' && d <= '9':
-			d -= '0'
-		case d >= 'a' && d <= 'f':
-			d -= 'a' - 10
-		case d >= 'A' && d <= 'F':
-			d -= 'A' - 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | int64(d)
-	}
-	return n, true
-}
-
-// equalFold reports whether b equals the lower-case ASCII string s, ignoring
-// ASCII case in b.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// hasToken reports whether the comma-separated list v holds the lower-case
-// token tok, ignoring case.
-func hasToken(v []byte, tok string) bool {
-	for len(v) > 0 {
-		i := bytes.IndexByte(v, ',')
-		if i < 0 {
-			i = len(v)
-		}
-		if equalFold(bytes.TrimSpace(v[:i]), tok) {
-			return true
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
-	}
-	return false
+	return h.Status, false, nil
 }
 
 func isTimeout(err error) bool {
@@ -556,8 +323,9 @@ func isTimeout(err error) bool {
 // RunHTTP returns that error and no Result.
 //
 // A response with "Connection: close", an HTTP/1.0 response without
-// keep-alive, a body delimited by the end of the connection, or an error
-// closes the worker's connection; its next request dials a new one (the dial
+// keep-alive, a body delimited by the end of the connection, other framing
+// the connection cannot be trusted after (http1.Response.KeepAlive), or an
+// error closes the worker's connection; its next request dials a new one (the dial
 // is part of that request's latency, and a failed dial is an error). A reused
 // connection the server closed before answering is replaced and the request
 // resent once, not counted as an error.

@@ -420,29 +420,3 @@ func TestRunHTTPBadArguments(t *testing.T) {
 		})
 	}
 }
-
-func TestParseStatusLine(t *testing.T) {
-	tests := []struct {
-		line   string
-		code   int
-		http10 bool
-		ok     bool
-	}{
-		{"HTTP/1.1 200 OK\r\n", 200, false, true},
-		{"HTTP/1.1 503\r\n", 503, false, true},
-		{"HTTP/1.0 404 Not Found\n", 404, true, true},
-		{"HTTP/2 200 OK\r\n", 0, false, false},
-		{"HTTP/1.1 20 OK\r\n", 0, false, false},
-		{"HTTP/1.1 2000 OK\r\n", 0, false, false},
-		{"HTTP/1.1 099 x\r\n", 0, false, false},
-		{"", 0, false, false},
-	}
-	for _, tt := range tests {
-		t.Run(strings.TrimSpace(tt.line), func(t *testing.T) {
-			code, http10, ok := parseStatusLine([]byte(tt.line))
-			if code != tt.code || http10 != tt.http10 || ok != tt.ok {
-				t.Errorf("parseStatusLine(%q) = %d, %v, %v, want %d, %v, %v", tt.line, code, http10, ok, tt.code, tt.http10, tt.ok)
-			}
-		})
-	}
-}

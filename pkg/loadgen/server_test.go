@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
 // rawServer is a minimal HTTP/1.1 server on 127.0.0.1 that writes canned
@@ -103,7 +105,7 @@ func readRequest(br *bufio.Reader) error {
 			break
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && equalFold(name, "content-length") {
+		if ok && http1.EqualFold(name, "content-length") {
 			length, err = strconv.Atoi(string(bytes.TrimSpace(value)))
 			if err != nil {
 				return err
