@@ -161,6 +161,9 @@ type recreation struct {
 	// offset had left the old topic's (ktransfer noticed the new topic); -1:
 	// not within the watch.
 	moved time.Duration
+	// resumed is how long after the recreation a record of the new topic had
+	// been delivered from every partition; -1: not within the watch.
+	resumed time.Duration
 	// maxLag is the highest module lag kmonitor's /delay showed during the
 	// watch (-1: never read).
 	maxLag int64
@@ -197,9 +200,10 @@ func (rc *recreation) wait() int64 {
 // takes no undelivered record with it and the end checks keep their full
 // strength: every record kproxy answered 200 for must reach the backend. The
 // load resumes at once with the next generation, its sequence numbers carrying
-// on; the committed offsets then point above the new topic's log end until
-// ktransfer notices the new topic, which a goroutine watches (see
-// watchOutOfRange) while the schedule goes on.
+// on; the committed offsets then point above the new topic's log end (with
+// Kafka: are gone, dropped with the topic) until ktransfer notices the new
+// topic, which a goroutine watches (see watchOutOfRange) while the schedule
+// goes on.
 func (s *system) recreateTopic(t *testing.T, ld *load) faultRecord {
 	t.Helper()
 	pausedAt := time.Now()
@@ -213,7 +217,7 @@ func (s *system) recreateTopic(t *testing.T, ld *load) faultRecord {
 	old := s.catchUp(t, ld)
 	rc := &recreation{
 		gen: ld.gen.Load() + 1, catchUp: time.Since(pausedAt),
-		done: make(chan struct{}), moved: -1, maxLag: -1, judged: map[string]int{}, early: map[string]int{}, noCommit: map[string]int{},
+		done: make(chan struct{}), moved: -1, resumed: -1, maxLag: -1, judged: map[string]int{}, early: map[string]int{}, noCommit: map[string]int{},
 	}
 	for p, end := range old.logEnd {
 		rc.oldRecords += end - old.logStart[p]
@@ -280,14 +284,17 @@ func (s *system) kproxyBuffered() (int64, error) {
 }
 
 // watchOutOfRange samples, from the recreation until every partition's
-// committed offset has left the old topic's (at most 45 s, or until ctx ends),
-// the committed offsets, the new log end and kmonitor's rows. A partition
-// without a committed offset has not left it yet: Kafka drops a deleted
-// topic's group offsets with it, so with storeKafka every partition is so
-// until ktransfer commits in the new topic; kmonitor's rows of it are tallied
-// (noCommit). A partition
-// whose committed offset is still the old topic's and above the new log end
-// is out of range; kmonitor's row of it is judged once kmonitor's own polls
+// committed offset has left the old topic's and every partition delivered a
+// record of the new topic (at most 45 s, or until ctx ends), the committed
+// offsets, the new log end and kmonitor's rows; the next fault waits for it,
+// so each fault's recovery is seen on its own. (With Kafka the two differ:
+// the group's claims restart in the new topic and commit its log start within
+// seconds, while the module's fetch client still holds the old topic for a
+// while.) A partition without a committed offset has not left the old one
+// yet: Kafka drops a deleted topic's group offsets with it, so with
+// storeKafka every partition is so until ktransfer commits in the new topic;
+// kmonitor's rows of it are tallied (noCommit). A partition whose committed
+// offset is still the old topic's and above the new log end is out of range; kmonitor's row of it is judged once kmonitor's own polls
 // found it so judgedPoll times in a row (fresh rows, committed offset above
 // their log end; a poll is told from the one before by its log end, which
 // the running load moves on): it must not show lag 0 and OK.
@@ -345,8 +352,13 @@ func (s *system) watchOutOfRange(ctx context.Context, rc *recreation, oldCommitt
 					now.Sub(recreatedAt).Round(time.Millisecond), p, c, *row.LogEnd, len(polls[p])))
 			}
 		}
-		if moved == partitions {
+		if moved == partitions && rc.moved < 0 {
 			rc.moved = now.Sub(recreatedAt)
+		}
+		if rc.resumed < 0 && len(s.be.partitionsOf(rc.gen)) == partitions {
+			rc.resumed = now.Sub(recreatedAt)
+		}
+		if rc.moved >= 0 && rc.resumed >= 0 {
 			return
 		}
 	}

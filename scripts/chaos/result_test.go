@@ -300,7 +300,7 @@ func (r *result) report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%-24s %10s %8s %10s %14s %12d\n", "(before the first fault)", "", "", "", "", early)
 	fmt.Fprintf(w, "(recovery: from the repair — for a SIGKILL, the kill; for a topic recreation, the creation — until every partition delivered a record committed after it;\n"+
-		" ¹ the module's lag in kmonitor's /delay just before the repair; for a topic recreation, the highest while ktransfer had not yet left the old topic's offsets;\n"+
+		" ¹ the module's lag in kmonitor's /delay just before the repair; for a topic recreation, the highest until ktransfer had left the old topic's offsets and pushed from the new topic's every partition;\n"+
 		" ² repeated deliveries between this fault and the next, at most %d each)\n", faultDuplicateBound)
 	fmt.Fprintf(w, "\n%-24s %7s %12s %14s %14s\n", "per fault type", "faults", "duplicates", "most per fault", "worst recovery")
 	for _, k := range r.kinds() {
