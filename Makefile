@@ -3,7 +3,7 @@
 #   make run     start the whole local system and show a record going through
 #   make stop    stop everything make run started
 #   make test    every test CI runs (with -race, browser tests and the short chaos run included); installs what it needs
-#   make soak    the chaos run for DURATION (default 30m), with its summary
+#   make soak    the chaos run for DURATION (default 30m) per variant (MODE: both, zookeeper, kafka), with its summary
 #   make browser-test  headless Chromium screenshot of kmonitor's dashboard
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
 #   make fuzz    run every fuzz target for FUZZTIME each
@@ -15,6 +15,9 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 30s
 DURATION  ?= 30m
+# The chaos run's variants make soak runs: both (one after the other, each for
+# DURATION), zookeeper or kafka (the module's offsets in that store).
+MODE      ?= both
 TESTFLAGS ?=
 
 .PHONY: all build install deps test soak browser-test bench fuzz vulncheck proto run stop clean
@@ -28,15 +31,19 @@ build:
 deps:
 	@scripts/install-deps.sh
 
-# The chaos run goes last and on its own, with -v so its summary is printed.
+# The chaos run goes last and on its own, with -v so its summaries are printed:
+# one round of faults with each offset store (TestChaos/zookeeper, TestChaos/kafka).
 test: deps
 	$(GO) vet ./...
 	BROWSER_TEST=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v /scripts/chaos)
 	$(GO) test -race -count=1 -timeout 10m -v $(TESTFLAGS) -run TestChaos ./scripts/chaos/
 
-# The long chaos run: faults in rounds for DURATION, then the same proof and summary.
+# The long chaos run: faults in rounds for DURATION, then the same proof and
+# summary, for each variant MODE names.
 soak: deps
-	$(GO) test -race -count=1 -timeout 0 -v -run TestChaos ./scripts/chaos/ -args -duration=$(DURATION)
+	@case "$(MODE)" in both|zookeeper|kafka) ;; \
+	*) echo "make soak: MODE=$(MODE): must be both, zookeeper or kafka" >&2; exit 2 ;; esac
+	$(GO) test -race -count=1 -timeout 0 -v -run 'TestChaos/$(if $(filter both,$(MODE)),,^$(MODE)$$)' ./scripts/chaos/ -args -duration=$(DURATION)
 
 # Only the browser tests (also part of make test); SCREENSHOT=file.png keeps the
 # screenshot of the running kmonitor's dashboard.

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # run-local.sh brings the local system up on loopback — the dev Kafka broker (data
-# kept in .run/kafka), a real ZooKeeper, kproxy, two ktransfer processes sharing a
-# demo module, a demo HTTP backend and kmonitor — sends a few records through
-# kproxy, reads them back with kcat, shows ktransfer pushing them to the backend and
+# kept in .run/kafka), a real ZooKeeper, kproxy, a demo HTTP backend, kmonitor and
+# ktransfer with both offset stores side by side: two processes sharing module
+# "demo" through ZooKeeper (offset_store zookeeper, the original layout) and two
+# sharing module "demo-kafka" through a Kafka consumer group (offset_store kafka,
+# no ZooKeeper), both modules on the topic "demo", so each pushes every record.
+# kmonitor reads the cluster with offset_source both: one Kafka cluster whose
+# modules keep their offsets in either store. It sends a few records through
+# kproxy, reads them back with kcat, shows both modules pushing them to the
+# backend, which partitions each ktransfer process owns in each mode and
 # kmonitor's lag returning to 0.
 # `run-local.sh stop` stops everything it started, by the PIDs it recorded.
 # Ports: KAFKA_PORT (9092), ZK_PORT (2181), KPROXY_PORT (5030), BACKEND_PORT (8080),
-# ktransfer operations 5041 and 5042, KMONITOR_PORT (55325).
+# ktransfer operations 5041 to 5044, KMONITOR_PORT (55325).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +23,10 @@ readonly KPROXY_PORT=${KPROXY_PORT:-5030}
 readonly BACKEND_PORT=${BACKEND_PORT:-8080}
 readonly KMONITOR_PORT=${KMONITOR_PORT:-55325}
 readonly TOPIC=demo
+# ktransfer processes 1 and 2 run module demo with offset_store zookeeper, 3 and
+# 4 module demo-kafka with offset_store kafka; process N's operations endpoints
+# listen on 504N.
+readonly TRANSFERS="1 2 3 4"
 
 die() {
 	echo "run-local.sh: $*" >&2
@@ -70,6 +80,38 @@ stop_daemon() {
 	echo "stopped $name (pid $pid)"
 }
 
+# describe_transfer N names ktransfer process N's module and offset store.
+describe_transfer() {
+	if (($1 <= 2)); then
+		echo "module demo, offset_store zookeeper"
+	else
+		echo "module demo-kafka, offset_store kafka"
+	fi
+}
+
+# owned N prints the partitions ktransfer process N owns, one a line, from its
+# /status (the fleet's "owned" list, the same in both stores).
+owned() {
+	curl -fsS "http://127.0.0.1:504$1/status" | tr -d ' \n' | grep -o '"owned":\[[0-9,]*\]' | grep -o '[0-9]\+' || true
+}
+
+# spread N M succeeds once ktransfer processes N and M (the two of a module)
+# both own partitions and together all 8 of the topic, each once.
+spread() {
+	local a b
+	a=$(owned "$1")
+	b=$(owned "$2")
+	[[ -n $a && -n $b ]] && (($(printf '%s\n%s\n' "$a" "$b" | sort -u | wc -l) == 8 && $(printf '%s\n%s\n' "$a" "$b" | wc -l) == 8))
+}
+
+# monitor_owned succeeds once kmonitor's /lag shows an owner for each of the 16
+# module partitions.
+monitor_owned() {
+	local lag
+	lag=$(curl -fsS "http://127.0.0.1:$KMONITOR_PORT/lag") || return 1
+	[[ $lag != *'"owner":""'* && $(grep -o '"owner":"[^"]' <<<"$lag" | wc -l) == 16 ]]
+}
+
 start() {
 	mkdir -p "$RUN/log"
 	[[ -x bin/kproxy && -x bin/ktransfer && -x bin/devbroker && -x bin/demobackend && -x bin/kmonitor ]] || die "build first: make build"
@@ -98,12 +140,14 @@ YAML
 	echo "demobackend listening on 127.0.0.1:$BACKEND_PORT (pid $(<"$RUN/demobackend.pid"), requests in $RUN/demobackend.out)"
 
 	mkdir -p "$RUN/modules"
-	cat >"$RUN/modules/demo.yaml" <<YAML
+	local module store
+	for module in demo demo-kafka; do
+		cat >"$RUN/modules/$module.yaml" <<YAML
 # Written by scripts/run-local.sh; see conf/modules/example.yaml for every key.
 topic: $TOPIC
 protocol:
  name: http
- uri: /demo/{#TOPIC}?partition={#PARTITION}&transid={#TRANSID}&key={#KEY}&method={#METHOD}
+ uri: /$module/{#TOPIC}?partition={#PARTITION}&transid={#TRANSID}&key={#KEY}&method={#METHOD}
 worker_num: 8
 window_size: 100
 fail_retry_interval_ms: 200
@@ -111,19 +155,31 @@ backend_servers:
  - 127.0.0.1:$BACKEND_PORT
 commit_interval_ms: 500
 YAML
+	done
 	local n
-	for n in 1 2; do
+	for n in $TRANSFERS; do
+		if ((n <= 2)); then
+			module=demo
+			store="zk_chroot: /demo
+zk_timeout_ms: 6000
+zk_hosts:
+ - 127.0.0.1:$ZK_PORT"
+		else
+			# No zk_hosts: this module needs no ZooKeeper. The group session
+			# matches the ZooKeeper module's zk_timeout_ms, so both fail over
+			# alike.
+			module=demo-kafka
+			store="offset_store: kafka
+group_session_timeout_ms: 6000"
+		fi
 		cat >"$RUN/ktransfer$n.yaml" <<YAML
 # Written by scripts/run-local.sh; see conf/ktransfer.yaml for every key.
 log_dir: $RUN/log/ktransfer$n
 log_level: 4
-zk_chroot: /demo
-zk_timeout_ms: 6000
-zk_hosts:
- - 127.0.0.1:$ZK_PORT
+$store
 module_conf_dir: $RUN/modules
 module_enabled:
- - demo
+ - $module
 broker_hosts:
  - 127.0.0.1:$KAFKA_PORT
 ops_listen: 127.0.0.1:504$n
@@ -131,9 +187,9 @@ instance_id: local-$n
 YAML
 		start_daemon "ktransfer$n" bin/ktransfer -f "$RUN/ktransfer$n.yaml"
 	done
-	for n in 1 2; do
+	for n in $TRANSFERS; do
 		wait_for curl -fsS "http://127.0.0.1:504$n/readyz" || die "ktransfer$n not ready: $(tail -n 20 "$RUN/log/ktransfer$n/ktransfer.log" "$RUN/ktransfer$n.out" 2>/dev/null)"
-		echo "ktransfer$n running (pid $(<"$RUN/ktransfer$n.pid"), operations http://127.0.0.1:504$n/status, log $RUN/log/ktransfer$n/ktransfer.log)"
+		echo "ktransfer$n running, $(describe_transfer "$n") (pid $(<"$RUN/ktransfer$n.pid"), operations http://127.0.0.1:504$n/status, log $RUN/log/ktransfer$n/ktransfer.log)"
 	done
 
 	cat >"$RUN/kmonitor.yaml" <<YAML
@@ -148,6 +204,9 @@ http_server:
  port: $KMONITOR_PORT
  listen_address: 127.0.0.1
 local:
+ # One Kafka cluster whose modules keep their offsets in either store: demo's
+ # in ZooKeeper under the chroot, demo-kafka's in its Kafka group.
+ offset_source: both
  chroot: /demo
  zk_hosts:
   - 127.0.0.1:$ZK_PORT
@@ -171,46 +230,61 @@ YAML
 	echo "== reading the topic back with kcat"
 	kcat -b "127.0.0.1:$KAFKA_PORT" -C -t "$TOPIC" -o -3 -e -q -f 'partition %p offset %o key %k value %S bytes\n'
 	echo
-	echo "== ktransfer pushing them to the demo backend"
-	wait_for grep -q "key=user-3" "$RUN/demobackend.out" || echo "(not all pushed yet: see $RUN/demobackend.out)"
-	grep -E "method=demo" "$RUN/demobackend.out" | tail -n 3
+	echo "== ktransfer pushing them to the demo backend: each module gets every record"
+	wait_for grep -q "/demo/$TOPIC?.*key=user-3" "$RUN/demobackend.out" || echo "(module demo has not pushed them all yet: see $RUN/demobackend.out)"
+	wait_for grep -q "/demo-kafka/$TOPIC?.*key=user-3" "$RUN/demobackend.out" || echo "(module demo-kafka has not pushed them all yet: see $RUN/demobackend.out)"
+	grep -E "method=demo" "$RUN/demobackend.out" | tail -n 6
 	echo
-	echo "== partitions per ktransfer process"
-	for n in 1 2; do
-		printf 'ktransfer%s owns: ' "$n"
-		curl -fsS "http://127.0.0.1:504$n/status" | tr -d ' \n' | grep -o '"partition":[0-9]*' | cut -d: -f2 | tr '\n' ' '
-		echo
+	echo "== partitions per ktransfer process, in each mode"
+	wait_for spread 1 2 || echo "(module demo: its two processes do not share the 8 partitions yet)"
+	wait_for spread 3 4 || echo "(module demo-kafka: its two processes do not share the 8 partitions yet)"
+	for n in $TRANSFERS; do
+		printf 'ktransfer%s, %s, owns: %s\n' "$n" "$(describe_transfer "$n")" "$(owned "$n" | tr '\n' ' ')"
 	done
 	echo
 	echo "== kmonitor: lag per module partition (records not yet pushed), once it is 0"
 	local delay=""
 	for ((n = 0; n < 100; n++)); do
 		delay=$(curl -fsS "http://127.0.0.1:$KMONITOR_PORT/delay") || true
-		if [[ $delay == *'"demo":{'* && $delay != *':'[1-9]* ]]; then
+		if [[ $delay == *'"demo":{'* && $delay == *'"demo-kafka":{'* && $delay != *':'[1-9]* ]]; then
 			break
 		fi
 		sleep 0.2
 	done
 	echo "$delay"
-	curl -fsS "http://127.0.0.1:$KMONITOR_PORT/delay?format=zabbix" | head -n 3
+	curl -fsS "http://127.0.0.1:$KMONITOR_PORT/delay?format=zabbix" | grep -E '^- local\.demo(-kafka)?\.[01]\.delay '
+	echo
+	echo "== kmonitor's /lag: each module as its own store shows it (owner: the ZooKeeper owner node's instance, or the group member as INSTANCE@HOST)"
+	# kmonitor reads Kafka's groups once a poll (a second here): a member that
+	# just joined shows from the next one.
+	wait_for monitor_owned || echo "(some partition has no owner in kmonitor yet)"
+	curl -fsS "http://127.0.0.1:$KMONITOR_PORT/lag" | grep -o '{[^{}]*}' |
+		sed -E 's/.*"module":"([^"]*)".*"partition":([0-9]+),"committed":([0-9]+|null).*"lag":([0-9]+).*"owner":"([^"]*)".*"status":"([A-Z_]+)".*/\1|\2|\3|\4|\5|\6/' |
+		awk -F'|' 'BEGIN { printf "%-11s %9s %9s %4s  %-24s %s\n", "module", "partition", "committed", "lag", "owner", "status" }
+			{ printf "%-11s %9s %9s %4s  %-24s %s\n", $1, $2, $3, $4, ($5 == "" ? "-" : $5), $6 }'
 	cat <<TXT
 
 The local system runs in the background:
   kafka (dev broker)  127.0.0.1:$KAFKA_PORT
   zookeeper           127.0.0.1:$ZK_PORT
   kproxy              http://127.0.0.1:$KPROXY_PORT/commit   (/healthz /readyz /metrics)
-  ktransfer 1 and 2   http://127.0.0.1:5041/status, http://127.0.0.1:5042/status   (/metrics)
+  ktransfer 1 and 2   module demo, offsets in ZooKeeper:  http://127.0.0.1:5041/status, http://127.0.0.1:5042/status   (/metrics)
+  ktransfer 3 and 4   module demo-kafka, a Kafka group:   http://127.0.0.1:5043/status, http://127.0.0.1:5044/status   (/metrics)
   demo backend        http://127.0.0.1:$BACKEND_PORT   (requests logged in $RUN/demobackend.out)
   kmonitor            http://127.0.0.1:$KMONITOR_PORT/   (dashboard; /delay /lag /metrics)
 Try:  printf '\x81\xa6method\xa2hi' | curl -sS --data-binary @- 'http://127.0.0.1:$KPROXY_PORT/commit?topic=$TOPIC&key=k1'
+Failover: kill -9 \$(cat $RUN/ktransfer2.pid) or \$(cat $RUN/ktransfer4.pid): after the 6 s session timeout the other process of the module
+      owns all 8 partitions (curl -s http://127.0.0.1:5041/status or :5043/status); make run starts it again.
 Stop: make stop
 TXT
 }
 
 stop() {
+	local n
 	stop_daemon kmonitor
-	stop_daemon ktransfer1
-	stop_daemon ktransfer2
+	for n in $TRANSFERS; do
+		stop_daemon "ktransfer$n"
+	done
 	stop_daemon kproxy
 	stop_daemon demobackend
 	stop_daemon devbroker

@@ -164,3 +164,17 @@ func (b *backend) snapshot() ([]delivery, []string) {
 	defer b.mu.Unlock()
 	return append([]delivery(nil), b.deliveries...), append([]string(nil), b.bad...)
 }
+
+// partitionsOf returns the partitions from which a record of the topic's
+// generation gen was delivered.
+func (b *backend) partitionsOf(gen int32) map[int32]bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[int32]bool{}
+	for _, d := range b.deliveries {
+		if d.gen == gen {
+			out[d.partition] = true
+		}
+	}
+	return out
+}

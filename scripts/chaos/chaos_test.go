@@ -22,7 +22,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
-var duration = flag.Duration("duration", 0, "length of the load phase of TestChaos; 0 runs the short variant (one round of faults, about 75 s of load)")
+var duration = flag.Duration("duration", 0, "length of the load phase of each variant of TestChaos; 0 runs the short form (one round of faults, about 75 s of load)")
 
 const (
 	chaosTopic  = "chaos"
@@ -43,13 +43,34 @@ func TestMain(m *testing.M) {
 	os.Exit(testproc.Main(m))
 }
 
+// store is where a variant of the run keeps the module's offsets and shares its
+// partitions: ktransfer's offset_store and kmonitor's offset_source.
+type store string
+
+const (
+	// storeZooKeeper is the original layout in ZooKeeper, with the module's
+	// ZooKeeper ACL on; its faults include a ZooKeeper restart.
+	storeZooKeeper store = "zookeeper"
+	// storeKafka makes the module a Kafka consumer group; no ZooKeeper
+	// process runs at all.
+	storeKafka store = "kafka"
+)
+
 // TestChaos runs the whole pipeline under a schedule of faults and proves that
-// nothing acknowledged was lost (see the package comment).
+// nothing acknowledged was lost (see the package comment), once per offset
+// store: TestChaos/zookeeper, TestChaos/kafka.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos run takes minutes")
 	}
-	s := startSystem(t)
+	for _, st := range []store{storeZooKeeper, storeKafka} {
+		t.Run(string(st), func(t *testing.T) { runChaos(t, st) })
+	}
+}
+
+// runChaos is one variant of the run, with the module's offsets in st.
+func runChaos(t *testing.T, st store) {
+	s := startSystem(t, st)
 
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
@@ -67,12 +88,16 @@ func TestChaos(t *testing.T) {
 	loadEnd := time.Now()
 
 	r := s.drain(t, ld)
+	r.store = st
 	r.start = loadStart
 	r.loadTime = loadEnd.Sub(loadStart)
 	r.faults = faults
+	r.wantFaults = len(s.schedule(t, ld))
 	r.report(os.Stdout)
 	r.check(t)
-	s.checkACL(t)
+	if st == storeZooKeeper {
+		s.checkACL(t)
+	}
 }
 
 // checkACL proves that a ZooKeeper client without the module's credential can
@@ -92,9 +117,10 @@ func (s *system) checkACL(t *testing.T) {
 // system is every process of the pipeline plus the backend, with what it takes
 // to stop and start each again.
 type system struct {
-	dir string
+	dir   string
+	store store
 
-	zk *testcluster.ZooKeeper
+	zk *testcluster.ZooKeeper // nil with storeKafka
 
 	brokerBin, brokerAddr, brokerData string
 	broker                            *testproc.Proc
@@ -115,14 +141,18 @@ type system struct {
 	probe *probe
 }
 
-func startSystem(t *testing.T) *system {
+// startSystem starts every process of the variant with the module's offsets in
+// st; with storeKafka no ZooKeeper process is started.
+func startSystem(t *testing.T, st store) *system {
 	t.Helper()
-	s := &system{dir: t.TempDir()}
+	s := &system{dir: t.TempDir(), store: st}
 	bins := map[string]string{}
 	for _, pkg := range []string{"kproxy", "ktransfer", "kmonitor", "scripts/devbroker"} {
 		bins[pkg] = testproc.Build(t, "../../"+pkg)
 	}
-	s.zk = testcluster.StartZooKeeper(t)
+	if st == storeZooKeeper {
+		s.zk = testcluster.StartZooKeeper(t)
+	}
 
 	s.brokerBin = bins["scripts/devbroker"]
 	s.brokerAddr = fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))
@@ -179,12 +209,7 @@ server_cooldown_ms: 1000
 		s.transferOps[i] = fmt.Sprintf("http://127.0.0.1:%d", testproc.FreePort(t))
 		s.transferCfg[i] = s.write(t, fmt.Sprintf("ktransfer%d.yaml", i), fmt.Sprintf(`log_dir: %s
 log_level: 4
-zk_chroot: %s
-zk_timeout_ms: 4000
-zk_fail_retry_interval_ms: 200
-zk_hosts:
-  - %s
-module_conf_dir: %s
+%smodule_conf_dir: %s
 module_enabled:
   - %s
 broker_hosts:
@@ -192,11 +217,8 @@ broker_hosts:
 ops_listen: %s
 instance_id: ktransfer%d
 shutdown_timeout: 10s
-zk_auth:
-  user: chaos
-  password: %s
-`, s.logDir(fmt.Sprintf("ktransfer%d", i)), chroot, s.zk.Addr, modDir, chaosModule, s.brokerAddr,
-			strings.TrimPrefix(s.transferOps[i], "http://"), i, zkPassword))
+`, s.logDir(fmt.Sprintf("ktransfer%d", i)), s.transferStoreKeys(), modDir, chaosModule, s.brokerAddr,
+			strings.TrimPrefix(s.transferOps[i], "http://"), i))
 		s.startTransfer(t, i)
 	}
 
@@ -212,13 +234,9 @@ http_server:
   port: %d
   listen_address: 127.0.0.1
 chaos:
-  chroot: %s
-  zk_session_timeout_ms: 4000
-  zk_hosts:
+%s  broker_hosts:
     - %s
-  broker_hosts:
-    - %s
-`, s.logDir("kmonitor"), monitorPoll.Milliseconds(), kmonPort, chroot, s.zk.Addr, s.brokerAddr))
+`, s.logDir("kmonitor"), monitorPoll.Milliseconds(), kmonPort, s.monitorStoreKeys(), s.brokerAddr))
 	s.kmonitor = testproc.Start(t, bins["kmonitor"], "-f", cfg)
 	s.waitReady(t, "kmonitor", s.kmonitor, s.kmonitorURL+"/readyz")
 	t.Cleanup(func() {
@@ -227,6 +245,41 @@ chaos:
 		}
 	})
 	return s
+}
+
+// sessionTimeout is how long a silent ktransfer process keeps its partitions:
+// zk_timeout_ms or group_session_timeout_ms.
+const sessionTimeout = 4 * time.Second
+
+// transferStoreKeys are the lines of ktransfer's main file that choose its
+// offset store. With ZooKeeper the module's nodes carry its ACL (zk_auth), so
+// the credential must survive every reconnect; with Kafka, no zk_hosts at all.
+func (s *system) transferStoreKeys() string {
+	if s.store == storeKafka {
+		return fmt.Sprintf("offset_store: kafka\ngroup_session_timeout_ms: %d\n", sessionTimeout.Milliseconds())
+	}
+	return fmt.Sprintf(`zk_chroot: %s
+zk_timeout_ms: %d
+zk_fail_retry_interval_ms: 200
+zk_hosts:
+  - %s
+zk_auth:
+  user: chaos
+  password: %s
+`, chroot, sessionTimeout.Milliseconds(), s.zk.Addr, zkPassword)
+}
+
+// monitorStoreKeys are the lines of kmonitor's cluster section that choose its
+// offset source.
+func (s *system) monitorStoreKeys() string {
+	if s.store == storeKafka {
+		return "  offset_source: kafka\n"
+	}
+	return fmt.Sprintf(`  chroot: %s
+  zk_session_timeout_ms: %d
+  zk_hosts:
+    - %s
+`, chroot, sessionTimeout.Milliseconds(), s.zk.Addr)
 }
 
 func (s *system) write(t *testing.T, name, content string) string {
@@ -327,95 +380,108 @@ type faultRecord struct {
 	recreated  *recreation // the topic recreation's own findings
 }
 
-// runSchedule injects faults in rounds until the load phase of length d has
-// passed (d = 0: one round, then 10 s of load). It runs on the test goroutine
-// because starting processes may fail the test.
-func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, ld *load, loadDone <-chan struct{}) []faultRecord {
+// fault is one step of a round of faults.
+type fault struct {
+	wait   time.Duration // the pause before it
+	inject func(round int) faultRecord
+}
+
+// schedule is a round of faults of the variant: SIGKILL of a ktransfer
+// process (another each round), a dev broker restart, a ZooKeeper restart (not
+// with storeKafka: no ZooKeeper runs), the topic recreated, a backend outage.
+func (s *system) schedule(t *testing.T, ld *load) []fault {
 	t.Helper()
 	const gap = 10 * time.Second // between faults, so each recovery is seen on its own
+	out := []fault{
+		{gap, func(round int) faultRecord {
+			i := round % transfers
+			f := faultRecord{name: fmt.Sprintf("SIGKILL ktransfer%d", i), kind: "SIGKILL ktransfer", injected: time.Now()}
+			s.transfer[i].Kill()
+			f.repaired = f.injected
+			time.Sleep(5 * time.Second)
+			f.monitorLag = s.monitorLag()
+			s.startTransfer(t, i)
+			return f
+		}},
+		{gap, func(int) faultRecord {
+			if err := s.broker.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := s.broker.Wait(30 * time.Second); code != 0 {
+				t.Fatalf("dev broker: exit code %d after SIGTERM\n%s", code, s.broker.Output())
+			}
+			f := faultRecord{name: "dev broker restart", kind: "dev broker restart", injected: time.Now()}
+			time.Sleep(2 * time.Second)
+			f.monitorLag = s.monitorLag()
+			s.startBroker(t)
+			f.repaired = time.Now()
+			return f
+		}},
+	}
+	if s.store == storeZooKeeper {
+		out = append(out, fault{gap, func(int) faultRecord {
+			f := faultRecord{name: "ZooKeeper restart", kind: "ZooKeeper restart", injected: time.Now()}
+			s.zk.Stop()
+			time.Sleep(3 * time.Second)
+			f.monitorLag = s.monitorLag()
+			s.zk.Start(t)
+			f.repaired = time.Now()
+			return f
+		}})
+	}
+	return append(out,
+		// The topic recreation first waits until the pipeline has caught up,
+		// which sees the previous fault's recovery through.
+		fault{gap / 2, func(int) faultRecord { return s.recreateTopic(t, ld) }},
+		fault{gap, func(int) faultRecord {
+			f := faultRecord{name: "backend outage 5 s", kind: "backend outage 5 s", injected: time.Now(), outage: true}
+			s.be.down()
+			time.Sleep(5 * time.Second)
+			f.monitorLag = s.monitorLag()
+			if err := s.be.up(); err != nil {
+				t.Fatal(err)
+			}
+			f.repaired = time.Now()
+			return f
+		}},
+	)
+}
+
+// runSchedule injects the schedule's faults in rounds until the load phase of
+// length d has passed (d = 0: one round, then 10 s of load). It runs on the
+// test goroutine because starting processes may fail the test.
+func (s *system) runSchedule(t *testing.T, start time.Time, d time.Duration, ld *load, loadDone <-chan struct{}) []faultRecord {
+	t.Helper()
+	const tail = 10 * time.Second // of load after the last fault of a short run
+	steps := s.schedule(t, ld)
 	var out []faultRecord
-	pause := func(p time.Duration) { time.Sleep(p) }
+	// A topic recreation's watch goes on while the schedule moves on; it
+	// ends before the next fault and before the run's checks.
+	joinWatch := func() {
+		if n := len(out); n > 0 && out[n-1].recreated != nil {
+			out[n-1].monitorLag = out[n-1].recreated.wait()
+		}
+	}
 	for round := 0; ; round++ {
-		const recreateStep = 3 // its index in steps
-		steps := []func() faultRecord{
-			func() faultRecord {
-				i := round % transfers
-				f := faultRecord{name: fmt.Sprintf("SIGKILL ktransfer%d", i), kind: "SIGKILL ktransfer", injected: time.Now()}
-				s.transfer[i].Kill()
-				f.repaired = f.injected
-				pause(5 * time.Second)
-				f.monitorLag = s.monitorLag()
-				s.startTransfer(t, i)
-				return f
-			},
-			func() faultRecord {
-				if err := s.broker.Signal(syscall.SIGTERM); err != nil {
-					t.Fatal(err)
-				}
-				if code := s.broker.Wait(30 * time.Second); code != 0 {
-					t.Fatalf("dev broker: exit code %d after SIGTERM\n%s", code, s.broker.Output())
-				}
-				f := faultRecord{name: "dev broker restart", kind: "dev broker restart", injected: time.Now()}
-				pause(2 * time.Second)
-				f.monitorLag = s.monitorLag()
-				s.startBroker(t)
-				f.repaired = time.Now()
-				return f
-			},
-			func() faultRecord {
-				f := faultRecord{name: "ZooKeeper restart", kind: "ZooKeeper restart", injected: time.Now()}
-				s.zk.Stop()
-				pause(3 * time.Second)
-				f.monitorLag = s.monitorLag()
-				s.zk.Start(t)
-				f.repaired = time.Now()
-				return f
-			},
-			func() faultRecord { return s.recreateTopic(t, ld) },
-			func() faultRecord {
-				f := faultRecord{name: "backend outage 5 s", kind: "backend outage 5 s", injected: time.Now(), outage: true}
-				s.be.down()
-				pause(5 * time.Second)
-				f.monitorLag = s.monitorLag()
-				if err := s.be.up(); err != nil {
-					t.Fatal(err)
-				}
-				f.repaired = time.Now()
-				return f
-			},
-		}
-		// A topic recreation's watch goes on while the schedule moves on; it
-		// ends before the next fault and before the run's checks.
-		joinWatch := func() {
-			if n := len(out); n > 0 && out[n-1].recreated != nil {
-				out[n-1].monitorLag = out[n-1].recreated.wait()
-			}
-		}
-		for i, step := range steps {
-			wait := gap
-			if i == recreateStep {
-				// The topic recreation first waits until the pipeline has
-				// caught up, which sees the previous fault's recovery through.
-				wait = gap / 2
-			}
-			if d > 0 && time.Since(start)+wait+20*time.Second > d {
-				pause(max(0, d-time.Since(start)))
+		for _, step := range steps {
+			if d > 0 && time.Since(start)+step.wait+20*time.Second > d {
+				time.Sleep(max(0, d-time.Since(start)))
 				joinWatch()
 				return out
 			}
-			pause(wait)
+			time.Sleep(step.wait)
 			joinWatch()
 			select {
 			case <-loadDone:
 				t.Fatal("the load generator stopped early")
 			default:
 			}
-			f := step()
+			f := step.inject(round)
 			t.Logf("%6.1fs %s (down %.1fs)", f.injected.Sub(start).Seconds(), f.name, f.repaired.Sub(f.injected).Seconds())
 			out = append(out, f)
 		}
 		if d == 0 {
-			pause(gap)
+			time.Sleep(tail)
 			joinWatch()
 			return out
 		}

@@ -7,8 +7,14 @@
 // backend outage). At the end the run proves that nothing kproxy acknowledged
 // was lost and prints a summary.
 //
-// `make test` runs the short variant (about two minutes); `make soak
-// DURATION=30m` runs the long one:
+// The run has a variant per offset store, sharing everything else:
+// TestChaos/zookeeper keeps the module's offsets in ZooKeeper (ktransfer's
+// default offset_store, kmonitor's offset_source zookeeper), TestChaos/kafka in
+// a Kafka consumer group (offset_store kafka, offset_source kafka) with no
+// ZooKeeper process started at all, and so without the ZooKeeper restart.
 //
-//	go test -run TestChaos -v ./scripts/chaos -duration 30m
+// `make test` runs the short form of both (one round of faults each, about a
+// minute and a half each); `make soak DURATION=30m [MODE=kafka]` the long one:
+//
+//	go test -run 'TestChaos/^kafka$' -v ./scripts/chaos -duration 30m
 package chaos

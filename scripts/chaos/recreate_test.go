@@ -19,16 +19,18 @@ import (
 )
 
 // probe reads what the checks compare the deliveries with: the topic's log
-// offsets from the broker and the module's committed offsets from ZooKeeper.
-// It also deletes and creates the topic, as an operator's admin tool would.
+// offsets from the broker and the module's committed offsets from its store
+// (ZooKeeper's offset nodes, or the Kafka group's offsets through the admin
+// client, as an independent reader sees them). It also deletes and creates the
+// topic, as an operator's admin tool would.
 type probe struct {
 	adm    *kadm.Client
-	conn   *zk.Conn
+	conn   *zk.Conn // nil with storeKafka
 	layout zkconsumers.Layout
 }
 
-// newProbe connects to the broker and ZooKeeper; both clients reconnect after
-// a restart and are closed when the test ends.
+// newProbe connects to the broker and, with storeZooKeeper, to ZooKeeper; the
+// clients reconnect after a restart and are closed when the test ends.
 func (s *system) newProbe(t *testing.T) *probe {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokerAddr))
@@ -36,38 +38,95 @@ func (s *system) newProbe(t *testing.T) *probe {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &probe{adm: kadm.NewClient(cl), conn: s.zk.Conn(t), layout: zkconsumers.New(chroot)}
+	pr := &probe{adm: kadm.NewClient(cl), layout: zkconsumers.New(chroot)}
+	if s.store == storeZooKeeper {
+		pr.conn = s.zk.Conn(t)
+	}
+	return pr
 }
 
 // offsets fills r's log start, log end and committed offset of every partition;
-// what it cannot read goes to r.waiting.
-func (pr *probe) offsets(r *result) {
+// what it cannot read, and every partition without a committed offset, goes to
+// r.waiting. It returns false when a read failed (a partition without a commit
+// is no failure: r.committed lacks it).
+func (pr *probe) offsets(r *result) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	starts, serr := pr.adm.ListStartOffsets(ctx, chaosTopic)
 	ends, eerr := pr.adm.ListEndOffsets(ctx, chaosTopic)
-	cancel()
-	r.logStart, r.logEnd, r.committed = map[int32]int64{}, map[int32]int64{}, map[int32]int64{}
-	if serr != nil || eerr != nil {
+	r.logStart, r.logEnd = map[int32]int64{}, map[int32]int64{}
+	ok := serr == nil && eerr == nil
+	if !ok {
 		r.waiting = append(r.waiting, fmt.Sprintf("list offsets: %v %v", serr, eerr))
 	}
 	for p := int32(0); p < partitions; p++ {
-		if o, ok := starts.Lookup(chaosTopic, p); ok && o.Err == nil {
+		if o, found := starts.Lookup(chaosTopic, p); found && o.Err == nil {
 			r.logStart[p] = o.Offset
 		}
-		if o, ok := ends.Lookup(chaosTopic, p); ok && o.Err == nil {
+		if o, found := ends.Lookup(chaosTopic, p); found && o.Err == nil {
 			r.logEnd[p] = o.Offset
 		} else {
 			r.waiting = append(r.waiting, fmt.Sprintf("partition %d: no log end offset", p))
-		}
-		data, _, err := pr.conn.Get(pr.layout.Offset(chaosModule, chaosTopic, p))
-		if err != nil {
-			r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node: %v", p, err))
-			continue
-		}
-		if r.committed[p], err = zkconsumers.DecodeOffset(data); err != nil {
-			r.waiting = append(r.waiting, fmt.Sprintf("partition %d: offset node %q: %v", p, data, err))
+			ok = false
 		}
 	}
+	var err error
+	if pr.conn != nil {
+		r.committed, err = pr.zkCommitted()
+	} else {
+		r.committed, err = pr.groupCommitted(ctx)
+	}
+	if err != nil {
+		r.waiting = append(r.waiting, err.Error())
+		return false
+	}
+	for p := int32(0); p < partitions; p++ {
+		if _, found := r.committed[p]; !found {
+			r.waiting = append(r.waiting, fmt.Sprintf("partition %d: no committed offset", p))
+		}
+	}
+	return ok
+}
+
+// zkCommitted reads the module's offset nodes; a partition without one is
+// left out.
+func (pr *probe) zkCommitted() (map[int32]int64, error) {
+	out := map[int32]int64{}
+	for p := int32(0); p < partitions; p++ {
+		data, _, err := pr.conn.Get(pr.layout.Offset(chaosModule, chaosTopic, p))
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: offset node: %w", p, err)
+		}
+		if out[p], err = zkconsumers.DecodeOffset(data); err != nil {
+			return nil, fmt.Errorf("partition %d: offset node %q: %w", p, data, err)
+		}
+	}
+	return out, nil
+}
+
+// groupCommitted reads the module's Kafka group offsets with franz-go's admin
+// client; a partition without a commit (Kafka drops a deleted topic's) is
+// left out.
+func (pr *probe) groupCommitted(ctx context.Context) (map[int32]int64, error) {
+	resps, err := pr.adm.FetchOffsets(ctx, chaosModule)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: fetch offsets: %w", chaosModule, err)
+	}
+	out := map[int32]int64{}
+	for p := int32(0); p < partitions; p++ {
+		o, found := resps.Lookup(chaosTopic, p)
+		switch {
+		case !found || (o.Err == nil && o.At < 0):
+		case o.Err != nil:
+			return nil, fmt.Errorf("group %s partition %d: fetch offset: %w", chaosModule, p, o.Err)
+		default:
+			out[p] = o.At
+		}
+	}
+	return out, nil
 }
 
 // recreate deletes the topic and creates it again with the same name and
@@ -102,6 +161,9 @@ type recreation struct {
 	// offset had left the old topic's (ktransfer noticed the new topic); -1:
 	// not within the watch.
 	moved time.Duration
+	// resumed is how long after the recreation a record of the new topic had
+	// been delivered from every partition; -1: not within the watch.
+	resumed time.Duration
 	// maxLag is the highest module lag kmonitor's /delay showed during the
 	// watch (-1: never read).
 	maxLag int64
@@ -112,6 +174,10 @@ type recreation struct {
 	// partition in range (it confirms over two polls).
 	judged, early map[string]int
 	wrong         []string // judged rows that showed lag 0 and OK
+	// noCommit counts kmonitor's rows of partitions that had no committed
+	// offset (Kafka drops a deleted topic's group offsets with it), by what
+	// they showed.
+	noCommit map[string]int
 }
 
 // judgedPoll is the first of kmonitor's polls in a row finding a committed
@@ -134,9 +200,10 @@ func (rc *recreation) wait() int64 {
 // takes no undelivered record with it and the end checks keep their full
 // strength: every record kproxy answered 200 for must reach the backend. The
 // load resumes at once with the next generation, its sequence numbers carrying
-// on; the committed offsets then point above the new topic's log end until
-// ktransfer notices the new topic, which a goroutine watches (see
-// watchOutOfRange) while the schedule goes on.
+// on; the committed offsets then point above the new topic's log end (with
+// Kafka: are gone, dropped with the topic) until ktransfer notices the new
+// topic, which a goroutine watches (see watchOutOfRange) while the schedule
+// goes on.
 func (s *system) recreateTopic(t *testing.T, ld *load) faultRecord {
 	t.Helper()
 	pausedAt := time.Now()
@@ -150,7 +217,7 @@ func (s *system) recreateTopic(t *testing.T, ld *load) faultRecord {
 	old := s.catchUp(t, ld)
 	rc := &recreation{
 		gen: ld.gen.Load() + 1, catchUp: time.Since(pausedAt),
-		done: make(chan struct{}), moved: -1, maxLag: -1, judged: map[string]int{}, early: map[string]int{},
+		done: make(chan struct{}), moved: -1, resumed: -1, maxLag: -1, judged: map[string]int{}, early: map[string]int{}, noCommit: map[string]int{},
 	}
 	for p, end := range old.logEnd {
 		rc.oldRecords += end - old.logStart[p]
@@ -217,10 +284,17 @@ func (s *system) kproxyBuffered() (int64, error) {
 }
 
 // watchOutOfRange samples, from the recreation until every partition's
-// committed offset has left the old topic's (at most 45 s, or until ctx ends),
-// the committed offsets, the new log end and kmonitor's rows. A partition
-// whose committed offset is still the old topic's and above the new log end
-// is out of range; kmonitor's row of it is judged once kmonitor's own polls
+// committed offset has left the old topic's and every partition delivered a
+// record of the new topic (at most 45 s, or until ctx ends), the committed
+// offsets, the new log end and kmonitor's rows; the next fault waits for it,
+// so each fault's recovery is seen on its own. (With Kafka the two differ:
+// the group's claims restart in the new topic and commit its log start within
+// seconds, while the module's fetch client still holds the old topic for a
+// while.) A partition without a committed offset has not left the old one
+// yet: Kafka drops a deleted topic's group offsets with it, so with
+// storeKafka every partition is so until ktransfer commits in the new topic;
+// kmonitor's rows of it are tallied (noCommit). A partition whose committed
+// offset is still the old topic's and above the new log end is out of range; kmonitor's row of it is judged once kmonitor's own polls
 // found it so judgedPoll times in a row (fresh rows, committed offset above
 // their log end; a poll is told from the one before by its log end, which
 // the running load moves on): it must not show lag 0 and OK.
@@ -228,16 +302,21 @@ func (s *system) watchOutOfRange(ctx context.Context, rc *recreation, oldCommitt
 	polls := map[int32][]int64{} // per partition, the log ends of kmonitor's polls in a row finding it above
 	for deadline := recreatedAt.Add(45 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(250 * time.Millisecond) {
 		r := &result{}
-		s.probe.offsets(r)
+		read := s.probe.offsets(r)
 		rows, err := monitorRows(s.kmonitorURL)
 		now := time.Now()
 		rc.maxLag = max(rc.maxLag, s.monitorLag())
-		if len(r.waiting) > 0 || err != nil {
+		if !read || err != nil {
 			continue
 		}
 		moved := 0
 		for p := int32(0); p < partitions; p++ {
-			c := r.committed[p]
+			c, committed := r.committed[p]
+			if !committed {
+				rc.noCommit[rowText(rows, p)]++
+				delete(polls, p)
+				continue
+			}
 			if c != oldCommitted[p] {
 				moved++
 			}
@@ -273,11 +352,35 @@ func (s *system) watchOutOfRange(ctx context.Context, rc *recreation, oldCommitt
 					now.Sub(recreatedAt).Round(time.Millisecond), p, c, *row.LogEnd, len(polls[p])))
 			}
 		}
-		if moved == partitions {
+		if moved == partitions && rc.moved < 0 {
 			rc.moved = now.Sub(recreatedAt)
+		}
+		if rc.resumed < 0 && len(s.be.partitionsOf(rc.gen)) == partitions {
+			rc.resumed = now.Sub(recreatedAt)
+		}
+		if rc.moved >= 0 && rc.resumed >= 0 {
 			return
 		}
 	}
+}
+
+// rowText describes kmonitor's row of partition p for a tally: status, lag,
+// committed offset (none, or the one it shows), stale.
+func rowText(rows map[int32]lagRow, p int32) string {
+	row, ok := rows[p]
+	if !ok {
+		return "no row"
+	}
+	out := fmt.Sprintf("%s, lag %s", row.Status, map[bool]string{true: "0", false: "> 0"}[row.Lag == 0])
+	if row.Committed == nil {
+		out += ", no commit"
+	} else {
+		out += fmt.Sprintf(", committed %d", *row.Committed)
+	}
+	if row.Stale {
+		out += ", stale"
+	}
+	return out
 }
 
 // counts formats a tally as "a ×3, b ×1", most frequent first.

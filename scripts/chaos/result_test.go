@@ -25,10 +25,12 @@ type partOffset struct {
 
 // result is what a chaos run saw, and the checks on it.
 type result struct {
-	start     time.Time
-	loadTime  time.Duration
-	drainTime time.Duration
-	faults    []faultRecord
+	store      store
+	start      time.Time
+	loadTime   time.Duration
+	drainTime  time.Duration
+	faults     []faultRecord
+	wantFaults int // the faults of a round of the variant's schedule
 
 	acks     []ack
 	attempts int
@@ -129,9 +131,14 @@ func (r *result) pendingMonitor() []string {
 	return out
 }
 
-// duplicateBound is the most re-deliveries the run may cause: every fault may
-// re-push at most a window of each partition.
-func (r *result) duplicateBound() int { return (len(r.faults) + 1) * partitions * windowSize }
+// faultDuplicateBound is the most re-deliveries a fault may cause (counted
+// from it to the next fault), and the run before its first fault: at most a
+// window of each partition.
+const faultDuplicateBound = partitions * windowSize
+
+// duplicateBound is the most re-deliveries the run may cause: a window of
+// each partition per fault and before the first.
+func (r *result) duplicateBound() int { return (len(r.faults) + 1) * faultDuplicateBound }
 
 func (r *result) distinctDelivered() int { return len(r.delivered) }
 
@@ -265,7 +272,7 @@ func (r *result) report(w io.Writer) {
 	for _, a := range r.acks {
 		keys[a.key] = true
 	}
-	fmt.Fprintf(w, "\n==== chaos run summary ====\n")
+	fmt.Fprintf(w, "\n==== chaos run summary: offset store %s ====\n", r.store)
 	fmt.Fprintf(w, "load phase %s, drain after it %s, %d faults\n", ms(r.loadTime), ms(r.drainTime), len(r.faults))
 	if len(fails) == 0 {
 		fails = []string{"none"}
@@ -293,8 +300,8 @@ func (r *result) report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%-24s %10s %8s %10s %14s %12d\n", "(before the first fault)", "", "", "", "", early)
 	fmt.Fprintf(w, "(recovery: from the repair — for a SIGKILL, the kill; for a topic recreation, the creation — until every partition delivered a record committed after it;\n"+
-		" ¹ the module's lag in kmonitor's /delay just before the repair; for a topic recreation, the highest while ktransfer had not yet left the old topic's offsets;\n"+
-		" ² repeated deliveries between this fault and the next)\n")
+		" ¹ the module's lag in kmonitor's /delay just before the repair; for a topic recreation, the highest until ktransfer had left the old topic's offsets and pushed from the new topic's every partition;\n"+
+		" ² repeated deliveries between this fault and the next, at most %d each)\n", faultDuplicateBound)
 	fmt.Fprintf(w, "\n%-24s %7s %12s %14s %14s\n", "per fault type", "faults", "duplicates", "most per fault", "worst recovery")
 	for _, k := range r.kinds() {
 		var n, total, most int
@@ -337,6 +344,9 @@ func (r *result) report(w io.Writer) {
 		fmt.Fprintf(w, "  %s, one of every partition after %s; %s\n", first, r.recoveryText(f), moved)
 		fmt.Fprintf(w, "  kmonitor on a committed offset above the new log end, from its poll %d in a row finding it so: %s\n", judgedPoll, counts(rc.judged))
 		fmt.Fprintf(w, "  kmonitor on it before that poll or stale (not judged): %s\n", counts(rc.early))
+		if len(rc.noCommit) > 0 {
+			fmt.Fprintf(w, "  kmonitor on a partition without a commit (the old topic's dropped, none in the new one yet): %s\n", counts(rc.noCommit))
+		}
 	}
 	fmt.Fprintln(w)
 }
@@ -398,8 +408,15 @@ func (r *result) check(t *testing.T) {
 	if n := r.undeliveredAcks(); n > 0 {
 		t.Errorf("%d records kproxy answered 200 for never reached the backend", n)
 	}
-	if dups, bound := len(r.deliveries)-r.distinctDelivered(), r.duplicateBound(); dups > bound {
-		t.Errorf("got %d duplicate deliveries, want at most %d", dups, bound)
+	dups, early := r.duplicatesByFault()
+	for i, f := range r.faults {
+		if dups[i] > faultDuplicateBound {
+			t.Errorf("%s at +%s: got %d duplicate deliveries before the next fault, want at most %d (a window per partition)",
+				f.name, f.injected.Sub(r.start).Round(time.Millisecond), dups[i], faultDuplicateBound)
+		}
+	}
+	if early > faultDuplicateBound {
+		t.Errorf("before the first fault: got %d duplicate deliveries, want at most %d", early, faultDuplicateBound)
 	}
 	// A key's acknowledged sequence numbers are 0, 1, 2, ... by construction of
 	// the load; anything else means the check above saw a broken load.
@@ -415,8 +432,8 @@ func (r *result) check(t *testing.T) {
 	if len(r.acks) < 1000 {
 		t.Errorf("only %d records committed: the run proves little", len(r.acks))
 	}
-	if len(r.faults) < 5 {
-		t.Errorf("only %d faults injected, want at least 5", len(r.faults))
+	if len(r.faults) < r.wantFaults {
+		t.Errorf("only %d faults injected, want at least %d (a round)", len(r.faults), r.wantFaults)
 	}
 	for _, f := range r.faults {
 		rc := f.recreated
