@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 )
 
@@ -72,7 +72,8 @@ type Config struct {
 	// BackoffMax, when above RetryInterval, makes the pauses grow: retry n waits
 	// a random time between half and all of RetryInterval*2^(n-1) (1 ms is used
 	// for a RetryInterval of 0), capped at BackoffMax, and never less than
-	// RetryInterval.
+	// RetryInterval (a backoff.Policy with Initial RetryInterval and Max
+	// BackoffMax). A Retry-After answer sets the pause instead.
 	BackoffMax time.Duration
 	// RetryOn lists the statuses worth a retry; an answer with any other non-2xx
 	// status fails the push at once (Result.Permanent). Empty: every failure is
@@ -426,7 +427,7 @@ func (p *Pusher) Push(ctx context.Context, r Record) Result {
 		if p.ev.Retry != nil {
 			p.ev.Retry(res.Attempts, wait)
 		}
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			res.Err = ctx.Err()
 			return res
 		}
@@ -447,19 +448,10 @@ func (p *Pusher) retryable(status int) bool {
 	return false
 }
 
-// backoff returns the pause before retry n (1 = the first).
+// backoff returns the pause before retry n (1 = the first): the policy that
+// RetryInterval and BackoffMax describe.
 func (p *Pusher) backoff(n int) time.Duration {
-	ri, ceil := p.cfg.RetryInterval, p.cfg.BackoffMax
-	if ceil <= ri {
-		return ri
-	}
-	e := max(ri, time.Millisecond)
-	for i := 1; i < n && e < ceil; i++ {
-		e *= 2
-	}
-	e = min(e, ceil)
-	half := e / 2
-	return max(ri, half+rand.N(e-half+1))
+	return backoff.Policy{Initial: p.cfg.RetryInterval, Max: p.cfg.BackoffMax}.Delay(n)
 }
 
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date,
@@ -480,21 +472,6 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		d = max(t.Sub(now), 0)
 	}
 	return min(d, maxRetryAfter), true
-}
-
-// sleep waits d, or less when ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // pick returns the server for the attempt at rotation position idx: the first
