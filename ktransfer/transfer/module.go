@@ -17,6 +17,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/envelope"
 )
 
@@ -354,21 +355,15 @@ func (mr *moduleRunner) deadLetter(ctx context.Context, rec *kgo.Record, cause s
 			{Key: "ktransfer-error", Value: []byte(cause)},
 		},
 	}
-	wait := 200 * time.Millisecond
-	for {
-		err := mr.dlq.ProduceSync(ctx, out).FirstErr()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		mr.log.Warn("dead-letter write failed; retrying", "dead_letter_topic", mr.m.DeadLetterTopic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+	return storeRetry.Retry(ctx, func() error {
+		return mr.dlq.ProduceSync(ctx, out).FirstErr()
+	}, func(err error, wait time.Duration) {
+		mr.log.Warn("dead-letter write failed; retrying", "dead_letter_topic", mr.m.DeadLetterTopic, "partition", rec.Partition, "offset", rec.Offset, "err", err, "retry_in", wait)
+	})
 }
+
+// storeRetry spaces the attempts of the writes and reads a partition cannot
+// go on without (dead-letter records, the log's offsets after an
+// out-of-range fetch): from 200 ms, doubling to 5 s, until they succeed or
+// the claim ends.
+var storeRetry = backoff.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second}

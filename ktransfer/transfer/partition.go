@@ -17,6 +17,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/window"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 )
 
 // Reasons a partition's position moved without its records being pushed, the
@@ -281,20 +282,14 @@ func (pr *partRunner) resetFetch(ctx context.Context, req resetRequest) bool {
 	to := req.at
 	if req.reason != reasonTruncated {
 		var start, end int64
-		for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-			var err error
-			if start, end, err = pr.logBounds(ctx); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return false
-			}
-			pr.log.Warn("list the log's offsets after an out-of-range fetch; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(wait):
-			}
+		err := storeRetry.Retry(ctx, func() (err error) {
+			start, end, err = pr.logBounds(ctx)
+			return err
+		}, func(err error, wait time.Duration) {
+			pr.log.Warn("list the log's offsets after an out-of-range fetch; retrying", "err", err, "retry_in", wait)
+		})
+		if err != nil {
+			return false
 		}
 		reason := req.reason
 		if reason == "" {
@@ -555,16 +550,21 @@ func (pr *partRunner) commit() error {
 	return nil
 }
 
+// finalCommitRetry spaces the attempts of a final commit: 20 over about 5 s,
+// while the offset store is briefly unreachable.
+var finalCommitRetry = backoff.Policy{Initial: 250 * time.Millisecond, Attempts: 20}
+
 // finalCommit commits at hand-over, retrying while the offset store is briefly
-// unreachable (not fenced) so a clean hand-over re-pushes nothing.
+// unreachable (not fenced) so a clean hand-over re-pushes nothing. It runs
+// after the claim ended, so only its attempts bound it.
 func (pr *partRunner) finalCommit() {
-	for i := 0; i < 20; i++ {
+	_ = finalCommitRetry.Retry(context.Background(), func() error {
 		err := pr.commit()
-		if err == nil || !errors.Is(err, fleet.ErrNoSession) {
-			return
+		if err != nil && !errors.Is(err, fleet.ErrNoSession) {
+			return backoff.Permanent(err)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return err
+	}, nil)
 }
 
 // finish hands the partition back. After a rebalance or shutdown the pushes in

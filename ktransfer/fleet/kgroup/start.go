@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 )
 
 // groupLogger is the group client's logger: the client's own, except that the
@@ -39,26 +41,20 @@ const (
 // start makes the group client, retrying while the brokers cannot be reached;
 // it returns false when Close came first.
 func (m *Member) start() bool {
-	wait := 500 * time.Millisecond
-	for {
-		err := m.tryStart()
-		if err == nil {
-			m.setErr(nil)
-			return true
-		}
-		if m.startCtx.Err() != nil {
-			return false
-		}
+	err := joinRetry.Retry(m.startCtx, m.tryStart, func(err error, wait time.Duration) {
 		m.setErr(err)
 		m.log.Warn("cannot join the consumer group yet; retrying", "err", err, "retry_in", wait)
-		select {
-		case <-m.startCtx.Done():
-			return false
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
+	})
+	if err != nil {
+		return false
 	}
+	m.setErr(nil)
+	return true
 }
+
+// joinRetry spaces the attempts to make the group client: from 500 ms,
+// doubling to 10 s, until Close.
+var joinRetry = backoff.Policy{Initial: 500 * time.Millisecond, Max: 10 * time.Second}
 
 // tryStart chooses the protocol, sets the group's session timeout under the
 // consumer protocol, and makes the group client.
