@@ -22,13 +22,20 @@ type program struct{ cfg monitor.Config }
 func (p program) Logging() logging.Config        { return p.cfg.Base.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Base.Shutdown }
 
-func (p program) Run(ctx context.Context, log *slog.Logger) error {
+// Setup makes the monitor, mounts the dashboard at / and adds the monitor's
+// components to r (monitor.Monitor.Register).
+func (p program) Setup(_ context.Context, log *slog.Logger, r *daemon.Runner) error {
 	m, err := monitor.New(p.cfg, log)
 	if err != nil {
 		return err
 	}
 	m.Handle("/", web.Handler(m))
-	return m.Run(ctx)
+	ln, err := m.Listen()
+	if err != nil {
+		return err
+	}
+	m.Register(r, ln)
+	return nil
 }
 
 func main() {

@@ -9,10 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/httpapi"
@@ -26,7 +23,9 @@ type program struct{ cfg proxy.Config }
 func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
 
-func (p program) Run(ctx context.Context, log *slog.Logger) error {
+// Setup makes the core, its HTTP front and the WebSocket gateways, and adds
+// the front's components to r (httpapi.Server.Register).
+func (p program) Setup(ctx context.Context, log *slog.Logger, r *daemon.Runner) error {
 	gateways := p.cfg.WebSocket.MemoryBound(p.cfg.MaxConnections)
 	bound := p.cfg.MemoryBound() + gateways
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -50,37 +49,7 @@ func (p program) Run(ctx context.Context, log *slog.Logger) error {
 		core.Close()
 		return err
 	}
-	if p.cfg.TLS.Enabled() {
-		defer reloadTLSOnSIGHUP(srv)()
-	}
-	return srv.Run(ctx)
-}
-
-// reloadTLSOnSIGHUP reads the TLS files again on every SIGHUP (pkg/daemon reopens
-// the log file on the same signal) until the returned stop is called. A failed
-// reload is logged by ReloadTLS and keeps the previous certificate.
-func reloadTLSOnSIGHUP(srv *httpapi.Server) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			case <-hup:
-				_ = srv.ReloadTLS()
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		wg.Wait()
-	}
+	return srv.Register(r, nil)
 }
 
 func main() {

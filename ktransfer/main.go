@@ -24,12 +24,15 @@ func (p program) Logging() logging.Config        { return p.cfg.Config }
 func (p program) ShutdownTimeout() time.Duration { return p.cfg.Shutdown }
 func (p program) Warnings() []string             { return p.cfg.Warnings }
 
-func (p program) Run(ctx context.Context, log *slog.Logger) error {
+// Setup joins the fleet (transfer.New) and adds the transfer's components to
+// r (transfer.Transfer.Register).
+func (p program) Setup(ctx context.Context, log *slog.Logger, r *daemon.Runner) error {
 	t, err := transfer.New(ctx, p.cfg, log.With("instance", p.cfg.InstanceID))
 	if err != nil {
 		return err
 	}
-	return t.Run(ctx)
+	t.Register(r)
+	return nil
 }
 
 func main() {

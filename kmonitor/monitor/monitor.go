@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 )
 
@@ -123,24 +124,47 @@ func (m *Monitor) History(d time.Duration) map[string][]Point {
 	return out
 }
 
-// Run listens on listen_address:port and serves until ctx ends (see Serve). A
-// port that cannot be bound is an error: Zabbix and Prometheus poll that port,
-// so kmonitor never moves to another one.
+// Run listens on listen_address:port (see Listen) and serves until ctx ends
+// (see Serve).
 func (m *Monitor) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", m.cfg.Addr())
+	ln, err := m.Listen()
 	if err != nil {
-		m.Close()
-		return fmt.Errorf("http_server.port %d: cannot listen on %s (another kmonitor running? free the port or set another): %w",
-			m.cfg.HTTP.Port, m.cfg.Addr(), err)
+		return err
 	}
 	return m.Serve(ctx, ln)
 }
 
+// Listen listens on listen_address:port. A port that cannot be bound is an
+// error, and the Monitor is closed: Zabbix and Prometheus poll that port, so
+// kmonitor never moves to another one.
+func (m *Monitor) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", m.cfg.Addr())
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("http_server.port %d: cannot listen on %s (another kmonitor running? free the port or set another): %w",
+			m.cfg.HTTP.Port, m.cfg.Addr(), err)
+	}
+	return ln, nil
+}
+
 // Serve runs the collectors and serves HTTP on ln until ctx ends; then it stops
 // accepting, lets requests in progress finish within shutdown_timeout, stops the
-// collectors and closes every client. It returns nil after a clean shutdown; a
+// collectors and closes every client, through a daemon.Runner of its own with
+// the components of Register. It returns nil after a clean shutdown; a
 // ZooKeeper or Kafka failure is never an error.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
+	r := daemon.NewRunner(m.log, m.cfg.Base.Shutdown)
+	m.Register(r, ln)
+	return r.Run(ctx)
+}
+
+// Register adds the Monitor's components to r, in the order they stop:
+//
+//   - "http": the endpoints on ln stop accepting and the requests in
+//     progress finish;
+//   - "clusters": the collectors (ZooKeeper watchers, group readers, Kafka
+//     polls) stop; its Close is Close.
+func (m *Monitor) Register(r *daemon.Runner, ln net.Listener) {
 	// read_timeout_ms and write_timeout_ms are the original keys (0 = no limit);
 	// headers, idle connections and header size keep the bounds of every listener.
 	lim := opshttp.DefaultLimits()
@@ -148,37 +172,36 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	lim.WriteTimeout = time.Duration(m.cfg.HTTP.WriteTimeoutMs) * time.Millisecond
 	srv := opshttp.NewServer(ln.Addr().String(), m.mux, lim)
 	srv.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)
+	m.log.Info("serving", "addr", ln.Addr().String(), "clusters", m.names)
+	r.Add(daemon.HTTPServer("http", srv, ln))
+
 	cctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, c := range m.clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.run(cctx)
-		}()
-	}
-	defer func() {
-		stop()
-		wg.Wait()
-		m.Close()
-	}()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	m.log.Info("serving", "addr", ln.Addr().String(), "clusters", m.names)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), m.cfg.Base.Shutdown)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil {
-		return fmt.Errorf("drain http requests: %w", err)
-	}
-	return nil
+	r.Add(daemon.Component{
+		Name: "clusters",
+		Serve: func(ctx context.Context) error {
+			for _, c := range m.clusters {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.run(cctx)
+				}()
+			}
+			<-ctx.Done()
+			return nil
+		},
+		Drain: func(context.Context) error {
+			// The collectors stop at once: a poll or a watch in progress
+			// gives up with its context.
+			stop()
+			wg.Wait()
+			return nil
+		},
+		Close: func() {
+			stop()
+			m.Close()
+		},
+	})
 }
 
 // Close closes the ZooKeeper and Kafka clients of a Monitor that is not serving.

@@ -25,12 +25,15 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/http1"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 )
 
 // Server serves kproxy's doors over HTTP. Create it with New, mount further doors
-// with Handle, then Run or Serve. It is safe for concurrent use once serving.
+// with Handle, then add its components to a daemon.Runner with Register (or
+// Run or Serve, which do both). It is safe for concurrent use once serving.
 type Server struct {
 	core       *proxy.Proxy
 	cfg        proxy.Config
@@ -155,22 +158,43 @@ func (s *Server) OpsAddr() string {
 	return ""
 }
 
-// Run listens on listen_address:port and serves until ctx ends, then drains.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr())
-	if err != nil {
-		s.core.Close()
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr(), err)
+// Run listens on listen_address:port and serves until ctx ends, then drains
+// (see Serve).
+func (s *Server) Run(ctx context.Context) error { return s.Serve(ctx, nil) }
+
+// Serve serves on ln (nil: listen on listen_address:port) until ctx ends, over
+// TLS when the tls section enables it, through a daemon.Runner of its own
+// with the components of Register. It returns nil after a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	r := daemon.NewRunner(s.log, s.cfg.Shutdown)
+	if err := s.Register(r, ln); err != nil {
+		return err
 	}
-	return s.Serve(ctx, ln)
+	return r.Run(ctx)
 }
 
-// Serve serves on ln until ctx ends, over TLS when the tls section enables it.
-// Then it stops accepting, lets requests in progress finish (each is bounded by
-// produce_timeout_ms), runs the OnDrain functions, flushes what the Kafka
-// clients still hold and closes them, all within shutdown_timeout. It returns nil
-// after a clean drain.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Register listens on ln (nil: on listen_address:port) and ops_listen, and
+// adds the server's components to r, in the order they stop, all within
+// shutdown_timeout:
+//
+//   - "http", port: it stops accepting (the core refuses new records, 503
+//     shutting_down, /readyz 503), lets the requests in progress finish (each
+//     is bounded by produce_timeout_ms), closes the connections it handed to
+//     net/http, and runs the OnDrain functions (the WebSocket gateways);
+//   - "kafka": flushes what the Kafka clients still hold and closes them;
+//   - "tls", with HTTPS: its Reload reads the TLS files again (ReloadTLS);
+//   - "ops_listen", when set: the operations endpoints answer until here;
+//   - "health": the prober of Kafka's health.
+//
+// When it fails it closes ln and the core.
+func (s *Server) Register(r *daemon.Runner, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr()); err != nil {
+			s.core.Close()
+			return fmt.Errorf("listen on %s: %w", s.cfg.Addr(), err)
+		}
+	}
 	ops, opsLn, err := s.listenOps()
 	if err != nil {
 		ln.Close()
@@ -184,53 +208,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := HTTPServer(s.cfg, s.Handler())
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	srv.ConnState = s.conns.connState
-	tc := s.tlsConf.Load()
-
-	hctx, stopHealth := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.core.RunHealth(hctx)
-	}()
-	defer func() {
-		stopHealth()
-		wg.Wait()
-	}()
-
-	errc := make(chan error, 3)
-	accepted := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.handoff) }()
-	go func() { accepted <- s.accept(ln) }()
+	f := &front{s: s, ln: ln, srv: srv, served: make(chan struct{}), accepted: make(chan struct{})}
+	r.Add(daemon.Component{Name: "http", Serve: f.serve, Drain: f.drain, Close: f.close})
+	r.Add(daemon.Component{Name: "kafka", Drain: s.core.Shutdown, Close: s.core.Close})
+	if s.tlsConf.Load() != nil {
+		r.Add(daemon.Component{Name: "tls", Reload: s.ReloadTLS})
+	}
 	if ops != nil {
-		go func() { errc <- ops.Serve(opsLn) }()
 		s.log.Info("serving operations endpoints", "addr", opsLn.Addr().String(), "pprof", s.cfg.Pprof)
+		r.Add(daemon.HTTPServer("ops_listen", ops, opsLn))
 	}
-	s.log.Info("serving", "addr", ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil,
-		"partitioner", s.cfg.Partitioner, "validate_msgpack", s.cfg.ValidateMsgpack, "max_connections", s.conns.max)
-
-	var failed error
-	select {
-	case err := <-errc:
-		failed = fmt.Errorf("http server: %w", err)
-	case err := <-accepted:
-		failed = fmt.Errorf("accept connections on %s: %w", ln.Addr(), err)
-		accepted <- nil
-	case <-ctx.Done():
-	}
-	if failed != nil {
-		ln.Close()
-		<-accepted
-		srv.Close()
-		s.closeFast()
-		s.wg.Wait()
-		if ops != nil {
-			ops.Close()
-		}
-		s.core.Close()
-		return failed
-	}
-	return s.drain(ln, accepted, errc, srv, ops)
+	r.Add(daemon.Component{Name: "health", Serve: func(ctx context.Context) error {
+		s.core.RunHealth(ctx)
+		return nil
+	}})
+	return nil
 }
 
 // listenOps listens on ops_listen, when the operations endpoints have a
@@ -250,55 +242,87 @@ func (s *Server) listenOps() (*http.Server, net.Listener, error) {
 	return ops, ln, nil
 }
 
-// drain is Serve's end after ctx ended: it stops accepting on ln (whose
-// accept loop reports on accepted), lets the requests in progress on the loop
-// and on srv finish, runs the OnDrain functions, flushes what the Kafka
-// clients hold and closes them, and last stops ops (errc has the end of srv's
-// and ops' Serve), all within shutdown_timeout.
-func (s *Server) drain(ln net.Listener, accepted, errc <-chan error, srv, ops *http.Server) error {
-	start := time.Now()
-	s.core.StartDrain()
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown)
-	defer cancel()
+// front is the "http" component: port's accept loop, the loop's connections
+// and the net/http server it hands connections to.
+type front struct {
+	s   *Server
+	ln  net.Listener
+	srv *http.Server
+
+	served    chan struct{} // closed when srv.Serve returned
+	serveErr  error         // what srv.Serve returned, once served is closed
+	accepted  chan struct{} // closed when the accept loop returned
+	acceptErr error         // what the accept loop returned, once accepted is closed
+}
+
+// serve accepts connections until ctx ends or accepting fails, then stops
+// accepting work: the core refuses new records and ln is closed.
+func (f *front) serve(ctx context.Context) error {
+	go func() {
+		defer close(f.served)
+		f.serveErr = f.srv.Serve(f.s.handoff)
+	}()
+	go func() {
+		defer close(f.accepted)
+		f.acceptErr = f.s.accept(ctx, f.ln)
+	}()
+	tc := f.s.tlsConf.Load()
+	f.s.log.Info("serving", "addr", f.ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil,
+		"partitioner", f.s.cfg.Partitioner, "validate_msgpack", f.s.cfg.ValidateMsgpack, "max_connections", f.s.conns.max)
+	var failed error
+	select {
+	case <-f.served:
+		failed = fmt.Errorf("http server: %w", f.serveErr)
+	case <-f.accepted:
+		if f.acceptErr != nil {
+			failed = fmt.Errorf("accept connections on %s: %w", f.ln.Addr(), f.acceptErr)
+		}
+	case <-ctx.Done():
+	}
+	f.s.core.StartDrain()
+	f.ln.Close()
+	<-f.accepted
+	return failed
+}
+
+// drain lets the requests in progress on the loop and on srv finish, then
+// runs the OnDrain functions.
+func (f *front) drain(ctx context.Context) error {
 	var errs []error
-	ln.Close()
-	<-accepted
-	s.drainFast()
-	if err := srv.Shutdown(sctx); err != nil {
+	f.s.drainFast()
+	if err := f.srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http requests: %w", err))
 	}
-	<-errc
-	if err := s.waitFast(sctx); err != nil {
+	<-f.served
+	if err := f.s.waitFast(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http requests: %w", err))
 	}
-	s.mu.Lock()
-	drains := s.drains
-	s.mu.Unlock()
-	for _, f := range drains {
-		if err := f(sctx); err != nil {
+	f.s.mu.Lock()
+	drains := f.s.drains
+	f.s.mu.Unlock()
+	for _, d := range drains {
+		if err := d(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.core.Shutdown(sctx); err != nil {
-		errs = append(errs, err)
-	}
-	if ops != nil {
-		// The operations endpoints answered (/readyz: 503) until here.
-		if err := ops.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop ops_listen: %w", err))
-		}
-		<-errc
-	}
-	s.log.Info("drained", "took", time.Since(start).Round(time.Millisecond), "ok", len(errs) == 0)
 	return errors.Join(errs...)
+}
+
+// close closes what drain left open: after a drain past shutdown_timeout,
+// the connections of both servers.
+func (f *front) close() {
+	f.ln.Close()
+	f.srv.Close()
+	f.s.closeFast()
 }
 
 // accept accepts connections on ln and serves each with the loop until ln is
 // closed (nil) or fails otherwise. Errors that may pass (such as running out
 // of file descriptors, counted and logged by the limiter's listener) are
-// retried after a pause that grows from 5 ms to 1 s, as net/http does.
-func (s *Server) accept(ln net.Listener) error {
-	var pause time.Duration
+// retried after a pause that grows from 5 ms to 1 s, as net/http does (with
+// jitter), and ends with ctx.
+func (s *Server) accept(ctx context.Context, ln net.Listener) error {
+	failures := 0
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -308,17 +332,20 @@ func (s *Server) accept(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 				errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
-				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-				time.Sleep(pause)
+				failures++
+				backoff.Sleep(ctx, acceptRetry.Delay(failures))
 				continue
 			}
 			return err
 		}
-		pause = 0
+		failures = 0
 		s.wg.Add(1)
 		go s.serveFast(c)
 	}
 }
+
+// acceptRetry is the pause after an accept error that may pass.
+var acceptRetry = backoff.Policy{Initial: 5 * time.Millisecond, Max: time.Second}
 
 // track registers a connection of the loop, for the drain; false once the
 // server stops.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,17 +11,18 @@ import (
 )
 
 // ReloadTLS reads tls.cert_file, tls.key_file and tls.client_ca_file again: new
-// connections use them, open ones keep theirs. When a file is missing or broken it
-// returns the problems and the files read before stay in use. It does nothing
-// when kproxy serves plain HTTP. It is safe for concurrent use.
+// connections use them, open ones keep theirs, and the served certificate is
+// logged. When a file is missing or broken it returns the problems (the runner
+// logs them) and the files read before stay in use. It does nothing when
+// kproxy serves plain HTTP. It is safe for concurrent use; the "tls" component
+// of Register runs it on SIGHUP.
 func (s *Server) ReloadTLS() error {
 	if s.tlsConf.Load() == nil {
 		return nil
 	}
 	tc, err := s.cfg.TLS.ServerConfig()
 	if err != nil {
-		s.log.Warn("TLS files not reloaded: the previous certificate stays in use", "err", err)
-		return err
+		return fmt.Errorf("TLS files not reloaded: %w", err)
 	}
 	s.tlsConf.Store(tc)
 	s.logCertificate("TLS files reloaded", tc)

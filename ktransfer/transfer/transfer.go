@@ -28,6 +28,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet/kgroup"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/push"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/daemon"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
@@ -261,53 +262,64 @@ func importZooKeeperOffset(sess *fleet.Session, layout zkconsumers.Layout, m Mod
 }
 
 // Run serves until ctx ends, then drains every module (commit, release) within
-// shutdown_timeout and leaves ZooKeeper.
+// shutdown_timeout and leaves ZooKeeper, through a daemon.Runner of its own
+// with the components of Register.
 func (t *Transfer) Run(ctx context.Context) error {
-	defer t.Close()
-	var srv *http.Server
-	srvErr := make(chan error, 1)
-	if t.ln != nil {
-		srv = opshttp.NewServer(t.opsAddr, t.Handler(), opshttp.DefaultLimits())
-		ln := t.ln
-		t.ln = nil // the server closes it
-		go func() { srvErr <- srv.Serve(ln) }()
-		t.log.Info("operations endpoints", "addr", t.opsAddr)
-	}
+	r := daemon.NewRunner(t.log, t.cfg.Shutdown)
+	t.Register(r)
+	return r.Run(ctx)
+}
 
+// Register adds the Transfer's components to r, in the order they stop:
+//
+//   - "modules": every module fetches and pushes until its Serve's context
+//     ends; then the fetches stop, the pushes in progress finish, the offsets
+//     are committed and the partitions released; its Close is Close;
+//   - "ops_listen", when the operations endpoints listen: they answer
+//     (/readyz: 503) until the modules are drained.
+func (t *Transfer) Register(r *daemon.Runner) {
 	mctx, stop := context.WithCancel(context.Background())
-	defer stop()
 	var wg sync.WaitGroup
-	for _, mr := range t.modules {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mr.run(mctx)
-		}()
+	r.Add(daemon.Component{
+		Name: "modules",
+		Serve: func(ctx context.Context) error {
+			for _, mr := range t.modules {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					mr.run(mctx)
+				}()
+			}
+			<-ctx.Done()
+			t.log.Info("draining: stopping fetches, finishing pushes, committing offsets")
+			stop()
+			return nil
+		},
+		Drain: func(ctx context.Context) error {
+			stop()
+			done := make(chan struct{})
+			go func() {
+				wg.Wait()
+				close(done)
+			}()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("modules did not drain within shutdown_timeout %s", t.cfg.Shutdown)
+			}
+		},
+		Close: func() {
+			stop()
+			t.Close()
+		},
+	})
+	if t.ln != nil {
+		ln := t.ln
+		t.ln = nil // the component closes it
+		t.log.Info("operations endpoints", "addr", t.opsAddr)
+		r.Add(daemon.HTTPServer("ops_listen", opshttp.NewServer(t.opsAddr, t.Handler(), opshttp.DefaultLimits()), ln))
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		runErr = fmt.Errorf("ops server: %w", err)
-	}
-	t.log.Info("draining: stopping fetches, finishing pushes, committing offsets")
-	stop()
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(t.cfg.Shutdown):
-		runErr = errors.Join(runErr, fmt.Errorf("modules did not drain within shutdown_timeout %s", t.cfg.Shutdown))
-	}
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
-	}
-	return runErr
 }
 
 // Close releases every client and the operations listener when Run did not take

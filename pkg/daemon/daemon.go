@@ -2,7 +2,14 @@
 // (-f/--config FILE, -t to check the configuration, --version, and a daemon's
 // subcommands such as `ktransfer migrate-offsets`), logging set-up, signal
 // handling (SIGTERM/SIGINT start a bounded graceful shutdown, a second signal
-// exits at once, SIGHUP reopens the log file) and the exit code.
+// exits at once, SIGHUP reopens the log file and runs the reload hooks), the
+// exit code, and the Runner that takes every daemon's components through one
+// lifecycle: serve, stop in order (stop accepting, drain, flush, commit,
+// release), close.
+//
+// A daemon's main.go is a Loader and a Program whose Setup makes the core and
+// adds its components to the Runner; the core stays testable without a
+// process, by running a Runner of its own.
 package daemon
 
 import (
@@ -29,11 +36,13 @@ var Version = "dev"
 type Program interface {
 	// Logging returns the log_dir/log_level/log_format settings.
 	Logging() logging.Config
-	// ShutdownTimeout bounds the drain after the first signal.
+	// ShutdownTimeout bounds the Runner's stop stage after the first signal.
 	ShutdownTimeout() time.Duration
-	// Run serves until ctx is cancelled, then drains within ShutdownTimeout and
-	// returns nil after a clean shutdown.
-	Run(ctx context.Context, log *slog.Logger) error
+	// Setup makes the daemon's core and adds its components to r, in the
+	// order they stop (see Runner); Main then runs r. ctx ends at the first
+	// SIGINT or SIGTERM, so a Setup that waits for a server gives up. When
+	// Setup fails, the Close functions of the components it added run.
+	Setup(ctx context.Context, log *slog.Logger, r *Runner) error
 }
 
 // Warner is implemented by a Program whose configuration is valid but has
@@ -151,8 +160,16 @@ func run(name string, prog Program, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	r := NewRunner(log, prog.ShutdownTimeout())
 	done := make(chan error, 1)
-	go func() { done <- prog.Run(ctx, log) }()
+	go func() {
+		if err := prog.Setup(ctx, log, r); err != nil {
+			r.Close()
+			done <- err
+			return
+		}
+		done <- r.Run(ctx)
+	}()
 
 	log.Info("started", "version", FullVersion(), "pid", os.Getpid())
 	var deadline <-chan time.Time
@@ -176,10 +193,13 @@ func run(name string, prog Program, stderr io.Writer) int {
 				} else {
 					log.Info("log file reopened", "path", out.Path())
 				}
+				// The reload hooks log what they did, and Reload their failures.
+				_ = r.Reload()
 			case ctx.Err() == nil:
 				log.Info("shutting down", "signal", sig.String(), "shutdown_timeout", prog.ShutdownTimeout())
 				cancel()
-				// Run bounds its own drain; this is the backstop should it hang.
+				// The Runner bounds the stop stage; this is the backstop should
+				// a Drain or a Close ignore its bound.
 				deadline = time.After(prog.ShutdownTimeout() + 5*time.Second)
 			default:
 				log.Warn("second signal: exiting at once", "signal", sig.String())

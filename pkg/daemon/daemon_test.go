@@ -22,17 +22,22 @@ import (
 
 const name = "testd"
 
-// fakeProgram is a Program whose Run is the test's function.
+// fakeProgram is a Program of one component whose Serve is the test's run
+// and whose Drain and Reload, when set, the test's drain and reload.
 type fakeProgram struct {
 	logCfg  logging.Config
 	timeout time.Duration
 	run     func(ctx context.Context, log *slog.Logger) error
+	drain   func(ctx context.Context) error
+	reload  func() error
 }
 
 func (p *fakeProgram) Logging() logging.Config        { return p.logCfg }
 func (p *fakeProgram) ShutdownTimeout() time.Duration { return p.timeout }
-func (p *fakeProgram) Run(ctx context.Context, log *slog.Logger) error {
-	return p.run(ctx, log)
+func (p *fakeProgram) Setup(_ context.Context, log *slog.Logger, r *Runner) error {
+	r.Add(Component{Name: "fake", Serve: func(ctx context.Context) error { return p.run(ctx, log) },
+		Drain: p.drain, Reload: p.reload})
+	return nil
 }
 
 // loaderOf returns a Loader that yields prog or err and records the path it got.
@@ -386,16 +391,21 @@ func TestMainSignalShutdown(t *testing.T) {
 }
 
 // TestMainSIGHUPReopens rotates the log file and checks that SIGHUP moves logging
-// to a new file while the daemon keeps running.
+// to a new file and then runs the reload hooks, while the daemon keeps running.
 func TestMainSIGHUPReopens(t *testing.T) {
 	lc, logPath := logConfig(t)
 	entered := make(chan struct{})
+	reloads := make(chan struct{}, 4)
 	prog := &fakeProgram{logCfg: lc, timeout: time.Minute,
 		run: func(ctx context.Context, log *slog.Logger) error {
 			close(entered)
 			<-ctx.Done()
 			log.Info("draining")
 			return nil
+		},
+		reload: func() error {
+			reloads <- struct{}{}
+			return errors.New("bad certificate")
 		}}
 	code := startMain(t, prog)
 	waitEntered(t, entered)
@@ -412,6 +422,16 @@ func TestMainSIGHUPReopens(t *testing.T) {
 	eventually(t, 5*time.Second, "new log file with reopen message", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), `msg="log file reopened" daemon=`+name+` path=`+logPath)
+	})
+	select {
+	case <-reloads:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reload hook did not run within 5s of SIGHUP")
+	}
+	// The hook's failure is logged in the new file, after the reopen line.
+	eventually(t, 5*time.Second, "reload failure logged", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), `level=WARN msg="reload failed: the previous settings stay in use" daemon=`+name+` component=fake err="bad certificate"`)
 	})
 	select {
 	case c := <-code:
@@ -464,7 +484,7 @@ func TestMainSecondSignal(t *testing.T) {
 	wantContains(t, "log file", readFile(t, logPath), `msg="second signal: exiting at once" daemon=`+name+` signal=terminated`)
 }
 
-// TestMainShutdownBackstop checks that Main gives up on a Run that ignores its
+// TestMainShutdownBackstop checks that Main gives up on a drain that ignores its
 // context: after ShutdownTimeout plus the fixed 5 s slack it exits with 1.
 func TestMainShutdownBackstop(t *testing.T) {
 	if testing.Short() {
@@ -476,8 +496,12 @@ func TestMainShutdownBackstop(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	const timeout = 100 * time.Millisecond
 	prog := &fakeProgram{logCfg: lc, timeout: timeout,
-		run: func(context.Context, *slog.Logger) error {
+		run: func(ctx context.Context, _ *slog.Logger) error {
 			close(entered)
+			<-ctx.Done()
+			return nil
+		},
+		drain: func(context.Context) error {
 			<-release
 			return nil
 		}}
@@ -493,6 +517,34 @@ func TestMainShutdownBackstop(t *testing.T) {
 	}
 	wantContains(t, "log file", readFile(t, logPath),
 		`level=FATAL msg="shutdown did not finish in time" daemon=`+name+` shutdown_timeout=100ms`)
+}
+
+// TestMainServeIgnoresContext: a component whose Serve does not return after
+// SIGTERM is given up at shutdown_timeout, with exit code 1 and a line naming
+// it, before the backstop.
+func TestMainServeIgnoresContext(t *testing.T) {
+	lc, logPath := logConfig(t)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	prog := &fakeProgram{logCfg: lc, timeout: 100 * time.Millisecond,
+		run: func(context.Context, *slog.Logger) error {
+			close(entered)
+			<-release
+			return nil
+		}}
+	code := startMain(t, prog)
+	waitEntered(t, entered)
+	kill(t, syscall.SIGTERM)
+	if got := waitCode(t, code, 30*time.Second); got != 1 {
+		t.Errorf("exit code: got %d, want 1", got)
+	}
+	log := readFile(t, logPath)
+	wantContains(t, "log file", log, `msg=drained daemon=`+name+` took=`, `ok=false`,
+		`level=FATAL msg="stopped with an error" daemon=`+name+` err="fake did not drain within shutdown_timeout 100ms"`)
+	if strings.Contains(log, "shutdown did not finish in time") {
+		t.Errorf("log file: got the backstop's line, want the runner's:\n%s", log)
+	}
 }
 
 // warningProgram is a fakeProgram whose configuration has warnings.
