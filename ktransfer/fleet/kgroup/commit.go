@@ -106,7 +106,17 @@ func (m *Member) commitBatch(batch []*commitReq) {
 	refused := map[int32]bool{} // partitions taken out by the pre-commit check
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+	ctx = kgo.PreCommitFnContext(ctx, ownedOnly(byPart, refused))
+	results, reqErr := m.commitSync(ctx, offsets)
+	m.answer(send, refused, results, reqErr)
+}
+
+// ownedOnly returns the pre-commit check of a batch: it keeps in the request
+// the partitions whose claim belongs to the member the request is sent as,
+// with their metadata, and marks the others in refused. A request with no
+// member, or left with no partition, is not sent.
+func ownedOnly(byPart map[int32]*commitReq, refused map[int32]bool) func(*kmsg.OffsetCommitRequest) error {
+	return func(req *kmsg.OffsetCommitRequest) error {
 		if req.MemberID == "" || req.Generation < 0 {
 			return errNotInGroup
 		}
@@ -133,7 +143,12 @@ func (m *Member) commitBatch(batch []*commitReq) {
 			return errOtherMember
 		}
 		return nil
-	})
+	}
+}
+
+// commitSync commits offsets for the module's topic and returns Kafka's
+// answer per partition, or the error of the whole request.
+func (m *Member) commitSync(ctx context.Context, offsets map[int32]kgo.EpochOffset) (map[int32]error, error) {
 	results := map[int32]error{}
 	var reqErr error
 	m.cl.Load().CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.cfg.Topic: offsets},
@@ -158,6 +173,13 @@ func (m *Member) commitBatch(batch []*commitReq) {
 				}
 			}
 		})
+	return results, reqErr
+}
+
+// answer tells each request of a sent batch its outcome: refused partitions
+// are fenced at once; an error that fences the member fences every claim;
+// a topic Kafka no longer knows by its id makes the client subscribe again.
+func (m *Member) answer(send []*commitReq, refused map[int32]bool, results map[int32]error, reqErr error) {
 	var fenceMember error
 	recreated := false
 	for _, r := range send {
