@@ -29,6 +29,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/transfer"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -264,7 +265,7 @@ type benchRig struct {
 	dir        string
 	bin        string // the ktransfer binary
 	brokerAddr string
-	brokerPID  int
+	broker     *testproc.Proc
 	zk         *testcluster.ZooKeeper
 	zconn      *zk.Conn
 	backend    *benchBackend
@@ -282,7 +283,7 @@ func startBenchRig(b *testing.B) *benchRig {
 	if out, err := exec.CommandContext(b.Context(), "go", "build", "-o", r.bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build ktransfer: %v\n%s", err, out)
 	}
-	r.brokerAddr, r.brokerPID = testcluster.StartDevBroker(b,
+	r.brokerAddr, r.broker = testcluster.StartDevBroker(b,
 		"-topics", benchTopic, "-partitions", strconv.Itoa(benchPartitions), "-log-level", "error")
 	r.zk = testcluster.StartZooKeeper(b)
 	r.zconn = r.zk.Conn(b)
@@ -459,7 +460,7 @@ func (t benchThroughputResult) perRecord() time.Duration {
 // store holds.
 func (r *benchRig) measureThroughput(b *testing.B, records int, store benchStore) benchThroughputResult {
 	b.Helper()
-	rest := []benchCPUReading{{"devbroker", r.brokerPID}, {"backend (benchmark process)", os.Getpid()}}
+	rest := []benchCPUReading{{"devbroker", r.broker.PID()}, {"backend (benchmark process)", os.Getpid()}}
 	if store == benchZK {
 		rest = append(rest, benchCPUReading{"ZooKeeper", r.zk.PID()})
 	}
@@ -535,7 +536,7 @@ type benchCPUReading struct {
 // far.
 func (r *benchRig) cpuOfServers(b *testing.B) time.Duration {
 	b.Helper()
-	return benchCPU(b, r.brokerPID) + benchCPU(b, r.zk.PID())
+	return benchCPU(b, r.broker.PID()) + benchCPU(b, r.zk.PID())
 }
 
 // awaitCommitted waits until the store's offset of every partition (the

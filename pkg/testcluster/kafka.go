@@ -1,6 +1,8 @@
-// Package testcluster starts throwaway Kafka (in-process kfake) and ZooKeeper
-// (the real server) for tests, on free loopback ports, and stops them when the
-// test ends.
+// Package testcluster starts throwaway Kafka (in-process kfake, or devbroker
+// in a process of its own) and ZooKeeper (the real server) for tests, on free
+// loopback ports, and stops them when the test ends. It also creates and
+// reads topics, writes and removes ZooKeeper trees, and puts a Proxy between
+// a client and a server that can cut the client off.
 //
 // Every helper takes a testing.TB, registers its own t.Cleanup and fails the
 // test (never skips it) when something it needs is missing. Each call gets its

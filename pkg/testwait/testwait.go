@@ -1,0 +1,123 @@
+// Package testwait is how tests wait instead of sleeping, and where they keep
+// what a logger writes: Eventually and Until poll a condition until it holds
+// and fail the test, naming what it waited for, when a timeout passes first;
+// Within does the same without failing; Log is a lock-protected buffer for a
+// logger (or a process's output) that a test reads while it is written, and
+// LogTo a writer to the test's own log that falls silent once the test ends.
+//
+// A timeout here guards against a hang, it is not a timing check: pass one
+// long enough for a loaded machine. Only tests import this package; no binary
+// contains it (TestNotInBinaries).
+package testwait
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Polling starts at firstPoll between checks and doubles up to maxPoll, so a
+// condition that holds soon is seen soon and a long wait costs little.
+const (
+	firstPoll = time.Millisecond
+	maxPoll   = 50 * time.Millisecond
+)
+
+// Within polls cond until it holds or timeout passes, and reports whether it
+// held. cond is checked once more at the deadline, so a wait that ends at
+// the timeout has seen the latest state.
+func Within(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for pause := firstPoll; ; pause = min(2*pause, maxPoll) {
+		if cond() {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		time.Sleep(min(pause, left))
+	}
+}
+
+// Eventually polls cond until it holds, and fails the test with
+// "WHAT: not within TIMEOUT" when timeout passes first.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	if !Within(timeout, cond) {
+		tb.Fatalf("%s: not within %s", what, timeout)
+	}
+}
+
+// Until polls cond until it returns nil, and fails the test with cond's last
+// error when timeout passes first: for conditions that can say what is still
+// missing.
+func Until(tb testing.TB, timeout time.Duration, cond func() error) {
+	tb.Helper()
+	var last error
+	if !Within(timeout, func() bool { last = cond(); return last == nil }) {
+		tb.Fatalf("not within %s: %v", timeout, last)
+	}
+}
+
+// Log keeps everything written to it, for a test to read while a logger or a
+// process goes on writing. The zero value is ready to use; its methods are
+// safe for concurrent use.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it never fails.
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Logger returns a logger writing text lines of level and above to l.
+func (l *Log) Logger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: level}))
+}
+
+// LogTo returns a writer that passes each write, one log line, to tb.Log
+// until the test's cleanups have run; after that it drops them, since a
+// client's goroutines may still log once the test has ended, when tb.Log
+// would panic. Call it before anything that logs registers its cleanup.
+func LogTo(tb testing.TB) io.Writer {
+	w := &testLog{tb: tb}
+	tb.Cleanup(w.stop)
+	return w
+}
+
+type testLog struct {
+	mu      sync.Mutex
+	tb      testing.TB
+	stopped bool
+}
+
+func (w *testLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+}

@@ -1,0 +1,152 @@
+package testwait
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestWithin(t *testing.T) {
+	var n atomic.Int32
+	if !Within(5*time.Second, func() bool { return n.Add(1) == 3 }) {
+		t.Fatal("got false, want true once the condition holds")
+	}
+	if got := n.Load(); got != 3 {
+		t.Errorf("got %d checks, want 3 (none after the condition held)", got)
+	}
+	n.Store(0)
+	if Within(30*time.Millisecond, func() bool { n.Add(1); return false }) {
+		t.Fatal("got true for a condition that never holds")
+	}
+	if n.Load() < 2 {
+		t.Errorf("got %d checks in 30 ms, want the condition polled and checked at the deadline", n.Load())
+	}
+}
+
+// recorder is a testing.TB that records a failure instead of ending the test.
+type recorder struct {
+	testing.TB
+	failed string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+
+func TestEventuallyFailsNamingWhat(t *testing.T) {
+	r := &recorder{TB: t}
+	Eventually(r, 20*time.Millisecond, "the moon", func() bool { return false })
+	if want := "the moon: not within 20ms"; r.failed != want {
+		t.Errorf("got failure %q, want %q", r.failed, want)
+	}
+	r = &recorder{TB: t}
+	Eventually(r, time.Second, "the sun", func() bool { return true })
+	if r.failed != "" {
+		t.Errorf("got failure %q for a condition that holds", r.failed)
+	}
+}
+
+func TestUntilFailsWithLastError(t *testing.T) {
+	r := &recorder{TB: t}
+	var n int
+	Until(r, 20*time.Millisecond, func() error {
+		n++
+		return &missing{n}
+	})
+	if want := fmt.Sprintf("missing %d", n); !strings.HasSuffix(r.failed, want) {
+		t.Errorf("got failure %q, want it to end with the last error %q", r.failed, want)
+	}
+	if n < 2 {
+		t.Errorf("got %d checks, want several", n)
+	}
+}
+
+type missing struct{ n int }
+
+func (m *missing) Error() string { return fmt.Sprintf("missing %d", m.n) }
+
+func TestLog(t *testing.T) {
+	var l Log
+	log := l.Logger(slog.LevelDebug)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { log.Debug("line", "i", i) })
+	}
+	wg.Wait()
+	if got := strings.Count(l.String(), "level=DEBUG msg=line"); got != 8 {
+		t.Errorf("got %d lines, want 8:\n%s", got, l.String())
+	}
+}
+
+// TestLogTo: lines reach the test's log while it runs and are dropped, not
+// passed to a finished test, after its cleanups.
+func TestLogTo(t *testing.T) {
+	var w io.Writer
+	t.Run("inner", func(t *testing.T) {
+		w = LogTo(t)
+		if n, err := io.WriteString(w, "during the test\n"); n != 16 || err != nil {
+			t.Errorf("got %d, %v, want 16, nil", n, err)
+		}
+	})
+	if n, err := io.WriteString(w, "after the test\n"); n != 15 || err != nil {
+		t.Errorf("after the test: got %d, %v, want 15, nil and no panic", n, err)
+	}
+}
+
+// TestNotInBinaries: no command of the module contains a test-support
+// package (named test* or *test: testcluster, testproc, testwait, testpki,
+// wsgatetest) or the testing package.
+func TestNotInBinaries(t *testing.T) {
+	const module = "github.com/kafka-http-wrapper/kafka-http-wrapper/"
+	out, err := exec.Command("go", "list", "-f", "{{.Name}} {{.ImportPath}} {{join .Deps \" \"}}", module+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	isSupport := func(p string) bool {
+		rest, ok := strings.CutPrefix(p, module)
+		if !ok {
+			return p == "testing"
+		}
+		name := rest[strings.LastIndex(rest, "/")+1:]
+		return strings.HasPrefix(name, "test") || strings.HasSuffix(name, "test")
+	}
+	var commands, support []string
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		if isSupport(f[1]) {
+			support = append(support, strings.TrimPrefix(f[1], module))
+		}
+		if f[0] != "main" {
+			continue
+		}
+		commands = append(commands, strings.TrimPrefix(f[1], module))
+		if len(f) < 12 {
+			t.Errorf("%s: got %d dependencies, want its whole list", f[1], len(f)-2)
+		}
+		for _, dep := range f[2:] {
+			if isSupport(dep) {
+				t.Errorf("the %s binary contains %s", strings.TrimPrefix(f[1], module), dep)
+			}
+		}
+	}
+	for _, want := range []string{"kproxy", "ktransfer", "kmonitor", "scripts/devbroker", "scripts/demobackend"} {
+		if !slices.Contains(commands, want) {
+			t.Errorf("commands %v lack %s", commands, want)
+		}
+	}
+	for _, want := range []string{"pkg/testcluster", "pkg/testproc", "pkg/testwait", "kproxy/proxy/testpki", "kproxy/wsgate/wsgatetest"} {
+		if !slices.Contains(support, want) {
+			t.Errorf("test-support packages found %v lack %s", support, want)
+		}
+	}
+}
