@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // commitReq is a raw POST /commit of body with extra header lines.
@@ -254,7 +255,7 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 60*time.Second, func() bool { return r.srv.stuckWriting(200 * time.Millisecond) })
+	testwait.Eventually(t, 60*time.Second, "a connection stuck writing", func() bool { return r.srv.stuckWriting(200 * time.Millisecond) })
 	for i := 0; i < 3; i++ {
 		if a := post(t, r.url, "topic="+testTopic, []byte("fast")); a.status != 200 {
 			t.Fatalf("commit %d beside the slow reader: got %d %q, want 200 while the slow client's answer waits", i, a.status, a.Code)
@@ -263,9 +264,9 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 	// kproxy closes the slow connection (the kernel may still be handing
 	// the client what it had taken): none is left open.
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, 20*time.Second, func() bool { return metric(t, r, "kproxy_connections") == 0 })
+	testwait.Eventually(t, 20*time.Second, "kproxy_connections 0", func() bool { return metric(t, r, "kproxy_connections") == 0 })
 	// The batches held for answers that were never written are released.
-	eventually(t, 10*time.Second, func() bool {
+	testwait.Eventually(t, 10*time.Second, "kproxy_body_memory_bytes and kproxy_inflight_requests 0", func() bool {
 		return metric(t, r, "kproxy_body_memory_bytes") == 0 && metric(t, r, "kproxy_inflight_requests") == 0
 	})
 }

@@ -57,7 +57,7 @@ func TestCommitBatch(t *testing.T) {
 		t.FailNow()
 	}
 	wantHeaders := []string{"[traceparent=t]", "[traceparent=t own=x own2=y]", "[traceparent=t]"}
-	recs := readBack(t, brokers, testTopic, 3)
+	recs := testcluster.ReadTopic(t, brokers, testTopic, 3)
 	for i, want := range []struct{ key, value string }{{"k1", "v1"}, {"k2", "v2"}, {"", "v3"}} {
 		ack, _ := b.Result(i)
 		var rec *kgo.Record

@@ -96,27 +96,6 @@ func holdProduces(t *testing.T, c *kfake.Cluster) (open func()) {
 	return open
 }
 
-// readBack reads n records of topic from the start.
-func readBack(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), n, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
-
 // TestCommitAcknowledges commits records at every acks level, with keys, an
 // explicit partition and headers, and reads them back.
 func TestCommitAcknowledges(t *testing.T) {
@@ -164,7 +143,7 @@ func TestCommitAcknowledges(t *testing.T) {
 	}
 	all = append(all, sent{explicit, []byte("explicit"), AcksLeader})
 
-	recs := readBack(t, brokers, testTopic, len(all))
+	recs := testcluster.ReadTopic(t, brokers, testTopic, len(all))
 	for _, s := range all {
 		found := false
 		for _, rec := range recs {
