@@ -11,19 +11,8 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v", what, timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // newPool returns a Pool closed at the end of the test. Tests that block
 // jobs release them in their own t.Cleanup, registered later and so run
@@ -147,7 +136,7 @@ func TestKeyedMapping(t *testing.T) {
 			t.Fatalf("Submit: got %v, want nil", err)
 		}
 	}
-	eventually(t, 5*time.Second, "all workers busy", func() bool { return p.Busy() == workers })
+	testwait.Eventually(t, 5*time.Second, "all workers busy", func() bool { return p.Busy() == workers })
 
 	var want [workers]int
 	for i := range 300 {
@@ -182,7 +171,7 @@ func TestBlockedWorker(t *testing.T) {
 	if err := p.Submit(ctx, blocked, wait); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
-	eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+	testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 
 	var sameRan, otherRan, unkeyedRan atomic.Int32
 	var same, other int32
@@ -205,14 +194,14 @@ func TestBlockedWorker(t *testing.T) {
 	if same == 0 || other == 0 {
 		t.Fatalf("test keys: got %d on the blocked worker and %d elsewhere, want both > 0", same, other)
 	}
-	eventually(t, 5*time.Second, "other keys and unkeyed jobs ran", func() bool {
+	testwait.Eventually(t, 5*time.Second, "other keys and unkeyed jobs ran", func() bool {
 		return otherRan.Load() == other && unkeyedRan.Load() == 100
 	})
 	if got := sameRan.Load(); got != 0 {
 		t.Fatalf("got %d jobs run on the blocked worker, want 0", got)
 	}
 	release()
-	eventually(t, 5*time.Second, "jobs of the blocked worker ran", func() bool { return sameRan.Load() == same })
+	testwait.Eventually(t, 5*time.Second, "jobs of the blocked worker ran", func() bool { return sameRan.Load() == same })
 }
 
 // barrierJobs returns n jobs that each return only once all n run at the same
@@ -285,7 +274,7 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 			if err := p.Submit(ctx, tt.key, wait); err != nil {
 				t.Fatalf("Submit: got %v, want nil", err)
 			}
-			eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+			testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 			for range queueSize {
 				if err := p.Submit(ctx, tt.key, func() {}); err != nil {
 					t.Fatalf("Submit: got %v, want nil", err)
@@ -362,7 +351,7 @@ func TestCloseWakesBlockedSubmit(t *testing.T) {
 	if err := p.Submit(ctx, nil, wait); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
-	eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+	testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 	if err := p.Submit(ctx, nil, func() {}); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
@@ -406,7 +395,7 @@ func TestSubmitCloseRace(t *testing.T) {
 				}
 			}()
 		}
-		eventually(t, 5*time.Second, "jobs accepted", func() bool { return accepted.Load() > 10 })
+		testwait.Eventually(t, 5*time.Second, "jobs accepted", func() bool { return accepted.Load() > 10 })
 		p.Close()
 		wg.Wait()
 		if a, r := accepted.Load(), ran.Load(); a != r {
