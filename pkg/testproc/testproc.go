@@ -295,6 +295,19 @@ func (p *Proc) Announced(tb testing.TB, prefix string, timeout time.Duration) st
 // last until the timeout when it did.
 func Await(tb testing.TB, timeout time.Duration, what string, cond func() bool, procs ...*Proc) {
 	tb.Helper()
+	await(tb, timeout, func() string { return what }, cond, procs)
+}
+
+// Until is Await for a condition that says what is still missing: it polls
+// cond until it returns nil, and a failure names cond's last error.
+func Until(tb testing.TB, timeout time.Duration, cond func() error, procs ...*Proc) {
+	tb.Helper()
+	var last error
+	await(tb, timeout, func() string { return fmt.Sprint(last) }, func() bool { last = cond(); return last == nil }, procs)
+}
+
+func await(tb testing.TB, timeout time.Duration, what func() string, cond func() bool, procs []*Proc) {
+	tb.Helper()
 	var gone *Proc
 	ok := testwait.Within(timeout, func() bool {
 		if cond() {
@@ -316,9 +329,9 @@ func Await(tb testing.TB, timeout time.Duration, what string, cond func() bool, 
 		fmt.Fprintf(&logs, "=== %s (pid %d, %s)\n%s\n", p.opts.Name, p.PID(), p.ExitStatus(), p.failureLogs())
 	}
 	if gone != nil {
-		tb.Fatalf("%s exited (%s) before %s\n%s", gone.opts.Name, gone.ExitStatus(), what, logs.String())
+		tb.Fatalf("%s exited (%s) before %s\n%s", gone.opts.Name, gone.ExitStatus(), what(), logs.String())
 	} else {
-		tb.Fatalf("%s: not within %s\n%s", what, timeout, logs.String())
+		tb.Fatalf("%s: not within %s\n%s", what(), timeout, logs.String())
 	}
 }
 

@@ -1,6 +1,7 @@
 package testproc
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -94,6 +95,11 @@ func TestAwaitFailsWhenAProcessExits(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 30*time.Second {
 		t.Errorf("Await took %v for a process that exited at once, want it to stop waiting", waited)
+	}
+	r = &recorder{TB: t}
+	Until(r, 50*time.Millisecond, func() error { return errors.New("still 3 to go") })
+	if !strings.Contains(r.failed, "still 3 to go: not within 50ms") {
+		t.Errorf("Until: got failure %q, want the last error", r.failed)
 	}
 	r = &recorder{TB: t}
 	p.MustRun(r)
