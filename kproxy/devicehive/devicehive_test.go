@@ -70,7 +70,7 @@ func TestNotifCreateAcknowledgedOnlyByKafka(t *testing.T) {
 	testcluster.CreateTopic(t, g.brokers, "t1", 2)
 	c := dial(t, g.url, nil)
 
-	held, release := g.holdProduce(t)
+	held, release := testcluster.HoldProduces(t, g.kafka)
 	c.send(map[string]any{"id": 7, "t": "notif", "a": "create", "p": map[string]any{"t": "t1", "m": "hello", "part": 1}})
 	select {
 	case <-held:
@@ -166,7 +166,7 @@ func TestNotifCreateBackpressureAndKafkaDown(t *testing.T) {
 	testcluster.CreateTopic(t, g.brokers, "t1", 1)
 	holder, other := dial(t, g.url, nil), dial(t, g.url, nil)
 
-	held, release := g.holdProduce(t)
+	held, release := testcluster.HoldProduces(t, g.kafka)
 	holder.send(map[string]any{"id": 1, "t": "notif", "a": "create", "p": map[string]any{"t": "t1", "m": "first"}})
 	<-held
 	other.fails(2, "notif", "create", map[string]any{"t": "t1", "m": "second"}, 503, proxy.CodeBackpressure, "req_pool_size 1")

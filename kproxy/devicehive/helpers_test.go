@@ -20,7 +20,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
@@ -314,20 +313,4 @@ func (c *client) waitNotifs(n int) []notification {
 func (c *client) fence() {
 	c.t.Helper()
 	c.ok("fence", "health", "", nil)
-}
-
-// holdProduce makes the broker hold produce requests until release is called
-// (also when the test ends); held is closed when the first one arrives.
-func (g *gateway) holdProduce(t testing.TB) (held <-chan struct{}, release func()) {
-	t.Helper()
-	gate, first := make(chan struct{}), make(chan struct{})
-	var arrived, released sync.Once
-	release = func() { released.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	g.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		arrived.Do(func() { close(first) })
-		g.kafka.SleepControl(func() { <-gate })
-		return nil, nil, false // then the broker handles it as usual
-	})
-	return first, release
 }

@@ -409,7 +409,7 @@ func TestBatchBackpressure(t *testing.T) {
 	if a := postBatch(t, r.url, "topic="+testTopic, one, nil); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	held, release := holdProduces(t, c)
+	held, release := testcluster.HoldProduces(t, c)
 	elems := make([]batchElem, 5)
 	for i := range elems {
 		elems[i] = batchElem{key: "k", value: body(t, "m", i)}
@@ -456,7 +456,7 @@ func TestBatchTimeout(t *testing.T) {
 	if a := postBatch(t, r.url, "topic="+testTopic, raw, nil); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	_, release := holdProduces(t, c)
+	_, release := testcluster.HoldProduces(t, c)
 	a := postBatch(t, r.url, "topic="+testTopic, raw, nil)
 	release()
 	if a.status != 504 || a.Code != "kafka_timeout" || len(a.Records) != 2 {

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -410,26 +409,6 @@ func TestKafkaErrors(t *testing.T) {
 	}
 }
 
-// holdProduces makes the broker hold every produce request until release is called
-// (also at the end of the test); held receives a value per held request.
-func holdProduces(t *testing.T, c *kfake.Cluster) (held <-chan struct{}, release func()) {
-	t.Helper()
-	gate := make(chan struct{})
-	ch := make(chan struct{}, 64)
-	var once sync.Once
-	release = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	return ch, release
-}
-
 func TestProduceTimeoutGives504(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
@@ -439,7 +418,7 @@ func TestProduceTimeoutGives504(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	_, release := holdProduces(t, c)
+	_, release := testcluster.HoldProduces(t, c)
 	began := time.Now()
 	a := post(t, r.url, "topic="+testTopic, body(t, "m", 1))
 	took := time.Since(began)
@@ -471,7 +450,7 @@ func TestBackpressureGives503(t *testing.T) {
 			if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 				t.Fatalf("warm-up: got %d", a.status)
 			}
-			held, release := holdProduces(t, c)
+			held, release := testcluster.HoldProduces(t, c)
 			first := make(chan answer, 1)
 			go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 			<-held // the first record now fills the limit
@@ -570,7 +549,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	held, release := holdProduces(t, c)
+	held, release := testcluster.HoldProduces(t, c)
 	const n = 5
 	answers := make(chan answer, n)
 	for i := 0; i < n; i++ {

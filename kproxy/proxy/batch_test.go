@@ -119,7 +119,7 @@ func TestCommitBatchGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	open := holdProduces(t, c)
+	_, open := testcluster.HoldProduces(t, c)
 
 	run := func(ctx context.Context) *Batch {
 		b, err := p.AdmitBatch(testTopic)
@@ -184,7 +184,7 @@ func TestCommitAsync(t *testing.T) {
 			t.Fatalf("commit %d: got %+v, want offset %d", i, got, i)
 		}
 	}
-	holdProduces(t, c)
+	testcluster.HoldProduces(t, c)
 	out := commit()
 	if got := <-out; !errors.Is(got.err, ErrTimeout) {
 		t.Fatalf("held by Kafka: got %+v, want ErrTimeout", got)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
@@ -78,22 +76,6 @@ func commitWith(t *testing.T, p *Proxy, topic string, fill func(*Record)) (Ack, 
 	defer r.Release()
 	fill(r)
 	return p.Commit(context.Background(), r)
-}
-
-// holdProduces makes Kafka hold every produce request from now until open is
-// called (or the test ends).
-func holdProduces(t *testing.T, c *kfake.Cluster) (open func()) {
-	t.Helper()
-	gate := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	var once sync.Once
-	open = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	return open
 }
 
 // TestCommitAcknowledges commits records at every acks level, with keys, an
@@ -295,7 +277,7 @@ func TestCommitGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	open := holdProduces(t, c)
+	_, open := testcluster.HoldProduces(t, c)
 
 	_, err := commitValue(t, p, testTopic, "", []byte("slow"))
 	if !errors.Is(err, ErrTimeout) || Code(err) != CodeKafkaTimeout {

@@ -42,29 +42,6 @@ func async(f func() error) <-chan error {
 	return ch
 }
 
-// notYet fails when ch delivers within a short grace period: a call that must
-// stay blocked cannot be observed any other way.
-func notYet(t *testing.T, ch <-chan error, what string) {
-	t.Helper()
-	select {
-	case err := <-ch:
-		t.Fatalf("%s returned %v, want it to block", what, err)
-	case <-time.After(20 * time.Millisecond):
-	}
-}
-
-// result waits for ch for at most a few seconds.
-func result(t *testing.T, ch <-chan error, what string) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s still blocked after 5s", what)
-		return nil
-	}
-}
-
 func TestPerKeyOrder(t *testing.T) {
 	const (
 		workers    = 8
@@ -292,9 +269,9 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 
 			ran := make(chan struct{})
 			ch := async(func() error { return p.Submit(ctx, tt.key, func() { close(ran) }) })
-			notYet(t, ch, "Submit to a full queue")
+			testwait.Blocked(t, ch, 20*time.Millisecond, "Submit to a full queue")
 			release()
-			if err := result(t, ch, "Submit"); err != nil {
+			if err := testwait.Recv(t, ch, 5*time.Second, "Submit"); err != nil {
 				t.Fatalf("got %v, want nil", err)
 			}
 			select {
@@ -322,12 +299,12 @@ func TestClose(t *testing.T) {
 		}
 	}
 	closed := async(func() error { p.Close(); return nil })
-	notYet(t, closed, "Close with jobs blocked")
+	testwait.Blocked(t, closed, 20*time.Millisecond, "Close with jobs blocked")
 	if err := p.Submit(ctx, nil, func() {}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Submit during Close: got %v, want ErrClosed", err)
 	}
 	release()
-	if err := result(t, closed, "Close"); err != nil {
+	if err := testwait.Recv(t, closed, 5*time.Second, "Close"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 	if got := ran.Load(); got != 10 {
@@ -356,13 +333,13 @@ func TestCloseWakesBlockedSubmit(t *testing.T) {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
 	sub := async(func() error { return p.Submit(ctx, nil, func() {}) })
-	notYet(t, sub, "Submit to a full queue")
+	testwait.Blocked(t, sub, 20*time.Millisecond, "Submit to a full queue")
 	closed := async(func() error { p.Close(); return nil })
-	if err := result(t, sub, "Submit during Close"); !errors.Is(err, ErrClosed) {
+	if err := testwait.Recv(t, sub, 5*time.Second, "Submit during Close"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 	release()
-	if err := result(t, closed, "Close"); err != nil {
+	if err := testwait.Recv(t, closed, 5*time.Second, "Close"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 }

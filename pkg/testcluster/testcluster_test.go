@@ -341,3 +341,30 @@ func TestDevBroker(t *testing.T) {
 		t.Errorf("devbroker after SIGTERM: got exit code %d, want 0\n%s", code, p.Output())
 	}
 }
+
+func TestHoldProduces(t *testing.T) {
+	t.Parallel()
+	c := Kafka(t, kfake.SeedTopics(1, "t"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(Brokers(c)...), kgo.DefaultProduceTopic("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	held, release := HoldProduces(t, c)
+	done := make(chan error, 1)
+	cl.Produce(context.Background(), &kgo.Record{Value: []byte("v")}, func(_ *kgo.Record, err error) { done <- err })
+	testwait.Recv(t, held, 10*time.Second, "the held produce request")
+	select {
+	case err := <-done:
+		t.Fatalf("the produce was answered (%v) while held", err)
+	default:
+	}
+	release()
+	release() // twice is fine
+	if err := testwait.Recv(t, done, 10*time.Second, "the produce after release"); err != nil {
+		t.Errorf("after release: got %v, want the record written", err)
+	}
+	if got := ReadTopic(t, Brokers(c), "t", 1); string(got[0].Value) != "v" {
+		t.Errorf("got %q, want %q", got[0].Value, "v")
+	}
+}

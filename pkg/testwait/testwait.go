@@ -1,7 +1,8 @@
 // Package testwait is how tests wait instead of sleeping, and where they keep
 // what a logger writes: Eventually and Until poll a condition until it holds
 // and fail the test, naming what it waited for, when a timeout passes first;
-// Within does the same without failing; Log is a lock-protected buffer for a
+// Within does the same without failing; Recv waits for a channel and Blocked
+// checks that one stays silent; Log is a lock-protected buffer for a
 // logger (or a process's output) that a test reads while it is written, and
 // LogTo a writer to the test's own log that falls silent once the test ends.
 //
@@ -61,6 +62,32 @@ func Until(tb testing.TB, timeout time.Duration, cond func() error) {
 	var last error
 	if !Within(timeout, func() bool { last = cond(); return last == nil }) {
 		tb.Fatalf("not within %s: %v", timeout, last)
+	}
+}
+
+// Recv waits up to timeout for a value from ch and returns it; when none
+// comes, it fails the test with "WHAT still blocked after TIMEOUT".
+func Recv[T any](tb testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		tb.Fatalf("%s still blocked after %s", what, timeout)
+		var zero T
+		return zero
+	}
+}
+
+// Blocked fails the test when ch delivers within grace: the one way to see a
+// call that must stay blocked, so grace is short and the check can only miss
+// a call that returns late, never fail one that blocks.
+func Blocked[T any](tb testing.TB, ch <-chan T, grace time.Duration, what string) {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		tb.Fatalf("%s returned %v, want it to block", what, v)
+	case <-time.After(grace):
 	}
 }
 

@@ -1,6 +1,7 @@
 package testwait
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,29 @@ func TestUntilFailsWithLastError(t *testing.T) {
 type missing struct{ n int }
 
 func (m *missing) Error() string { return fmt.Sprintf("missing %d", m.n) }
+
+func TestRecvAndBlocked(t *testing.T) {
+	ch := make(chan error, 1)
+	ch <- errors.New("done")
+	if err := Recv(t, ch, time.Second, "the call"); err == nil || err.Error() != "done" {
+		t.Errorf("Recv: got %v, want the value sent", err)
+	}
+	r := &recorder{TB: t}
+	Recv(r, ch, 10*time.Millisecond, "the call")
+	if want := "the call still blocked after 10ms"; r.failed != want {
+		t.Errorf("Recv of a silent channel: got failure %q, want %q", r.failed, want)
+	}
+	r = &recorder{TB: t}
+	Blocked(r, ch, 10*time.Millisecond, "the call")
+	if r.failed != "" {
+		t.Errorf("Blocked on a silent channel: got failure %q", r.failed)
+	}
+	ch <- errors.New("early")
+	Blocked(r, ch, time.Second, "the call")
+	if want := "the call returned early, want it to block"; r.failed != want {
+		t.Errorf("Blocked on a channel that delivers: got failure %q, want %q", r.failed, want)
+	}
+}
 
 func TestLog(t *testing.T) {
 	var l Log
