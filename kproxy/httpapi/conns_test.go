@@ -41,7 +41,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	testwait.Eventually(t, 5*time.Second, "kproxy_connections 4", func() bool { return metric(t, r, "kproxy_connections") == 4 })
 	extra := rawConn(t, r.url)
-	expectClosed(t, extra, 5*time.Second)
+	testwait.Closed(t, extra, 5*time.Second)
 	if got := metric(t, r, "kproxy_connections_refused_total"); got != 1 {
 		t.Errorf("got kproxy_connections_refused_total %v, want 1", got)
 	}
@@ -57,7 +57,7 @@ func TestMaxConnections(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, []byte("newcomer")); a.status != http.StatusOK {
 		t.Fatalf("client while an idle connection can make room: got %d %q, want 200", a.status, a.Code)
 	}
-	expectClosed(t, busy[0], 5*time.Second)
+	testwait.Closed(t, busy[0], 5*time.Second)
 	if got := metric(t, r, "kproxy_connections_evicted_total"); got != 1 {
 		t.Errorf("got kproxy_connections_evicted_total %v, want 1", got)
 	}
@@ -168,7 +168,7 @@ func TestChunkedRequestClosesConnection(t *testing.T) {
 	if a.status != http.StatusOK || !resp.Close {
 		t.Fatalf("got %d with close %v, want 200 and Connection: close", a.status, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 	if end := endOffset(t, brokers, testTopic); end != 1 {
 		t.Errorf("got end offset %d, want 1: the request behind must not be served", end)
 	}

@@ -109,7 +109,7 @@ func TestExpectContinue(t *testing.T) {
 	if a.status != 400 || a.Code != "invalid_topic" || !resp.Close {
 		t.Fatalf("refused: got %d %q close %v, want 400 invalid_topic with Connection: close", a.status, a.Code, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 }
 
 // TestHTTP10 checks HTTP/1.0 clients: the answer speaks HTTP/1.0, a
@@ -136,7 +136,7 @@ func TestHTTP10(t *testing.T) {
 	if resp, a := readAnswer(t, conn, br); a.status != 200 || resp.ProtoMinor != 0 || !resp.Close {
 		t.Fatalf("plain HTTP/1.0: got %d %s close %v, want 200 HTTP/1.0 closed", a.status, resp.Proto, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 }
 
 // TestHandOverToNetHTTP sends what the loop leaves to net/http — a head larger

@@ -2,7 +2,8 @@
 // what a logger writes: Eventually and Until poll a condition until it holds
 // and fail the test, naming what it waited for, when a timeout passes first;
 // Within does the same without failing; Recv waits for a channel and Blocked
-// checks that one stays silent; Log is a lock-protected buffer for a
+// checks that one stays silent; Closed waits for the other side to close a
+// connection; Log is a lock-protected buffer for a
 // logger (or a process's output) that a test reads while it is written, and
 // LogTo a writer to the test's own log that falls silent once the test ends.
 //
@@ -13,8 +14,10 @@ package testwait
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -88,6 +91,20 @@ func Blocked[T any](tb testing.TB, ch <-chan T, grace time.Duration, what string
 	case v := <-ch:
 		tb.Fatalf("%s returned %v, want it to block", what, v)
 	case <-time.After(grace):
+	}
+}
+
+// Closed reads c, dropping what arrives, until the other side closes it, and
+// fails the test when c is still open after within.
+func Closed(tb testing.TB, c net.Conn, within time.Duration) {
+	tb.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(within)); err != nil {
+		tb.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		tb.Fatalf("connection still open after %s, want the server to have closed it", within)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -93,6 +94,23 @@ func TestRecvAndBlocked(t *testing.T) {
 	Blocked(r, ch, time.Second, "the call")
 	if want := "the call returned early, want it to block"; r.failed != want {
 		t.Errorf("Blocked on a channel that delivers: got failure %q, want %q", r.failed, want)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	server, client := net.Pipe()
+	go func() {
+		_, _ = io.WriteString(server, "bye")
+		server.Close()
+	}()
+	Closed(t, client, 5*time.Second)
+
+	server, client = net.Pipe()
+	defer server.Close()
+	r := &recorder{TB: t}
+	Closed(r, client, 10*time.Millisecond)
+	if want := "connection still open after 10ms, want the server to have closed it"; r.failed != want {
+		t.Errorf("an open connection: got failure %q, want %q", r.failed, want)
 	}
 }
 
