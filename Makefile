@@ -2,7 +2,8 @@
 #
 #   make run     start the whole local system and show a record going through
 #   make stop    stop everything make run started
-#   make test    every test CI runs (with -race, browser tests and the short chaos run included); installs what it needs
+#   make test    the lint, then every test CI runs (with -race, browser tests and the short chaos run included); installs what it needs
+#   make lint    go vet, gofmt (fails on any unformatted file) and staticcheck (pinned version, fails on any finding)
 #   make soak    the chaos run for DURATION (default 30m) per variant (MODE: both, zookeeper, kafka), with its summary
 #   make browser-test  headless Chromium screenshot of kmonitor's dashboard
 #   make bench   load benchmarks, figures as ratios against baselines of the same run
@@ -20,7 +21,7 @@ DURATION  ?= 30m
 MODE      ?= both
 TESTFLAGS ?=
 
-.PHONY: all build install deps test soak browser-test bench fuzz vulncheck proto run stop clean
+.PHONY: all build install deps lint test soak browser-test bench fuzz vulncheck proto run stop clean
 
 all: build
 
@@ -31,10 +32,23 @@ build:
 deps:
 	@scripts/install-deps.sh
 
+# Lint: go vet; gofmt, failing on any file it would change; staticcheck with
+# the checks of staticcheck.conf (all of them), failing on any finding. go run
+# builds staticcheck at the pinned version from the Go module proxy on first
+# use (then from the module cache), so a fresh machine needs only Go. The pin,
+# staticcheck's newest release, builds with the Go of go.mod; raise it with Go.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOFMT       := $(shell $(GO) env GOROOT)/bin/gofmt
+
+lint:
+	$(GO) vet ./...
+	@out=$$($(GOFMT) -l . 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	if [ -n "$$out" ]; then echo "gofmt: not formatted (gofmt -w FILE):" >&2; echo "$$out" >&2; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+
 # The chaos run goes last and on its own, with -v so its summaries are printed:
 # one round of faults with each offset store (TestChaos/zookeeper, TestChaos/kafka).
-test: deps
-	$(GO) vet ./...
+test: deps lint
 	BROWSER_TEST=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v /scripts/chaos)
 	$(GO) test -race -count=1 -timeout 10m -v $(TESTFLAGS) -run TestChaos ./scripts/chaos/
 

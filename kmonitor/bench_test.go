@@ -81,9 +81,6 @@ const (
 	scaleZKBatch      = 1000             // create operations per ZooKeeper multi
 )
 
-// scaleAnnounce starts the line devbroker prints once it accepts connections.
-const scaleAnnounce = "devbroker listening on "
-
 // BenchmarkScale is the kmonitor scale benchmark of `make bench`:
 //
 //	go test -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 30m -v ./kmonitor/
@@ -321,7 +318,7 @@ func newScaleRig(b *testing.B, model *scaleModel, rng *rand.Rand) *scaleRig {
 		"-topics", strings.Join(topics, ","), "-auto-create=false", "-log-level", "warn")
 	// The broker starts while ZooKeeper's JVM does.
 	r.zk = testcluster.StartZooKeeper(b)
-	r.broker = scaleAnnounced(b, broker, scaleAnnounce)
+	r.broker = broker.Announced(b, testcluster.DevBrokerAnnounce, time.Minute)
 	r.conn = r.zk.Conn(b)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(r.broker), kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -338,28 +335,6 @@ func newScaleRig(b *testing.B, model *scaleModel, rng *rand.Rand) *scaleRig {
 	}
 	r.produce = time.Since(start)
 	return r
-}
-
-// scaleAnnounced waits for the line of p starting with prefix and returns the
-// rest of it.
-func scaleAnnounced(b *testing.B, p *testproc.Proc, prefix string) string {
-	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		for line := range strings.Lines(p.Output()) {
-			if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(rest, "\n") {
-				return strings.TrimSpace(rest)
-			}
-		}
-		select {
-		case <-p.Exited():
-			b.Fatalf("exited before printing %q:\n%s", prefix+"...", p.Output())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("no line %q within a minute:\n%s", prefix+"...", p.Output())
-		}
-	}
 }
 
 // fillTopics produces to every partition of the model's topics (topics[m]

@@ -154,16 +154,10 @@ func startOriginalFile(t *testing.T) (base string, p *testproc.Proc, cfg string)
 // keeps serving.
 func TestSecondKmonitorOnOnePortFails(t *testing.T) {
 	base, first, cfg := startOriginalFile(t)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if code, _ := get(t, base+"/delay"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the first kmonitor does not answer /delay:\n%s", first.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testproc.Await(t, 20*time.Second, "the first kmonitor answering /delay", func() bool {
+		code, _ := get(t, base+"/delay")
+		return code == http.StatusOK
+	}, first)
 	second := testproc.Start(t, testproc.Build(t, "."), "-f", cfg)
 	code := second.Wait(20 * time.Second)
 	if code != 1 {
@@ -203,17 +197,12 @@ func TestOriginalConfigDelayAndZabbixSender(t *testing.T) {
 	base, p := startOriginal(t)
 	const wantJSON = `{"test_cluster":{"test_module_1":{"0":12},"test_module_2":{"0":0}}}`
 	const wantZabbix = "- test_cluster.test_module_1.0.delay 12\n- test_cluster.test_module_2.0.delay 0\n"
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, body := get(t, base+"/delay?cluster=test_cluster")
-		if strings.TrimSpace(body) == wantJSON {
-			break
+	testproc.Until(t, 20*time.Second, func() error {
+		if _, body := get(t, base+"/delay?cluster=test_cluster"); strings.TrimSpace(body) != wantJSON {
+			return fmt.Errorf("/delay: got %q, want %s", body, wantJSON)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/delay: got %q, want %s\n%s", body, wantJSON, p.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, p)
 	if code, body := get(t, base+"/delay"); code != 200 || !strings.Contains(body, `"common_cluster":{}`) {
 		t.Errorf("/delay over both clusters: %d %s", code, body)
 	}
@@ -366,17 +355,13 @@ func (tr *trapper) handle(c net.Conn) error {
 func TestDashboardOfRunningKmonitor(t *testing.T) {
 	chromium := testproc.Chromium(t, "BROWSER_TEST")
 	base, p := startOriginal(t)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, body := get(t, base+"/api/history?minutes=60")
-		if strings.Count(body, `"lag":12`) >= 5 {
-			break // a few samples to draw
+	testproc.Until(t, 20*time.Second, func() error {
+		// A few samples to draw.
+		if _, body := get(t, base+"/api/history?minutes=60"); strings.Count(body, `"lag":12`) < 5 {
+			return fmt.Errorf("no history: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no history: %s\n%s", body, p.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	}, p)
 	dom, _ := testproc.RunChromium(t, chromium, base+"/", "--virtual-time-budget=5000", "--dump-dom")
 	for _, want := range []string{"test_cluster / test_module_1", "test_cluster / test_module_2", "test_topic"} {
 		if !strings.Contains(dom, want) {

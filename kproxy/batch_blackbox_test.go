@@ -129,6 +129,6 @@ func TestBatchRoundTripThroughKcat(t *testing.T) {
 		}
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 	}
 }

@@ -128,8 +128,8 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 	peak := peakRSS(b, r.kproxy)
-	r.kproxy.mustBeRunning(b)
-	r.ceiling.mustBeRunning(b)
+	r.kproxy.MustRun(b)
+	r.ceiling.MustRun(b)
 	for _, g := range gens {
 		rows := stats[g.name()]
 		for _, sc := range scenarios {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -32,6 +31,8 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
 // The load every run applies.
@@ -49,13 +50,9 @@ const (
 // init); its value is the kproxy.yaml whose server settings to use.
 const ceilingEnv = "BENCH_CEILING_CONFIG" // not KPROXY_*: kproxy's loader refuses unknown overrides
 
-// ceilingAnnounce and brokerAnnounce start the line the ceiling server and
-// devbroker print on stdout once they accept connections, followed by the
-// address.
-const (
-	ceilingAnnounce = "ceiling listening on "
-	brokerAnnounce  = "devbroker listening on "
-)
+// ceilingAnnounce starts the line the ceiling server prints on stdout once it
+// accepts connections, followed by the address.
+const ceilingAnnounce = "ceiling listening on "
 
 // startTimeout bounds the wait for a child process to serve; stopGrace is
 // how long a child gets between SIGTERM and SIGKILL; requestTimeout bounds
@@ -150,17 +147,17 @@ func (r *benchRig) cpuTimes(b *testing.B) []processCPU {
 	}
 	out = append(out, processCPU{"benchmark", self})
 	for _, p := range r.children {
-		used, err := loadgen.CPUTime(p.cmd.Process.Pid)
+		used, err := loadgen.CPUTime(p.PID())
 		if err != nil {
 			// Most likely the process is gone: say so, with its output.
 			select {
-			case <-p.done:
+			case <-p.Exited():
 			case <-time.After(time.Second):
 			}
-			p.mustBeRunning(b)
-			b.Fatalf("%s: %v", p.name, err)
+			p.MustRun(b)
+			b.Fatalf("%s: %v", p.Name(), err)
 		}
-		out = append(out, processCPU{p.name, used})
+		out = append(out, processCPU{p.Name(), used})
 	}
 	return out
 }
@@ -169,8 +166,8 @@ func (r *benchRig) cpuTimes(b *testing.B) []processCPU {
 // ceiling server as child processes, and a franz-go client of the broker
 // for the direct baseline and the offset checks.
 type benchRig struct {
-	children              []*childProcess // broker, kproxy, ceiling
-	kproxy, ceiling       *childProcess
+	children              []*testproc.Proc // broker, kproxy, ceiling
+	kproxy, ceiling       *testproc.Proc
 	kproxyURL, ceilingURL string
 	client                *kgo.Client
 	admin                 *kadm.Client
@@ -180,13 +177,13 @@ type benchRig struct {
 // b.Cleanup; it returns once all of them serve.
 func startBenchRig(b *testing.B) *benchRig {
 	b.Helper()
-	r, dir, cfgPath := startKproxyRig(b, "")
+	r, cfgPath := startKproxyRig(b, "")
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatalf("find the test binary: %v", err)
 	}
-	r.ceiling = startChild(b, dir, "ceiling", []string{ceilingEnv + "=" + cfgPath}, self)
-	r.ceilingURL = "http://" + r.ceiling.announced(b, ceilingAnnounce)
+	r.ceiling = testproc.StartWith(b, testproc.Options{Name: "ceiling", Env: []string{ceilingEnv + "=" + cfgPath}, StopGrace: stopGrace}, self)
+	r.ceilingURL = "http://" + r.ceiling.Announced(b, ceilingAnnounce, startTimeout)
 	r.children = append(r.children, r.ceiling)
 
 	// One request each before any load: both answer with the same shape.
@@ -201,20 +198,14 @@ func startBenchRig(b *testing.B) *benchRig {
 // startKproxyRig builds the binaries and starts the broker and kproxy, with
 // extraYAML appended to the benchmark's kproxy.yaml, each stopped in
 // b.Cleanup, and the direct client; it returns once kproxy is ready, with
-// the directory and configuration file of the run.
-func startKproxyRig(b *testing.B, extraYAML string) (r *benchRig, dir, cfgPath string) {
+// the configuration file of the run.
+func startKproxyRig(b *testing.B, extraYAML string) (r *benchRig, cfgPath string) {
 	b.Helper()
-	dir = b.TempDir()
-	buildBinaries(b, dir)
+	dir := b.TempDir()
+	brokerAddr, broker := testcluster.StartDevBroker(b,
+		"-topics", benchTopic, "-partitions", strconv.Itoa(benchPartitions), "-log-level", "error")
 
-	broker := startChild(b, dir, "devbroker", nil, filepath.Join(dir, "devbroker"),
-		"-listen", "127.0.0.1:0", "-topics", benchTopic, "-partitions", strconv.Itoa(benchPartitions), "-log-level", "error")
-	brokerAddr := broker.announced(b, brokerAnnounce)
-
-	port, err := freeLoopbackPort()
-	if err != nil {
-		b.Fatal(err)
-	}
+	port := testproc.FreePort(b)
 	cfgPath = filepath.Join(dir, "kproxy.yaml")
 	if err := writeBenchConfig(cfgPath, port, brokerAddr, dir, extraYAML); err != nil {
 		b.Fatal(err)
@@ -232,19 +223,18 @@ func startKproxyRig(b *testing.B, extraYAML string) (r *benchRig, dir, cfgPath s
 		}
 		cfgPath = kpPath
 	}
-	kproxyBin := filepath.Join(dir, "kproxy")
-	if bin := os.Getenv("BENCH_KPROXY"); bin != "" {
-		kproxyBin = bin
+	kproxyBin := os.Getenv("BENCH_KPROXY")
+	if kproxyBin == "" {
+		kproxyBin = testproc.Build(b, ".")
 	}
 
 	r = &benchRig{kproxyURL: "http://" + net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port))}
-	r.kproxy = startChild(b, dir, "kproxy", nil, kproxyBin, "-f", cfgPath)
-	r.kproxy.log = filepath.Join(cfg.Dir, "kproxy.log")
-	r.kproxy.await(b, "GET /readyz 200", func() (bool, error) {
-		status, _, err := fetch(r.kproxyURL+"/readyz", requestTimeout)
-		return status == http.StatusOK, err
-	})
-	r.children = []*childProcess{broker, r.kproxy}
+	r.kproxy = testproc.StartWith(b, testproc.Options{Name: "kproxy", LogFile: filepath.Join(cfg.Dir, "kproxy.log"), StopGrace: stopGrace}, kproxyBin, "-f", cfgPath)
+	testproc.Await(b, startTimeout, "GET /readyz 200", func() bool {
+		status, _, _ := fetch(r.kproxyURL+"/readyz", requestTimeout)
+		return status == http.StatusOK
+	}, r.kproxy)
+	r.children = []*testproc.Proc{broker, r.kproxy}
 
 	r.client, err = directClient(cfg)
 	if err != nil {
@@ -252,31 +242,7 @@ func startKproxyRig(b *testing.B, extraYAML string) (r *benchRig, dir, cfgPath s
 	}
 	b.Cleanup(r.client.Close)
 	r.admin = kadm.NewClient(r.client)
-	return r, dir, cfgPath
-}
-
-// buildBinaries compiles kproxy and devbroker into dir. go test runs in the
-// package's directory, so the packages are named relative to it.
-func buildBinaries(b *testing.B, dir string) {
-	b.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		b.Fatalf("find the go command: %v", err)
-	}
-	cmd := exec.CommandContext(b.Context(), gobin, "build", "-o", dir+string(filepath.Separator), ".", "../scripts/devbroker")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build kproxy and devbroker: %v\n%s", err, out)
-	}
-}
-
-// freeLoopbackPort returns a port of 127.0.0.1 that was free a moment ago.
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return r, cfgPath
 }
 
 // writeBenchConfig writes the benchmark's kproxy.yaml: the keys and values
@@ -425,11 +391,11 @@ func commitOnce(base string) error {
 
 // peakRSS returns the peak RSS of p, failing the benchmark when it cannot
 // be read.
-func peakRSS(b *testing.B, p *childProcess) int64 {
+func peakRSS(b *testing.B, p *testproc.Proc) int64 {
 	b.Helper()
-	rss, err := loadgen.PeakRSS(p.cmd.Process.Pid)
+	rss, err := loadgen.PeakRSS(p.PID())
 	if err != nil {
-		b.Fatalf("peak RSS of %s: %v", p.name, err)
+		b.Fatalf("peak RSS of %s: %v", p.Name(), err)
 	}
 	return rss
 }
@@ -446,122 +412,6 @@ func renderTargets(ts []benchTarget) string {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.name, t.want, t.got, verdict)
 	}
 	w.Flush()
-	return sb.String()
-}
-
-// childProcess is a child process of the benchmark. It runs in its own process
-// group, which the kernel kills should the test binary die without cleaning
-// up, and writes stdout and stderr to a file.
-type childProcess struct {
-	name    string
-	cmd     *exec.Cmd
-	out     string        // path of the output file
-	log     string        // path of a log file of its own, or ""
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // how it exited, once done is closed
-}
-
-// startChild starts path with args and extra environment variables, and
-// registers its stop in b.Cleanup.
-func startChild(b *testing.B, dir, name string, env []string, path string, args ...string) *childProcess {
-	b.Helper()
-	p := &childProcess{name: name, out: filepath.Join(dir, name+".out"), done: make(chan struct{})}
-	f, err := os.Create(p.out)
-	if err != nil {
-		b.Fatalf("start %s: %v", name, err)
-	}
-	defer f.Close() // the child has its own descriptor
-	p.cmd = exec.Command(path, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	b.Cleanup(p.stop)
-	return p
-}
-
-// stop sends SIGTERM to the process group, then SIGKILL if the process has
-// not exited within stopGrace, and returns once it is gone.
-func (p *childProcess) stop() {
-	pid := p.cmd.Process.Pid
-	// ESRCH only means the group is gone already.
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopGrace):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// await polls cond every 20 ms until it holds, failing the benchmark when
-// the process exits first or startTimeout passes.
-func (p *childProcess) await(b *testing.B, what string, cond func() (bool, error)) {
-	b.Helper()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-p.done:
-			b.Fatalf("%s exited (%v) before %s\n%s", p.name, p.waitErr, what, p.output())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: no %s within %s (last error: %v)\n%s", p.name, what, startTimeout, err, p.output())
-		}
-	}
-}
-
-// announced waits for the line starting with prefix on the process's output
-// and returns the rest of it.
-func (p *childProcess) announced(b *testing.B, prefix string) string {
-	b.Helper()
-	var rest string
-	p.await(b, "line "+strconv.Quote(prefix+"..."), func() (bool, error) {
-		out, err := os.ReadFile(p.out)
-		for line := range strings.Lines(string(out)) {
-			if r, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(r, "\n") {
-				rest = strings.TrimSpace(r)
-				return true, nil
-			}
-		}
-		return false, err
-	})
-	return rest
-}
-
-// mustBeRunning fails the benchmark when the process has exited.
-func (p *childProcess) mustBeRunning(b *testing.B) {
-	b.Helper()
-	select {
-	case <-p.done:
-		b.Fatalf("%s exited during the benchmark (%v)\n%s", p.name, p.waitErr, p.output())
-	default:
-	}
-}
-
-// output returns what the process wrote so far: its output, then its log.
-func (p *childProcess) output() string {
-	var sb strings.Builder
-	for _, path := range []string{p.out, p.log} {
-		if path == "" {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			data = fmt.Appendf(nil, "(%v)\n", err)
-		}
-		fmt.Fprintf(&sb, "--- %s ---\n%s", path, data)
-	}
 	return sb.String()
 }
 

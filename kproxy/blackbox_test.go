@@ -76,10 +76,11 @@ func bbOriginalConfig(t *testing.T, brokers []string, extra string) (path string
 	return path, port, logDir
 }
 
+// bbProc is a kproxy process of a black-box test; its Logs include
+// kproxy.log.
 type bbProc struct {
 	*testproc.Proc
-	url    string
-	logDir string
+	url string
 }
 
 // bbStart runs kproxy -f cfg and waits for /readyz; the process is killed when the
@@ -93,32 +94,17 @@ func bbStart(t *testing.T, cfg string, port int, logDir string) *bbProc {
 // can reach.
 func bbStartWith(t *testing.T, cfg, base, logDir string, client *http.Client) *bbProc {
 	t.Helper()
-	p := &bbProc{url: base, logDir: logDir}
-	p.Proc = testproc.Start(t, testproc.Build(t, "."), "-f", cfg)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	p := &bbProc{url: base}
+	p.Proc = testproc.StartWith(t, testproc.Options{Name: "kproxy", LogFile: filepath.Join(logDir, "kproxy.log")}, testproc.Build(t, "."), "-f", cfg)
+	testproc.Await(t, 20*time.Second, "/readyz 200", func() bool {
 		resp, err := client.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case <-p.Exited():
-			t.Fatalf("kproxy exited:\n%s", p.logs())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kproxy not ready within 20s\n%s", p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (p *bbProc) logs() string {
-	b, _ := os.ReadFile(filepath.Join(p.logDir, "kproxy.log"))
-	return p.Output() + string(b)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, p.Proc)
+	return p
 }
 
 // stop sends sig and waits for the exit code.
@@ -129,7 +115,7 @@ func (p *bbProc) stop(t *testing.T, sig syscall.Signal) int {
 	}
 	code := p.Wait(40 * time.Second)
 	if code == -1 {
-		t.Fatalf("kproxy did not exit after %s\n%s", sig, p.logs())
+		t.Fatalf("kproxy did not exit after %s\n%s", sig, p.Logs())
 	}
 	return code
 }
@@ -254,10 +240,10 @@ func TestOriginalConfigRoundTripThroughKcat(t *testing.T) {
 				delete(sent, rec.key)
 			}
 			if code := p.stop(t, syscall.SIGTERM); code != 0 {
-				t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+				t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 			}
-			if !strings.Contains(p.logs(), "drained") {
-				t.Errorf("log lacks the drain line:\n%s", p.logs())
+			if !strings.Contains(p.Logs(), "drained") {
+				t.Errorf("log lacks the drain line:\n%s", p.Logs())
 			}
 		})
 	}
@@ -275,17 +261,10 @@ func TestSighupReopensLog(t *testing.T) {
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testproc.Await(t, 10*time.Second, "a new kproxy.log with the reopen line after SIGHUP", func() bool {
 		b, err := os.ReadFile(logFile)
-		if err == nil && strings.Contains(string(b), "log file reopened") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new kproxy.log with the reopen line after SIGHUP\n%s", p.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && strings.Contains(string(b), "log file reopened")
+	}, p.Proc)
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit code: got %d, want 0", code)
 	}
@@ -357,7 +336,7 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	commitURL := p.url + "/commit?topic=" + topic + "&key=k1"
 	resp, err := withCert.Post(commitURL, "application/x-msgpack", bytes.NewReader(val))
 	if err != nil {
-		t.Fatalf("POST with a client certificate: %v\n%s", err, p.logs())
+		t.Fatalf("POST with a client certificate: %v\n%s", err, p.Logs())
 	}
 	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -419,23 +398,15 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 		}
 		return conn
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testproc.Await(t, 10*time.Second, fmt.Sprintf("the renewed certificate (serial %v) served after SIGHUP", renewed.Serial), func() bool {
 		conn := served()
-		serial := conn.ConnectionState().PeerCertificates[0].SerialNumber
-		conn.Close()
-		if serial.Cmp(renewed.Serial) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after SIGHUP: still served serial %v, want the renewed %v\n%s", serial, renewed.Serial, p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(p.logs(), "TLS files reloaded") {
-		t.Errorf("log lacks the reload line:\n%s", p.logs())
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Cmp(renewed.Serial) == 0
+	}, p.Proc)
+	if !strings.Contains(p.Logs(), "TLS files reloaded") {
+		t.Errorf("log lacks the reload line:\n%s", p.Logs())
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 	}
 }

@@ -91,7 +91,7 @@ func BenchmarkGateways(b *testing.B) {
 		b.Fatalf("devicehive: got %d new records in topic %s, want at least the %d acknowledged", after-before, benchTopic, acked)
 	}
 	rss := peakRSS(b, r.kproxy)
-	r.kproxy.mustBeRunning(b)
+	r.kproxy.MustRun(b)
 
 	report("\n%s(RSS: kproxy's peak, VmHWM; the direct client runs in the benchmark process)\n", loadgen.Table([]loadgen.Row{
 		{Name: "direct franz-go ProduceSync acks=1", Result: direct},
@@ -137,7 +137,7 @@ func notifCreate(ws *websocket.Conn, frame []byte) error {
 // /ws, both stopped in b.Cleanup, and returns the rig and the gateway's URL.
 func startGatewayRig(b *testing.B) (*benchRig, string) {
 	b.Helper()
-	r, _, _ := startKproxyRig(b, "websocket:\n  devicehive_path: /ws\n")
+	r, _ := startKproxyRig(b, "websocket:\n  devicehive_path: /ws\n")
 	return r, "ws" + strings.TrimPrefix(r.kproxyURL, "http") + "/ws"
 }
 

@@ -106,7 +106,7 @@ websocket:
 			if resp != nil {
 				status = resp.StatusCode
 			}
-			t.Fatalf("dial %s: %v (status %d)\n%s", path, err, status, p.logs())
+			t.Fatalf("dial %s: %v (status %d)\n%s", path, err, status, p.Logs())
 		}
 		t.Cleanup(func() { ws.Close() })
 		return ws
@@ -138,7 +138,7 @@ websocket:
 	}
 	notifs = append(notifs, awaitNotifs(t, dh, 1-len(notifs))...)
 	if len(notifs) != 1 || notifs[0]["p"] != "over wss" || notifs[0]["topic"] != topic || notifs[0]["partition"] != 1.0 {
-		t.Errorf("notifications: got %v, want the record written\n%s", notifs, p.logs())
+		t.Errorf("notifications: got %v, want the record written\n%s", notifs, p.Logs())
 	}
 
 	ps := dial("/pubsub?access_token="+gwToken, nil)
@@ -182,7 +182,7 @@ websocket:
 	}
 
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 	}
 	for name, ws := range map[string]*websocket.Conn{"devicehive": dh, "pubsub": ps} {
 		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -290,7 +290,7 @@ websocket:
 		t.Helper()
 		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
-			t.Fatalf("dial: %v\n%s", err, p.logs())
+			t.Fatalf("dial: %v\n%s", err, p.Logs())
 		}
 		t.Cleanup(func() { ws.Close() })
 		return ws

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // bbMetrics reads kproxy's /metrics at base and returns every unlabelled series.
@@ -55,16 +57,13 @@ func bbMetrics(t *testing.T, base string) map[string]float64 {
 // waitMetric polls kproxy's /metrics until cond holds for metric name.
 func waitMetric(t *testing.T, p *bbProc, name string, cond func(float64) bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		v, ok := bbMetrics(t, p.url)[name]
-		if ok && cond(v) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %v, condition not met within 60s\n%s", name, v, p.logs())
-		}
-		time.Sleep(100 * time.Millisecond)
+	var v float64
+	if !testwait.Within(60*time.Second, func() bool {
+		var ok bool
+		v, ok = bbMetrics(t, p.url)[name]
+		return ok && cond(v)
+	}) {
+		t.Fatalf("%s: got %v, condition not met within 60s\n%s", name, v, p.Logs())
 	}
 }
 
@@ -183,7 +182,7 @@ func TestMemoryBoundUnderSlowBodies(t *testing.T) {
 		t.Errorf("peak RSS %d bytes, want below the documented bound %d", peak, bound)
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 	}
 }
 
@@ -238,35 +237,29 @@ func TestIdleConnectionsDoNotStarveClients(t *testing.T) {
 	// A real client gets through.
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Post(p.url+"/commit?topic=bb-conns&key=real", "application/x-msgpack", strings.NewReader("\x81\xa1a\x01"))
 	if err != nil {
-		t.Fatalf("real client: %v\n%s", err, p.logs())
+		t.Fatalf("real client: %v\n%s", err, p.Logs())
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("real client: got %d, want 200", resp.StatusCode)
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.logs())
+		t.Errorf("exit code after SIGTERM: got %d, want 0\n%s", code, p.Logs())
 	}
 }
 
 // TestOpsListenTakenExits starts kproxy with ops_listen set to an address
 // another process holds: it must stop at once with exit code 1 and say why.
 func TestOpsListenTakenExits(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
+	taken := testproc.TakenAddr(t)
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, "bb"))
-	cfgPath, _, logDir := bbOriginalConfig(t, testcluster.Brokers(c), "ops_listen: "+taken.Addr().String()+"\n")
-	proc := testproc.Start(t, testproc.Build(t, "."), "-f", cfgPath)
-	code := proc.Wait(30 * time.Second)
-	logs, _ := os.ReadFile(logDir + "/kproxy.log")
-	if code != 1 {
-		t.Fatalf("exit code: got %d, want 1\n%s%s", code, proc.Output(), logs)
+	cfgPath, _, logDir := bbOriginalConfig(t, testcluster.Brokers(c), "ops_listen: "+taken+"\n")
+	proc := testproc.StartWith(t, testproc.Options{LogFile: filepath.Join(logDir, "kproxy.log")}, testproc.Build(t, "."), "-f", cfgPath)
+	if code := proc.Wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit code: got %d, want 1\n%s", code, proc.Logs())
 	}
-	want := "ops_listen " + taken.Addr().String()
-	if out := proc.Output() + string(logs); !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
+	want := "ops_listen " + taken
+	if out := proc.Logs(); !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
 		t.Errorf("output lacks %q and the reason:\n%s", want, out)
 	}
 }

@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/transfer"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -264,7 +263,7 @@ type benchRig struct {
 	dir        string
 	bin        string // the ktransfer binary
 	brokerAddr string
-	brokerPID  int
+	broker     *testproc.Proc
 	zk         *testcluster.ZooKeeper
 	zconn      *zk.Conn
 	backend    *benchBackend
@@ -276,13 +275,8 @@ type benchRig struct {
 // backend, each stopped when the benchmark ends.
 func startBenchRig(b *testing.B) *benchRig {
 	b.Helper()
-	r := &benchRig{dir: b.TempDir()}
-	r.bin = filepath.Join(r.dir, "ktransfer")
-	// go test runs in the package's directory: "." is ktransfer.
-	if out, err := exec.CommandContext(b.Context(), "go", "build", "-o", r.bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("go build ktransfer: %v\n%s", err, out)
-	}
-	r.brokerAddr, r.brokerPID = testcluster.StartDevBroker(b,
+	r := &benchRig{dir: b.TempDir(), bin: testproc.Build(b, ".")}
+	r.brokerAddr, r.broker = testcluster.StartDevBroker(b,
 		"-topics", benchTopic, "-partitions", strconv.Itoa(benchPartitions), "-log-level", "error")
 	r.zk = testcluster.StartZooKeeper(b)
 	r.zconn = r.zk.Conn(b)
@@ -459,7 +453,7 @@ func (t benchThroughputResult) perRecord() time.Duration {
 // store holds.
 func (r *benchRig) measureThroughput(b *testing.B, records int, store benchStore) benchThroughputResult {
 	b.Helper()
-	rest := []benchCPUReading{{"devbroker", r.brokerPID}, {"backend (benchmark process)", os.Getpid()}}
+	rest := []benchCPUReading{{"devbroker", r.broker.PID()}, {"backend (benchmark process)", os.Getpid()}}
 	if store == benchZK {
 		rest = append(rest, benchCPUReading{"ZooKeeper", r.zk.PID()})
 	}
@@ -489,16 +483,16 @@ func (r *benchRig) measureThroughput(b *testing.B, records int, store benchStore
 		if len(fresh) > 0 {
 			progressed = time.Now()
 		}
-		p.mustBeRunning(b)
+		p.MustRun(b)
 		if time.Since(progressed) > benchStall {
 			b.Fatalf("throughput: no delivery for %s; %d of %d records delivered (%d deliveries); backend: %s\n%s",
-				benchStall, ledger.distinct, records, ledger.deliveries, r.backend.problems(), p.output())
+				benchStall, ledger.distinct, records, ledger.deliveries, r.backend.problems(), p.Logs())
 		}
 	}
 	m1 := benchMachineNow(b)
-	res := benchThroughputResult{records: records, span: ledger.last - ledger.first, cpu: benchCPU(b, p.pid())}
+	res := benchThroughputResult{records: records, span: ledger.last - ledger.first, cpu: benchCPU(b, p.PID())}
 	var err error
-	if res.rss, err = loadgen.PeakRSS(p.pid()); err != nil {
+	if res.rss, err = loadgen.PeakRSS(p.PID()); err != nil {
 		b.Fatalf("peak RSS of ktransfer: %v", err)
 	}
 	var cpu strings.Builder
@@ -535,7 +529,7 @@ type benchCPUReading struct {
 // far.
 func (r *benchRig) cpuOfServers(b *testing.B) time.Duration {
 	b.Helper()
-	return benchCPU(b, r.brokerPID) + benchCPU(b, r.zk.PID())
+	return benchCPU(b, r.broker.PID()) + benchCPU(b, r.zk.PID())
 }
 
 // awaitCommitted waits until the store's offset of every partition (the
@@ -550,14 +544,12 @@ func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc, store benchStore) 
 		b.Fatalf("list end offsets: %v", err)
 	}
 	layout := zkconsumers.New(benchChroot)
-	var lag []string
-	benchEventually(b, benchWait, "offsets in "+store.name+" at the log end", func() bool {
-		lag = lag[:0]
+	testproc.Until(b, benchWait, func() error {
+		var lag []string
 		var group kadm.OffsetResponses
 		if store == benchKafka {
 			if group, err = r.admin.FetchOffsets(b.Context(), store.module); err != nil {
-				lag = append(lag, err.Error())
-				return false
+				return fmt.Errorf("offsets in %s: %w", store.name, err)
 			}
 		}
 		for part := range int32(benchPartitions) {
@@ -575,11 +567,11 @@ func (r *benchRig) awaitCommitted(b *testing.B, p *benchProc, store benchStore) 
 				lag = append(lag, fmt.Sprintf("partition %d: %q (%v), log end %d", part, data, errors.Join(err, derr), end.Offset))
 			}
 		}
-		return len(lag) == 0
-	}, p)
-	if len(lag) > 0 {
-		b.Fatalf("offsets in %s: %s\n%s", store.name, strings.Join(lag, "; "), p.output())
-	}
+		if len(lag) > 0 {
+			return fmt.Errorf("offsets in %s: %s", store.name, strings.Join(lag, "; "))
+		}
+		return nil
+	}, p.Proc)
 	benchPrintf("ktransfer (offset_store %s): offsets reached the log end of all %d partitions\n", store.name, benchPartitions)
 }
 
@@ -602,11 +594,11 @@ func (r *benchRig) measureFailover(b *testing.B, first int, store benchStore) be
 		procs[p.id] = p
 	}
 	idA, idB := "bench-"+store.failA, "bench-"+store.failB
-	alive := []*benchProc{procs[idA], procs[idB]}
+	alive := []*testproc.Proc{procs[idA].Proc, procs[idB].Proc}
 
 	// Balanced: every partition owned, half by each process.
 	var owners map[int32]string
-	benchEventually(b, benchWait, "both processes owning half of the partitions", func() bool {
+	testproc.Await(b, benchWait, "both processes owning half of the partitions", func() bool {
 		owners = r.owners(b, store)
 		count := map[string]int{}
 		for _, id := range owners {
@@ -621,17 +613,17 @@ func (r *benchRig) measureFailover(b *testing.B, first int, store benchStore) be
 	}
 	// Steady: the victim is pushing partition 0.
 	mark := r.backend.now()
-	benchEventually(b, benchWait, victim.id+" pushing partition 0", func() bool {
+	testproc.Await(b, benchWait, victim.id+" pushing partition 0", func() bool {
 		return r.backend.firstPush(0, victim.sender, mark) != nil
 	}, alive...)
 
 	killed := r.backend.now()
-	victim.kill()
+	victim.Kill()
 	var next *benchDelivery
-	benchEventually(b, benchWait+benchSessionTimeout, survivor.id+" pushing partition 0 after the kill", func() bool {
+	testproc.Await(b, benchWait+benchSessionTimeout, survivor.id+" pushing partition 0 after the kill", func() bool {
 		next = r.backend.firstPush(0, survivor.sender, killed)
 		return next != nil
-	}, survivor)
+	}, survivor.Proc)
 	res := benchFailoverResult{elapsed: next.at - killed}
 	res.produced = stopTrickle()
 	r.backend.mustBeClean(b)
@@ -690,26 +682,6 @@ func (r *benchRig) owners(b *testing.B, store benchStore) map[int32]string {
 	return out
 }
 
-// benchEventually polls cond every 20 ms until it holds, failing the
-// benchmark when timeout passes or one of procs exits first.
-func benchEventually(b *testing.B, timeout time.Duration, what string, cond func() bool, procs ...*benchProc) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		for _, p := range procs {
-			p.mustBeRunning(b)
-		}
-		if time.Now().After(deadline) {
-			var out strings.Builder
-			for _, p := range procs {
-				out.WriteString(p.output())
-			}
-			b.Fatalf("no %s within %s\n%s", what, timeout, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // benchConfig writes the main file and module file of ktransfer process name
 // under dir/name and returns the main file's path. The process is instance
 // "bench-"+name and marks its pushes with s=name in the URI, so the backend
@@ -759,15 +731,12 @@ backend_servers:
 	return path, nil
 }
 
-// benchProc is a ktransfer process of the benchmark.
+// benchProc is a ktransfer process of the benchmark; its Logs include
+// ktransfer.log.
 type benchProc struct {
-	id      string // instance_id
-	sender  byte   // s= in the URI of its pushes
-	cmd     *exec.Cmd
-	out     string // stdout and stderr
-	log     string // ktransfer.log
-	done    chan struct{}
-	waitErr error // how it exited, once done is closed
+	*testproc.Proc
+	id     string // instance_id
+	sender byte   // s= in the URI of its pushes
 }
 
 // startKtransfer writes the configuration of process name (see benchConfig),
@@ -781,85 +750,18 @@ func (r *benchRig) startKtransfer(b *testing.B, name string, sessionTimeout time
 	if _, err := transfer.LoadConfig(path); err != nil {
 		b.Fatalf("the benchmark's ktransfer.yaml: %v", err)
 	}
-	p := &benchProc{
-		id:     "bench-" + name,
-		sender: name[0],
-		out:    filepath.Join(r.dir, name, "ktransfer.out"),
-		log:    filepath.Join(r.dir, name, "ktransfer.log"),
-		done:   make(chan struct{}),
-	}
-	f, err := os.Create(p.out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close() // the child has its own descriptor
-	p.cmd = exec.Command(r.bin, "-f", path)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		b.Fatalf("start ktransfer %s: %v", p.id, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	b.Cleanup(p.kill)
-	return p
-}
-
-func (p *benchProc) pid() int { return p.cmd.Process.Pid }
-
-// kill sends SIGKILL unless the process has exited, and waits for it.
-func (p *benchProc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = syscall.Kill(p.pid(), syscall.SIGKILL) // ESRCH: gone already
-		<-p.done
-	}
+	id := "bench-" + name
+	opts := testproc.Options{Name: id, LogFile: filepath.Join(r.dir, name, "ktransfer.log")}
+	return &benchProc{Proc: testproc.StartWith(b, opts, r.bin, "-f", path), id: id, sender: name[0]}
 }
 
 // stop shuts the process down with SIGTERM and fails the benchmark unless it
 // exits 0 within benchStopGrace (it is killed then).
 func (p *benchProc) stop(b *testing.B) {
 	b.Helper()
-	_ = syscall.Kill(p.pid(), syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(benchStopGrace):
-		p.kill()
-		b.Fatalf("%s did not exit within %s of SIGTERM\n%s", p.id, benchStopGrace, p.output())
+	if code := p.Stop(benchStopGrace); code != 0 {
+		b.Errorf("%s: got %s after SIGTERM, want exit status 0 within %s\n%s", p.id, p.ExitStatus(), benchStopGrace, p.Logs())
 	}
-	if p.waitErr != nil {
-		b.Errorf("%s: got %v after SIGTERM, want exit status 0\n%s", p.id, p.waitErr, p.output())
-	}
-}
-
-// mustBeRunning fails the benchmark when the process has exited.
-func (p *benchProc) mustBeRunning(b *testing.B) {
-	b.Helper()
-	select {
-	case <-p.done:
-		b.Fatalf("%s exited (%v)\n%s", p.id, p.waitErr, p.output())
-	default:
-	}
-}
-
-// output returns the ends of the process's output and log.
-func (p *benchProc) output() string {
-	const tail = 8 << 10
-	var sb strings.Builder
-	for _, path := range []string{p.out, p.log} {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			data = fmt.Appendf(nil, "(%v)\n", err)
-		}
-		if len(data) > tail {
-			data = data[len(data)-tail:]
-		}
-		fmt.Fprintf(&sb, "--- %s (%s, end) ---\n%s", path, p.id, data)
-	}
-	return sb.String()
 }
 
 // benchCPU returns the CPU time of process pid, failing the benchmark when it

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -68,20 +69,11 @@ func rewrite(t *testing.T, src string, values map[string][]string) string {
 	return strings.Join(out, "\n") + "\n"
 }
 
-type proc struct {
-	*testproc.Proc
-	name   string
-	logDir string
-}
-
-func startProc(t *testing.T, name, cfg, logDir string) *proc {
+// startProc runs ktransfer -f cfg as process name, whose Logs include
+// logDir/ktransfer.log.
+func startProc(t *testing.T, name, cfg, logDir string) *testproc.Proc {
 	t.Helper()
-	return &proc{Proc: testproc.Start(t, testproc.Build(t, "."), "-f", cfg), name: name, logDir: logDir}
-}
-
-func (p *proc) logs() string {
-	b, _ := os.ReadFile(filepath.Join(p.logDir, "ktransfer.log"))
-	return p.Output() + string(b)
+	return testproc.StartWith(t, testproc.Options{Name: name, LogFile: filepath.Join(logDir, "ktransfer.log")}, testproc.Build(t, "."), "-f", cfg)
 }
 
 // sink is the backend: it fails a share of requests and records the successful
@@ -197,16 +189,7 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	}
 	produce(0, 2*perKey/3)
 	// Kill a mid-stream: some records delivered, many still to push.
-	waitFor := func(n int) {
-		deadline := time.Now().Add(30 * time.Second)
-		for len(be.snapshot()) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d deliveries, waited for %d\n%s", len(be.snapshot()), n, a.logs())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitFor(keys * perKey / 5)
+	waitDeliveries(t, be, keys*perKey/5, a, b)
 	a.Kill() // SIGKILL
 	atKill := len(be.snapshot())
 	produce(2*perKey/3, perKey)
@@ -218,9 +201,7 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	}
 
 	want := keys * perKey
-	waitDistinct(t, be, want, 60*time.Second, func() string {
-		return fmt.Sprintf("process a:\n%s\nprocess b:\n%s", a.logs(), b.logs())
-	})
+	waitDistinct(t, be, want, 60*time.Second, a, b)
 	delivered := be.snapshot()
 	checkKeyOrder(t, "", delivered)
 	dups := len(delivered) - want
@@ -242,24 +223,27 @@ func TestFleetSurvivesSIGKILL(t *testing.T) {
 	stopAll(t, a, b)
 }
 
-// waitDistinct waits until s has delivered want distinct records; on timeout it
-// fails the test with what logs returns.
-func waitDistinct(t *testing.T, s *sink, want int, timeout time.Duration, logs func() string) {
+// waitDeliveries waits up to 30 s until s has had n successful deliveries
+// while procs run.
+func waitDeliveries(t *testing.T, s *sink, n int, procs ...*testproc.Proc) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testproc.Await(t, 30*time.Second, fmt.Sprintf("%d deliveries", n), func() bool { return len(s.snapshot()) >= n }, procs...)
+}
+
+// waitDistinct waits until s has delivered want distinct records while procs
+// run, failing the test with how many it has and their logs.
+func waitDistinct(t *testing.T, s *sink, want int, timeout time.Duration, procs ...*testproc.Proc) {
+	t.Helper()
+	testproc.Until(t, timeout, func() error {
 		got := map[string]bool{}
 		for _, d := range s.snapshot() {
 			got[d] = true
 		}
-		if len(got) == want {
-			return
+		if len(got) != want {
+			return fmt.Errorf("delivered %d distinct records of %d", len(got), want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered %d distinct records of %d\n%s", len(got), want, logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	}, procs...)
 }
 
 // checkKeyOrder fails the test unless the first delivery of each key's records
@@ -296,19 +280,14 @@ func waitOffsetsAtEnd(t *testing.T, z *testcluster.ZooKeeper, cl *kgo.Client, ch
 	}
 	conn := z.Conn(t)
 	layout := zkconsumers.New(chroot)
-	deadline := time.Now().Add(20 * time.Second)
-	for p := int32(0); p < partitions; p++ {
-		end, _ := ends.Lookup(topic, p)
-		for {
+	testwait.Until(t, 20*time.Second, func() error {
+		for p := int32(0); p < partitions; p++ {
+			end, _ := ends.Lookup(topic, p)
 			data, _, err := conn.Get(layout.Offset(module, topic, p))
-			off, _ := zkconsumers.DecodeOffset(data)
-			if err == nil && off == end.Offset {
-				break
+			if off, _ := zkconsumers.DecodeOffset(data); err != nil || off != end.Offset {
+				return fmt.Errorf("partition %d: offset in ZooKeeper %s (%v), log end %d", p, data, err, end.Offset)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("partition %d: offset in ZooKeeper %s (%v), log end %d", p, data, err, end.Offset)
-			}
-			time.Sleep(100 * time.Millisecond)
 		}
-	}
+		return nil
+	})
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/commitmeta"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const (
@@ -118,7 +119,7 @@ func (r *kafkaRig) config(t *testing.T, name string, extra map[string][]string) 
 	return path
 }
 
-func (r *kafkaRig) start(t *testing.T, name string, extra map[string][]string) *proc {
+func (r *kafkaRig) start(t *testing.T, name string, extra map[string][]string) *testproc.Proc {
 	t.Helper()
 	return startProc(t, name, r.config(t, name, extra), filepath.Join(r.dir, "log-"+name))
 }
@@ -127,20 +128,15 @@ func (r *kafkaRig) start(t *testing.T, name string, extra map[string][]string) *
 // each key's first deliveries came in order, that the group's offsets reach
 // the log end as an independent reader (franz-go's admin client) sees them,
 // and returns the number of duplicate deliveries.
-func (r *kafkaRig) waitDelivered(t *testing.T, procs ...*proc) int {
+func (r *kafkaRig) waitDelivered(t *testing.T, procs ...*testproc.Proc) int {
 	t.Helper()
 	want := r.total()
-	deadline := time.Now().Add(60 * time.Second)
-	for r.be.distinct() < want {
-		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, p := range procs {
-				fmt.Fprintf(&logs, "--- %s:\n%s\n", p.name, p.logs())
-			}
-			t.Fatalf("delivered %d distinct records of %d\n%s", r.be.distinct(), want, logs.String())
+	testproc.Until(t, 60*time.Second, func() error {
+		if got := r.be.distinct(); got < want {
+			return fmt.Errorf("delivered %d distinct records of %d", got, want)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}, procs...)
 	ds := r.be.snapshot()
 	var order []string
 	for _, d := range ds {
@@ -202,7 +198,7 @@ func readGroup(t *testing.T, cl *kgo.Client) (groupView, error) {
 func (r *kafkaRig) waitGroupAtEnd(t *testing.T) groupView {
 	t.Helper()
 	var v groupView
-	eventually(t, 20*time.Second, "the group's offsets at the log end", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the group's offsets at the log end", func() bool {
 		var err error
 		if v, err = readGroup(t, r.cl); err != nil || len(v.ends) != kPartitions {
 			return false
@@ -315,18 +311,18 @@ func TestKafkaFleetSurvivesSIGKILL(t *testing.T) {
 	a := startProc(t, "a", cfgA, filepath.Join(r.dir, "log-a"))
 	b := r.start(t, "b", nil)
 	bStatus := statusURL(t, r.dir, "b")
-	eventually(t, 30*time.Second, "both processes own two partitions", func() bool {
+	testwait.Eventually(t, 30*time.Second, "both processes own two partitions", func() bool {
 		return len(ownedOf(t, bStatus)) == 2 && len(ownedOf(t, statusURL(t, r.dir, "a"))) == 2
 	})
 	r.produce(t, 1200)
-	eventually(t, 30*time.Second, "pushing", func() bool { return r.be.count() >= 300 })
+	testwait.Eventually(t, 30*time.Second, "pushing", func() bool { return r.be.count() >= 300 })
 	a.Kill()
 	atKill := r.be.count()
 	r.produce(t, 800)
 	if atKill >= 1200 {
 		t.Fatalf("the kill came after the first records were all delivered (%d): not mid-stream", atKill)
 	}
-	eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == kPartitions })
+	testwait.Eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == kPartitions })
 	dups := r.waitDelivered(t, b)
 	t.Logf("SIGKILL after %d of %d deliveries; records %d, duplicates %d", atKill, r.total(), r.total(), dups)
 	// A crash re-pushes at most what was done after the last commit: bounded
@@ -361,32 +357,31 @@ func TestKafkaFrozenProcessFenced(t *testing.T) {
 	a := r.start(t, "a", nil)
 	b := r.start(t, "b", nil)
 	aStatus, bStatus := statusURL(t, r.dir, "a"), statusURL(t, r.dir, "b")
-	deadline := time.Now().Add(30 * time.Second)
-	for !(len(ownedOf(t, bStatus)) == 2 && len(ownedOf(t, aStatus)) == 2) {
-		if time.Now().After(deadline) {
-			sa, _ := getStatus(aStatus)
-			sb, _ := getStatus(bStatus)
-			t.Fatalf("not spread: a %+v\nb %+v\n--- a:\n%s\n--- b:\n%s", sa.Modules, sb.Modules, a.logs(), b.logs())
+	testproc.Until(t, 30*time.Second, func() error {
+		if len(ownedOf(t, bStatus)) == 2 && len(ownedOf(t, aStatus)) == 2 {
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		sa, _ := getStatus(aStatus)
+		sb, _ := getStatus(bStatus)
+		return fmt.Errorf("not spread: a %+v\nb %+v", sa.Modules, sb.Modules)
+	}, a, b)
 	stop := make(chan struct{})
 	flowing := r.flow(t, 400, stop)
-	eventually(t, 20*time.Second, "pushing", func() bool { return r.be.count() >= 400 })
+	testwait.Eventually(t, 20*time.Second, "pushing", func() bool { return r.be.count() >= 400 })
 	watch := watchOffsets(t, r.cl)
 
 	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	frozenAt := time.Now()
-	eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == kPartitions })
+	testwait.Eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == kPartitions })
 	t.Logf("b took over %v after the SIGSTOP", time.Since(frozenAt).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // b pushes a's partitions and commits them
 	resumedAt := time.Now()
 	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "a owns two partitions again", func() bool { return len(ownedOf(t, aStatus)) == 2 })
+	testwait.Eventually(t, 30*time.Second, "a owns two partitions again", func() bool { return len(ownedOf(t, aStatus)) == 2 })
 	time.Sleep(2 * time.Second)
 	close(stop)
 	<-flowing
@@ -394,14 +389,14 @@ func TestKafkaFrozenProcessFenced(t *testing.T) {
 	dups := r.waitDelivered(t, a, b)
 	obs := watch.stop()
 	if code := a.Wait(0); code != -1 {
-		t.Fatalf("a exited (code %d):\n%s", code, a.logs())
+		t.Fatalf("a exited (code %d):\n%s", code, a.Logs())
 	}
 
 	// Once resumed, a fenced itself (its session had expired) and pushed
 	// nothing until the coordinator assigned it partitions again.
 	assignedAt, ok := firstLogAfter(t, a, "partitions assigned by the group coordinator", resumedAt)
 	if !ok {
-		t.Fatalf("a logged no assignment after it resumed:\n%s", a.logs())
+		t.Fatalf("a logged no assignment after it resumed:\n%s", a.Logs())
 	}
 	late := 0
 	for _, d := range r.be.snapshot() {
@@ -413,7 +408,7 @@ func TestKafkaFrozenProcessFenced(t *testing.T) {
 		t.Errorf("a pushed %d records after it resumed and before it was assigned partitions again (%v later)", late, assignedAt.Sub(resumedAt))
 	}
 	if n := metric(t, aStatus, `ktransfer_fenced_total{module="test_module_1"}`); n < 1 {
-		t.Errorf("ktransfer_fenced_total of a: %v, want at least 1\n%s", n, a.logs())
+		t.Errorf("ktransfer_fenced_total of a: %v, want at least 1\n%s", n, a.Logs())
 	}
 	// No offset moved backwards, and no commit of a's first membership landed
 	// after it resumed.
@@ -496,9 +491,9 @@ func countObs(obs map[int32][]offsetObs) int {
 
 // firstLogAfter returns the time of the first JSON log line of p with message
 // msg logged after t0.
-func firstLogAfter(t *testing.T, p *proc, msg string, t0 time.Time) (time.Time, bool) {
+func firstLogAfter(t *testing.T, p *testproc.Proc, msg string, t0 time.Time) (time.Time, bool) {
 	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(p.logs()))
+	sc := bufio.NewScanner(strings.NewReader(p.Logs()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var line struct {

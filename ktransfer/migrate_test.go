@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -48,7 +49,7 @@ func TestMigrationFromZooKeeperToKafka(t *testing.T) {
 	cfgZ := r.config(t, "z", onZK)
 	zp := startProc(t, "z", cfgZ, filepath.Join(r.dir, "log-z"))
 	r.produce(t, 3000)
-	eventually(t, 30*time.Second, "pushing", func() bool { return r.be.count() >= 600 })
+	testwait.Eventually(t, 30*time.Second, "pushing", func() bool { return r.be.count() >= 600 })
 
 	code, out := run("migrate-offsets", "-f", cfgZ)
 	if code != 1 || !strings.Contains(out, "module test_module_1: ktransfer processes still run it under offset_store zookeeper (live instances in /mq/test_cluster/consumers/test_module_1/ids: z)") {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -103,14 +104,14 @@ func TestTwoProcessesOneHostOriginalFiles(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(dir, "log", "ktransfer.log"))
 		return string(b)
 	}
-	procs := map[string]*proc{}
+	procs := map[string]*testproc.Proc{}
 	for _, name := range []string{"a", "b"} {
-		procs[name] = &proc{Proc: testproc.Start(t, bin, "-f", "conf/ktransfer.yaml"), name: name, logDir: filepath.Join(dir, "log")}
+		procs[name] = testproc.StartWith(t, testproc.Options{Name: name, LogFile: filepath.Join(dir, "log", "ktransfer.log")}, bin, "-f", "conf/ktransfer.yaml")
 	}
 	a, b := procs["a"], procs["b"]
 
 	addrs := map[string]string{}
-	eventually(t, 30*time.Second, "both processes logged their operations address", func() bool {
+	testwait.Eventually(t, 30*time.Second, "both processes logged their operations address", func() bool {
 		for name, p := range procs {
 			if addr, ok := opsAddrOf(logs(), p.PID()); ok {
 				addrs[name] = addr
@@ -137,7 +138,7 @@ func TestTwoProcessesOneHostOriginalFiles(t *testing.T) {
 		}
 		// The registration names the address too, beside Kafka's fields.
 		var data []byte
-		eventually(t, 10*time.Second, name+" registered", func() bool {
+		testwait.Eventually(t, 10*time.Second, name+" registered", func() bool {
 			data, _, err = conn.Get(zkconsumers.New(chroot).ID(modules[0], st.Instance))
 			return err == nil
 		})
@@ -145,7 +146,7 @@ func TestTwoProcessesOneHostOriginalFiles(t *testing.T) {
 			t.Errorf("%s: registration %s, want Kafka's fields and ops_listen %s", name, data, addrs[name])
 		}
 	}
-	eventually(t, 30*time.Second, "each process owns two partitions of each module", func() bool {
+	testwait.Eventually(t, 30*time.Second, "each process owns two partitions of each module", func() bool {
 		for _, name := range []string{"a", "b"} {
 			st, err := getStatus("http://" + addrs[name] + "/status")
 			if err != nil {
@@ -179,14 +180,14 @@ func TestTwoProcessesOneHostOriginalFiles(t *testing.T) {
 		}
 	}
 	produce(0, perKey/2)
-	eventually(t, 30*time.Second, "pushing", func() bool { return len(sinks[modules[0]].snapshot()) >= keys*perKey/8 })
+	testwait.Eventually(t, 30*time.Second, "pushing", func() bool { return len(sinks[modules[0]].snapshot()) >= keys*perKey/8 })
 	a.Kill() // SIGKILL
 	produce(perKey/2, perKey)
 
 	want := keys * perKey
 	for _, m := range modules {
 		s := sinks[m]
-		waitDistinct(t, s, want, 60*time.Second, logs)
+		waitDistinct(t, s, want, 60*time.Second, b)
 		checkKeyOrder(t, "module "+m+", ", s.snapshot())
 		t.Logf("module %s: %d records, %d deliveries", m, want, len(s.snapshot()))
 	}
@@ -227,11 +228,7 @@ func TestSettingsThatCannotRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(modDir, "test_module_1.yaml"), []byte(mod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := testproc.TakenAddr(t)
 	write := func(name string, extra map[string][]string) string {
 		values := map[string][]string{
 			"log_dir":         {`"-"`},
@@ -267,12 +264,12 @@ func TestSettingsThatCannotRun(t *testing.T) {
 		t.Errorf("start: exit code %d, output:\n%s\nwant 1 and %q", code, out, rule)
 	}
 
-	taken := write("taken", map[string][]string{"ops_listen": {busy.Addr().String()}})
+	taken := write("taken", map[string][]string{"ops_listen": {busy}})
 	if code, out := run("-t", "-f", taken); code != 0 {
 		t.Errorf("-t of a file whose ops_listen is only taken: exit code %d, want 0\n%s", code, out)
 	}
 	code, out := run("-f", taken)
-	if want := "ops_listen " + busy.Addr().String(); code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
+	if want := "ops_listen " + busy; code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
 		t.Errorf("start with ops_listen taken: exit code %d, output:\n%s\nwant 1 and %q with the address in use", code, out, want)
 	}
 }

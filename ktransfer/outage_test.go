@@ -10,9 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +29,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/transfer"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const (
@@ -113,7 +112,7 @@ func (r *outageRig) config(t *testing.T, name, zkAddr string) string {
 	return path
 }
 
-func (r *outageRig) start(t *testing.T, name, zkAddr string) *proc {
+func (r *outageRig) start(t *testing.T, name, zkAddr string) *testproc.Proc {
 	t.Helper()
 	return startProc(t, name, r.config(t, name, zkAddr), filepath.Join(r.dir, "log-"+name))
 }
@@ -170,16 +169,10 @@ func (l *keyedLoad) total() int {
 // waitDelivered waits until every produced record was delivered, checks that each
 // key's first deliveries came in order and that the offsets in ZooKeeper reach
 // the log end, and returns the number of duplicate deliveries.
-func (r *outageRig) waitDelivered(t *testing.T, procs ...*proc) int {
+func (r *outageRig) waitDelivered(t *testing.T, procs ...*testproc.Proc) int {
 	t.Helper()
 	want := r.total()
-	waitDistinct(t, r.be, want, 60*time.Second, func() string {
-		var logs strings.Builder
-		for _, p := range procs {
-			fmt.Fprintf(&logs, "--- %s:\n%s\n", p.name, p.logs())
-		}
-		return logs.String()
-	})
+	waitDistinct(t, r.be, want, 60*time.Second, procs...)
 	delivered := r.be.snapshot()
 	checkKeyOrder(t, "", delivered)
 	waitOffsetsAtEnd(t, r.zk, r.cl, outageChroot, outageModule, outageTopic, outagePartitions)
@@ -187,7 +180,7 @@ func (r *outageRig) waitDelivered(t *testing.T, procs ...*proc) int {
 }
 
 // stopAll sends SIGTERM to every process and wants exit code 0.
-func stopAll(t *testing.T, procs ...*proc) {
+func stopAll(t *testing.T, procs ...*testproc.Proc) {
 	t.Helper()
 	for _, p := range procs {
 		p.Signal(syscall.SIGTERM)
@@ -196,34 +189,17 @@ func stopAll(t *testing.T, procs ...*proc) {
 		switch code := p.Wait(40 * time.Second); code {
 		case 0:
 		case -1:
-			t.Errorf("%s did not exit after SIGTERM", p.name)
+			t.Errorf("%s did not exit after SIGTERM", p.Name())
 		default:
-			t.Errorf("%s: exit code %d after SIGTERM\n%s", p.name, code, p.logs())
+			t.Errorf("%s: exit code %d after SIGTERM\n%s", p.Name(), code, p.Logs())
 		}
 	}
 }
 
 // waitLog waits until the process's output or log file contains s.
-func waitLog(t *testing.T, p *proc, s string, timeout time.Duration) {
+func waitLog(t *testing.T, p *testproc.Proc, s string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.logs(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %q in the log within %s:\n%s", p.name, s, timeout, p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (r *outageRig) waitDeliveries(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(r.be.snapshot()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d deliveries, waited for %d", len(r.be.snapshot()), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testproc.Await(t, timeout, fmt.Sprintf("%q in the log of %s", s, p.Name()), func() bool { return strings.Contains(p.Logs(), s) }, p)
 }
 
 // TestZooKeeperOutageResumesOwnProgress stops the ZooKeeper server for twice the
@@ -235,7 +211,7 @@ func TestZooKeeperOutageResumesOwnProgress(t *testing.T) {
 	a := r.start(t, "a", r.zk.Addr)
 	stop := make(chan struct{})
 	flowing := r.flow(t, 500, stop)
-	r.waitDeliveries(t, 500)
+	waitDeliveries(t, r.be, 500, a)
 
 	r.zk.Stop()
 	waitLog(t, a, "fenced", 10*time.Second)
@@ -245,19 +221,19 @@ func TestZooKeeperOutageResumesOwnProgress(t *testing.T) {
 	close(stop)
 	<-flowing
 	if code := a.Wait(0); code != -1 {
-		t.Fatalf("a exited (code %d) during the outage:\n%s", code, a.logs())
+		t.Fatalf("a exited (code %d) during the outage:\n%s", code, a.Logs())
 	}
 
 	dups := r.waitDelivered(t, a)
 	// One fence for the outage; on a loaded machine a stalled process may fence
 	// itself again, and each fence may re-push what was in flight.
-	fences := strings.Count(a.logs(), "fenced: every partition lease is revoked")
+	fences := strings.Count(a.Logs(), "fenced: every partition lease is revoked")
 	t.Logf("ZooKeeper outage: %d records, %d duplicate deliveries after %d fence(s) (worker_num %d)", r.total(), dups, fences, outageWorkers)
 	if fences < 1 || dups > fences*outageWorkers {
-		t.Errorf("got %d duplicate deliveries after %d fence(s), want at most worker_num %d per fence\n%s", dups, fences, outageWorkers, a.logs())
+		t.Errorf("got %d duplicate deliveries after %d fence(s), want at most worker_num %d per fence\n%s", dups, fences, outageWorkers, a.Logs())
 	}
-	if !strings.Contains(a.logs(), "taking the partition back where this process was before it was fenced") {
-		t.Errorf("a did not say it resumed from its own progress:\n%s", a.logs())
+	if !strings.Contains(a.Logs(), "taking the partition back where this process was before it was fenced") {
+		t.Errorf("a did not say it resumed from its own progress:\n%s", a.Logs())
 	}
 	stopAll(t, a)
 }
@@ -268,30 +244,30 @@ func TestZooKeeperOutageResumesOwnProgress(t *testing.T) {
 // it starts from the offset nodes the other wrote, not from its own progress.
 func TestFencedProcessStartsFromNodeAfterTakeover(t *testing.T) {
 	r := newOutageRig(t)
-	px := newZKProxy(t, r.zk.Addr)
-	a := r.start(t, "a", px.addr())
+	px := testcluster.NewProxy(t, r.zk.Addr)
+	a := r.start(t, "a", px.Addr())
 	b := r.start(t, "b", r.zk.Addr)
 	stop := make(chan struct{})
 	flowing := r.flow(t, 500, stop)
 	bStatus := statusURL(t, r.dir, "b")
-	eventually(t, 30*time.Second, "both processes own two partitions", func() bool {
+	testwait.Eventually(t, 30*time.Second, "both processes own two partitions", func() bool {
 		return len(ownedOf(t, bStatus)) == 2 && len(ownedOf(t, statusURL(t, r.dir, "a"))) == 2
 	})
-	r.waitDeliveries(t, 500)
+	waitDeliveries(t, r.be, 500, a, b)
 
-	px.cut()
+	px.Cut()
 	waitLog(t, a, "fenced", 10*time.Second)
-	eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == outagePartitions })
+	testwait.Eventually(t, 30*time.Second, "b owns every partition", func() bool { return len(ownedOf(t, bStatus)) == outagePartitions })
 	time.Sleep(3 * time.Second) // b pushes a's partitions and commits them
-	px.heal()
-	eventually(t, 30*time.Second, "a owns two partitions again", func() bool { return len(ownedOf(t, statusURL(t, r.dir, "a"))) == 2 })
+	px.Heal()
+	testwait.Eventually(t, 30*time.Second, "a owns two partitions again", func() bool { return len(ownedOf(t, statusURL(t, r.dir, "a"))) == 2 })
 	time.Sleep(3 * time.Second)
 	close(stop)
 	<-flowing
 
 	dups := r.waitDelivered(t, a, b)
 	t.Logf("fenced process, partitions pushed by another meanwhile: %d records, %d duplicate deliveries", r.total(), dups)
-	logs := a.logs()
+	logs := a.Logs()
 	if !strings.Contains(logs, "changed since this process was fenced") {
 		t.Errorf("a's log does not say it started from the offset node another process wrote:\n%s", logs)
 	}
@@ -299,18 +275,6 @@ func TestFencedProcessStartsFromNodeAfterTakeover(t *testing.T) {
 		t.Errorf("a resumed from its own progress although b wrote the offset nodes meanwhile:\n%s", logs)
 	}
 	stopAll(t, a, b)
-}
-
-// eventually polls cond every 50 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // statusURL returns the /status URL of process name, from its main file's
@@ -357,75 +321,4 @@ func getStatus(url string) (transfer.Status, error) {
 		return st, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
-// zkProxy forwards loopback TCP to ZooKeeper; cut drops every connection and
-// refuses new ones until heal, as if the process's host lost the network.
-type zkProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	down   bool
-	wg     sync.WaitGroup
-}
-
-func newZKProxy(t *testing.T, target string) *zkProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &zkProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *zkProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *zkProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		var u net.Conn
-		if !p.down {
-			u, err = net.Dial("tcp", p.target)
-		}
-		if p.down || err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
-		go func() { defer p.wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-	}
-}
-
-func (p *zkProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *zkProxy) heal() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
 }

@@ -20,23 +20,11 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // ktMeta is metadata as ktransfer's Kafka offset store writes it.
 const ktMeta = `{"instance":"host1-4242-9f3a1c07","time":"2026-11-28T10:39:46.123Z"}`
-
-// eventually polls cond every 20 ms until it holds, failing the test with what
-// after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // newSource returns a Source of the brokers with filter (all groups when
 // nil), closed when the test ends.
@@ -233,7 +221,7 @@ func TestOwnersAreMembers(t *testing.T) {
 		}
 		return true
 	}
-	eventually(t, 20*time.Second, "owners of both groups named after their members", func() bool {
+	testwait.Eventually(t, 20*time.Second, "owners of both groups named after their members", func() bool {
 		poll(t, s)
 		return owned("g-classic", "c", "kt-classic@127.0.0.1") && owned("g-next", "n", "kt-next@127.0.0.1")
 	})
@@ -263,7 +251,7 @@ func TestOwnersAreMembers(t *testing.T) {
 		t.Fatalf("the member's commit: %v", commitErr)
 	}
 	classic.LeaveGroup()
-	eventually(t, 20*time.Second, "no owner after the member left", func() bool {
+	testwait.Eventually(t, 20*time.Second, "no owner after the member left", func() bool {
 		poll(t, s)
 		p := s.Snapshot().Parts[committed.Key{Group: "g-classic", Topic: "c", Partition: 0}]
 		return p.HasCommit && p.Offset == 0 && p.Owner == ""
@@ -387,7 +375,7 @@ func TestBrokerDown(t *testing.T) {
 		t.Fatalf("restart the broker on port %d: %v", port, err)
 	}
 	t.Cleanup(k2.Close)
-	eventually(t, 30*time.Second, "reads again", func() bool {
+	testwait.Eventually(t, 30*time.Second, "reads again", func() bool {
 		poll(t, s)
 		return s.Err() == nil
 	})

@@ -1,35 +1,16 @@
 package monitor
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
-
-// logBuffer is a slog destination a test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestGroupsFilterAndCap: groups.deny leaves console consumers out, max_groups
 // bounds the rest in name order with a warning and a metric, a freed slot is
@@ -37,7 +18,7 @@ func (b *logBuffer) String() string {
 func TestGroupsFilterAndCap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 10, time.Time{})
 	for _, g := range []string{"console-consumer-7", "a", "b", "c", "d"} {
 		commit(t, e.conn, chroot, g, "t", 0, 4)
@@ -45,12 +26,12 @@ func TestGroupsFilterAndCap(t *testing.T) {
 	cc := e.clusterConfig("c", chroot)
 	cc.Groups.Deny = []string{"console-consumer-[0-9]+"}
 	cc.MaxGroups = 3
-	logs := &logBuffer{}
-	r := startMonitor(t, testConfig(100*time.Millisecond, 3, cc), slog.New(slog.NewTextHandler(logs, nil)))
+	logs := &testwait.Log{}
+	r := startMonitor(t, testConfig(100*time.Millisecond, 3, cc), logs.Logger(slog.LevelInfo))
 	groups := func(want string) func() bool {
 		return func() bool { return r.body(t, "/delay") == want }
 	}
-	eventually(t, 10*time.Second, "a, b and c monitored", groups(`{"c":{"a":{"0":6},"b":{"0":6},"c":{"0":6}}}`))
+	testwait.Eventually(t, 10*time.Second, "a, b and c monitored", groups(`{"c":{"a":{"0":6},"b":{"0":6},"c":{"0":6}}}`))
 	metrics := scrape(t, r)
 	for _, want := range []string{
 		`kmonitor_groups{cluster="c",state="tracked"} 3`,
@@ -69,12 +50,12 @@ func TestGroupsFilterAndCap(t *testing.T) {
 	}
 
 	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/b")
-	eventually(t, 10*time.Second, "d takes b's place", groups(`{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}`))
-	eventually(t, 5*time.Second, "the warning ends", func() bool {
+	testwait.Eventually(t, 10*time.Second, "d takes b's place", groups(`{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}`))
+	testwait.Eventually(t, 5*time.Second, "the warning ends", func() bool {
 		return strings.Contains(logs.String(), "every allowed consumer group is monitored again")
 	})
 	commit(t, e.conn, chroot, "0-new", "t", 0, 4)
-	eventually(t, 10*time.Second, "the new group over the cap", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the new group over the cap", func() bool {
 		return strings.Contains(scrape(t, r), "\n"+`kmonitor_groups{cluster="c",state="over_cap"} 1`+"\n")
 	})
 	if got := r.body(t, "/delay"); got != `{"c":{"a":{"0":6},"c":{"0":6},"d":{"0":6}}}` {
@@ -89,7 +70,7 @@ func TestGroupsFilterAndCap(t *testing.T) {
 func TestPartitionsWithoutOffsetNode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 3)
+	testcluster.CreateTopic(t, e.brokers, "t", 3)
 	for p := int32(0); p < 3; p++ {
 		e.produce(t, "t", p, 5, time.Time{})
 	}
@@ -101,7 +82,7 @@ func TestPartitionsWithoutOffsetNode(t *testing.T) {
 	ensure(t, e.conn, l.ID("pattern", "host-3"), []byte(`{"version":1,"subscription":{"t":1},"pattern":"white_list"}`))
 	r := start(t, testConfig(100*time.Millisecond, 3, e.clusterConfig("c", chroot)))
 
-	eventually(t, 10*time.Second, "every partition of the registered topic is a row, STOP without commit", func() bool {
+	testwait.Eventually(t, 10*time.Second, "every partition of the registered topic is a row, STOP without commit", func() bool {
 		rows := r.lag(t, "")
 		if len(rows) != 6 {
 			return false
@@ -137,7 +118,7 @@ func TestPartitionsWithoutOffsetNode(t *testing.T) {
 
 	// The registration goes (the instance stopped): so do its rows.
 	testcluster.RemoveTree(t, e.conn, l.IDs("fresh"))
-	eventually(t, 10*time.Second, "fresh's rows gone", func() bool {
+	testwait.Eventually(t, 10*time.Second, "fresh's rows gone", func() bool {
 		for _, row := range r.lag(t, "") {
 			if row.Module == "fresh" {
 				return false

@@ -14,26 +14,12 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
-
-// eventually polls cond every 20 ms until it holds, failing the test with what
-// after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // env is a Kafka (kfake) and a ZooKeeper for one test.
 type env struct {
@@ -167,17 +153,6 @@ func (r *running) row(t *testing.T, cluster, module, topic string, p int32) *Par
 		}
 	}
 	return nil
-}
-
-// createTopic creates topic with n partitions.
-func (e *env) createTopic(t *testing.T, topic string, n int32) {
-	t.Helper()
-	cl := e.client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, n, 1, nil, topic); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
 }
 
 // client returns a producing client closed when the test ends.

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // The tests of offset_source kafka run against kfake alone: no ZooKeeper
@@ -125,7 +126,7 @@ func (m *groupMember) commit(t *testing.T, topic string, p int32, off int64) {
 func TestKafkaSourceOriginalShapes(t *testing.T) {
 	t.Parallel()
 	e := newKafkaEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	at := time.Date(2026, 11, 28, 10, 39, 46, 123000000, time.UTC)
 	e.groupCommit(t, "test_module_1", "t", 0, 0, ktransferMeta("host1-4242-9f3a1c07", at))
@@ -133,7 +134,7 @@ func TestKafkaSourceOriginalShapes(t *testing.T) {
 	r := start(t, testConfig(200*time.Millisecond, 10, e.kafkaCluster("test_cluster")))
 
 	const wantJSON = `{"test_cluster":{"test_module_1":{"0":12},"test_module_2":{"0":0}}}`
-	eventually(t, 10*time.Second, "/delay shows the example state, polled", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/delay shows the example state, polled", func() bool {
 		row := r.row(t, "test_cluster", "test_module_1", "t", 0)
 		return r.body(t, "/delay") == wantJSON && row != nil && !row.Stale
 	})
@@ -184,8 +185,8 @@ func TestKafkaSourceOriginalShapes(t *testing.T) {
 func TestKafkaSourceStatusesAndOwners(t *testing.T) {
 	t.Parallel()
 	e := newKafkaEnv(t)
-	e.createTopic(t, "t", 1)
-	e.createTopic(t, "u", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "u", 1)
 	e.produce(t, "t", 0, 20, time.Time{})
 	e.produce(t, "u", 0, 20, time.Time{})
 	e.groupCommit(t, "live", "t", 0, 10, "")
@@ -195,20 +196,20 @@ func TestKafkaSourceStatusesAndOwners(t *testing.T) {
 	r := start(t, testConfig(100*time.Millisecond, 3, e.kafkaCluster("c")))
 	row := func(module, topic string) *PartitionLag { return r.row(t, "c", module, topic, 0) }
 
-	eventually(t, 20*time.Second, "live is STALL, owned by its member", func() bool {
+	testwait.Eventually(t, 20*time.Second, "live is STALL, owned by its member", func() bool {
 		w := row("live", "t")
 		return w != nil && w.Status == StatusStall && w.Lag == 10 && strings.HasPrefix(w.Owner, "kt-live@127.0.0.1:")
 	})
-	eventually(t, 10*time.Second, "gone, without members and with lag, is STOP", func() bool {
+	testwait.Eventually(t, 10*time.Second, "gone, without members and with lag, is STOP", func() bool {
 		w := row("gone", "t")
 		return w != nil && w.Status == StatusStop && w.Owner == "" && w.Lag == 10
 	})
-	eventually(t, 10*time.Second, "beyond is OUT_OF_RANGE", func() bool {
+	testwait.Eventually(t, 10*time.Second, "beyond is OUT_OF_RANGE", func() bool {
 		w := row("beyond", "u")
 		return w != nil && w.Status == StatusOutOfRange && w.OutOfRange && w.Lag == 20
 	})
 	m.commit(t, "t", 0, 20)
-	eventually(t, 10*time.Second, "live is OK once caught up", func() bool {
+	testwait.Eventually(t, 10*time.Second, "live is OK once caught up", func() bool {
 		w := row("live", "t")
 		return w != nil && w.Status == StatusOK && w.Lag == 0 && strings.HasPrefix(w.Owner, "kt-live@")
 	})
@@ -221,7 +222,7 @@ func TestKafkaSourceStatusesAndOwners(t *testing.T) {
 	}
 	// The member leaves: nobody owns the partition any more.
 	m.stop()
-	eventually(t, 20*time.Second, "no owner after the member left", func() bool {
+	testwait.Eventually(t, 20*time.Second, "no owner after the member left", func() bool {
 		w := row("live", "t")
 		return w != nil && w.Owner == ""
 	})
@@ -232,7 +233,7 @@ func TestKafkaSourceStatusesAndOwners(t *testing.T) {
 func TestKafkaSourceTimeLag(t *testing.T) {
 	t.Parallel()
 	e := newKafkaEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	now := time.Now()
 	e.produce(t, "t", 0, 1, now.Add(-time.Hour))
 	e.produce(t, "t", 0, 1, now.Add(-30*time.Minute))
@@ -240,12 +241,12 @@ func TestKafkaSourceTimeLag(t *testing.T) {
 	e.groupCommit(t, "done", "t", 0, 2, "")
 	r := start(t, testConfig(200*time.Millisecond, 10, e.kafkaCluster("c")))
 	near := func(got, want float64) bool { return got >= want && got < want+60 }
-	eventually(t, 10*time.Second, "time lag of the record at offset 0", func() bool {
+	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 0", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 2 && near(row.TimeLagSeconds, 3600)
 	})
 	e.groupCommit(t, "m", "t", 0, 1, "")
-	eventually(t, 10*time.Second, "time lag of the record at offset 1", func() bool {
+	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 1", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 1 && near(row.TimeLagSeconds, 1800)
 	})
@@ -278,17 +279,17 @@ func TestKafkaSourceStaleWhileBrokerDown(t *testing.T) {
 	e := &env{kafka: k, brokers: k.ListenAddrs()}
 	_, portStr, _ := net.SplitHostPort(e.brokers[0])
 	port, _ := strconv.Atoi(portStr)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	e.groupCommit(t, "m", "t", 0, 2, "")
 	r := start(t, testConfig(200*time.Millisecond, 10, e.kafkaCluster("c")))
-	eventually(t, 10*time.Second, "fresh values", func() bool {
+	testwait.Eventually(t, 10*time.Second, "fresh values", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && !row.Stale
 	})
 
 	k.Close()
-	eventually(t, 20*time.Second, "stale while the broker is down", func() bool {
+	testwait.Eventually(t, 20*time.Second, "stale while the broker is down", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && row.Stale
 	})
@@ -308,15 +309,15 @@ func TestKafkaSourceStaleWhileBrokerDown(t *testing.T) {
 	}
 	t.Cleanup(k2.Close)
 	e.kafka = k2
-	eventually(t, 30*time.Second, "fresh again", func() bool {
+	testwait.Eventually(t, 30*time.Second, "fresh again", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && !row.Stale
 	})
 	e.groupCommit(t, "m", "t", 0, 12, "")
-	eventually(t, 10*time.Second, "a commit after the restart", func() bool {
+	testwait.Eventually(t, 10*time.Second, "a commit after the restart", func() bool {
 		return r.body(t, "/delay") == `{"c":{"m":{"0":0}}}`
 	})
-	eventually(t, 10*time.Second, "/readyz 200", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/readyz 200", func() bool {
 		code, _ := get(t, r.url+"/readyz")
 		return code == http.StatusOK
 	})
@@ -326,14 +327,14 @@ func TestKafkaSourceStaleWhileBrokerDown(t *testing.T) {
 func TestKafkaSourceGroupsDeny(t *testing.T) {
 	t.Parallel()
 	e := newKafkaEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 10, time.Time{})
 	e.groupCommit(t, "console-consumer-42", "t", 0, 1, "")
 	e.groupCommit(t, "orders", "t", 0, 4, "")
 	cc := e.kafkaCluster("c")
 	cc.Groups.Deny = []string{"console-consumer-[0-9]+"}
 	r := start(t, testConfig(100*time.Millisecond, 3, cc))
-	eventually(t, 10*time.Second, "only orders monitored", func() bool {
+	testwait.Eventually(t, 10*time.Second, "only orders monitored", func() bool {
 		return r.body(t, "/delay") == `{"c":{"orders":{"0":6}}}`
 	})
 	metrics := scrape(t, r)
@@ -351,7 +352,7 @@ func TestKafkaSourceGroupsDeny(t *testing.T) {
 func TestBothSources(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "moving", "t", 0, 5)
 	own(t, e.conn, chroot, "moving", "t", 0, "host-1")
@@ -359,9 +360,9 @@ func TestBothSources(t *testing.T) {
 	e.groupCommit(t, "kafka-only", "t", 0, 9, "")
 	cc := e.clusterConfig("c", chroot)
 	cc.OffsetSource = SourceBoth
-	logs := &logBuffer{}
-	r := startMonitor(t, testConfig(100*time.Millisecond, 10, cc), slog.New(slog.NewTextHandler(logs, nil)))
-	eventually(t, 10*time.Second, "every module from its store", func() bool {
+	logs := &testwait.Log{}
+	r := startMonitor(t, testConfig(100*time.Millisecond, 10, cc), logs.Logger(slog.LevelInfo))
+	testwait.Eventually(t, 10*time.Second, "every module from its store", func() bool {
 		return r.body(t, "/delay") == `{"c":{"kafka-only":{"0":3},"moving":{"0":7},"zk-only":{"0":10}}}`
 	})
 	if row := r.row(t, "c", "moving", "t", 0); row == nil || row.Owner != "host-1" {
@@ -372,7 +373,7 @@ func TestBothSources(t *testing.T) {
 	// committed to its Kafka group, newer than the ZooKeeper node.
 	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/moving/owners")
 	e.groupCommit(t, "moving", "t", 0, 10, ktransferMeta("kt-1", time.Now()))
-	eventually(t, 10*time.Second, "the newer Kafka commit wins", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the newer Kafka commit wins", func() bool {
 		return r.body(t, "/delay") == `{"c":{"kafka-only":{"0":3},"moving":{"0":2},"zk-only":{"0":10}}}`
 	})
 	if got := r.body(t, "/delay?format=zabbix"); got != "- c.kafka-only.0.delay 3\n- c.moving.0.delay 2\n- c.zk-only.0.delay 10\n" {
@@ -384,7 +385,7 @@ func TestBothSources(t *testing.T) {
 	// A later write to ZooKeeper is newer again.
 	time.Sleep(10 * time.Millisecond) // the node's mtime is in milliseconds
 	commit(t, e.conn, chroot, "moving", "t", 0, 11)
-	eventually(t, 10*time.Second, "the newer ZooKeeper commit wins", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the newer ZooKeeper commit wins", func() bool {
 		return r.body(t, "/delay") == `{"c":{"kafka-only":{"0":3},"moving":{"0":1},"zk-only":{"0":10}}}`
 	})
 	metrics := scrape(t, r)

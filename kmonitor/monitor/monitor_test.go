@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const chroot = "/mq/test_cluster"
@@ -27,14 +28,14 @@ const chroot = "/mq/test_cluster"
 func TestDelayOriginalShapes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "test_module_1", "t", 0, 0)
 	commit(t, e.conn, chroot, "test_module_2", "t", 0, 12)
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("test_cluster", chroot)))
 
 	const wantJSON = `{"test_cluster":{"test_module_1":{"0":12},"test_module_2":{"0":0}}}`
-	eventually(t, 10*time.Second, "/delay shows the example state", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/delay shows the example state", func() bool {
 		return r.body(t, "/delay") == wantJSON
 	})
 	tests := []struct {
@@ -67,7 +68,7 @@ func TestDelayOriginalShapes(t *testing.T) {
 	if code, b := get(t, r.url+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: got %d %s, want 200", code, b)
 	}
-	eventually(t, 10*time.Second, "/readyz 200", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/readyz 200", func() bool {
 		code, _ := get(t, r.url+"/readyz")
 		return code == http.StatusOK
 	})
@@ -100,7 +101,7 @@ func TestDelayOriginalShapes(t *testing.T) {
 	cfg := testConfig(200*time.Millisecond, 10, e.clusterConfig("test_cluster", chroot))
 	cfg.Base.MetricsPerPartition = true
 	rp := start(t, cfg)
-	eventually(t, 10*time.Second, "/delay of the second monitor", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/delay of the second monitor", func() bool {
 		return rp.body(t, "/delay") == wantJSON
 	})
 	metrics = scrape(t, rp)
@@ -119,7 +120,7 @@ func TestDelayOriginalShapes(t *testing.T) {
 			t.Errorf("/metrics with metrics_per_partition lacks %s", want)
 		}
 	}
-	eventually(t, 10*time.Second, "an hour's history has points", func() bool {
+	testwait.Eventually(t, 10*time.Second, "an hour's history has points", func() bool {
 		h := r.m.History(time.Hour)
 		p1, p2 := h["test_cluster/test_module_1"], h["test_cluster/test_module_2"]
 		return len(p1) >= 2 && len(p2) >= 2 && p1[len(p1)-1].Lag == 12 && p2[len(p2)-1].Lag == 0 &&
@@ -223,27 +224,27 @@ func TestBadRequests(t *testing.T) {
 func TestUpdates(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 2)
-	e.createTopic(t, "u", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 2)
+	testcluster.CreateTopic(t, e.brokers, "u", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "m1", "t", 0, 0)
 
 	// Long poll interval: only the watch can explain a quick change.
 	slow := start(t, testConfig(time.Minute, 10, e.clusterConfig("c", chroot)))
-	eventually(t, 10*time.Second, "first poll", func() bool {
+	testwait.Eventually(t, 10*time.Second, "first poll", func() bool {
 		return slow.body(t, "/delay") == `{"c":{"m1":{"0":12}}}`
 	})
 	commit(t, e.conn, chroot, "m1", "t", 0, 5)
-	eventually(t, time.Second, "commit seen through the watch", func() bool {
+	testwait.Eventually(t, time.Second, "commit seen through the watch", func() bool {
 		return slow.body(t, "/delay") == `{"c":{"m1":{"0":7}}}`
 	})
 
 	fast := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("c", chroot)))
-	eventually(t, 10*time.Second, "first poll", func() bool {
+	testwait.Eventually(t, 10*time.Second, "first poll", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":7}}}`
 	})
 	e.produce(t, "t", 0, 3, time.Time{})
-	eventually(t, 2*time.Second, "new records within a poll interval", func() bool {
+	testwait.Eventually(t, 2*time.Second, "new records within a poll interval", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":10}}}`
 	})
 	// A new group, a new topic of an existing group, a new partition.
@@ -251,7 +252,7 @@ func TestUpdates(t *testing.T) {
 	commit(t, e.conn, chroot, "m2", "t", 1, 0)
 	commit(t, e.conn, chroot, "m1", "u", 0, 1)
 	commit(t, e.conn, chroot, "m1", "t", 1, 0)
-	eventually(t, 5*time.Second, "new group, topic and partition", func() bool {
+	testwait.Eventually(t, 5*time.Second, "new group, topic and partition", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":13,"1":0},"m2":{"1":0}}}`
 	})
 	if got := fast.body(t, "/delay?format=zabbix"); got != "- c.m1.0.delay 13\n- c.m1.1.delay 0\n- c.m2.1.delay 0\n" {
@@ -260,7 +261,7 @@ func TestUpdates(t *testing.T) {
 	// Deleted ones drop out.
 	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m2")
 	testcluster.RemoveTree(t, e.conn, chroot+"/consumers/m1/offsets/u")
-	eventually(t, 5*time.Second, "deleted group and topic gone", func() bool {
+	testwait.Eventually(t, 5*time.Second, "deleted group and topic gone", func() bool {
 		return fast.body(t, "/delay") == `{"c":{"m1":{"0":10,"1":0}}}`
 	})
 }
@@ -270,7 +271,7 @@ func TestUpdates(t *testing.T) {
 func TestSeveralClusters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 10, time.Time{})
 	commit(t, e.conn, "/a", "ma", "t", 0, 4)
 	commit(t, e.conn, "/b", "mb", "t", 0, 9)
@@ -279,7 +280,7 @@ func TestSeveralClusters(t *testing.T) {
 	b := e.clusterConfig("beta", "/b")
 	b.BrokerHosts = nil
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("alpha", "/a"), b))
-	eventually(t, 10*time.Second, "both clusters", func() bool {
+	testwait.Eventually(t, 10*time.Second, "both clusters", func() bool {
 		return r.body(t, "/delay") == `{"alpha":{"ma":{"0":6}},"beta":{"mb":{"0":1}}}`
 	})
 	for q, want := range map[string]string{
@@ -300,7 +301,7 @@ func TestSeveralClusters(t *testing.T) {
 func TestTimeLag(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	now := time.Now()
 	e.produce(t, "t", 0, 1, now.Add(-time.Hour))
 	e.produce(t, "t", 0, 1, now.Add(-30*time.Minute))
@@ -309,7 +310,7 @@ func TestTimeLag(t *testing.T) {
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("c", chroot)))
 
 	near := func(got, want float64) bool { return got >= want && got < want+60 }
-	eventually(t, 10*time.Second, "time lag of the record at offset 0", func() bool {
+	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 0", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 2 && near(row.TimeLagSeconds, 3600)
 	})
@@ -317,7 +318,7 @@ func TestTimeLag(t *testing.T) {
 		t.Errorf("caught-up module: got %+v, want lag 0 and time lag 0", row)
 	}
 	commit(t, e.conn, chroot, "m", "t", 0, 1)
-	eventually(t, 10*time.Second, "time lag of the record at offset 1", func() bool {
+	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 1", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 1 && near(row.TimeLagSeconds, 1800)
 	})
@@ -345,7 +346,7 @@ func TestTimeLag(t *testing.T) {
 func TestNoCommitAndClamping(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 2)
+	testcluster.CreateTopic(t, e.brokers, "t", 2)
 	e.produce(t, "t", 0, 10, time.Time{})
 	e.produce(t, "t", 1, 50, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 2)
@@ -362,7 +363,7 @@ func TestNoCommitAndClamping(t *testing.T) {
 	}
 	r := start(t, testConfig(200*time.Millisecond, 3, e.clusterConfig("c", chroot)))
 
-	eventually(t, 10*time.Second, "clamped lag", func() bool {
+	testwait.Eventually(t, 10*time.Second, "clamped lag", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 4 && row.LogStart != nil && *row.LogStart == 6 && !row.Stale
 	})
@@ -377,13 +378,13 @@ func TestNoCommitAndClamping(t *testing.T) {
 		t.Errorf("partition 1 of a group with only owners: got %+v, want a no-commit row", row)
 	}
 	// Without any commit for the whole window the partition is STOP.
-	eventually(t, 10*time.Second, "no commit for the window is STOP", func() bool {
+	testwait.Eventually(t, 10*time.Second, "no commit for the window is STOP", func() bool {
 		row := r.row(t, "c", "fresh", "t", 0)
 		return row != nil && row.Status == StatusStop
 	})
 	// A commit at the log start of a deleted prefix: lag from the log start.
 	commit(t, e.conn, chroot, "m", "t", 0, 10)
-	eventually(t, 5*time.Second, "caught up", func() bool {
+	testwait.Eventually(t, 5*time.Second, "caught up", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 0 && row.TimeLagSeconds == 0
 	})
@@ -393,7 +394,7 @@ func TestNoCommitAndClamping(t *testing.T) {
 func TestStatuses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 20, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 10)
 	own(t, e.conn, chroot, "m", "t", 0, "host-1")
@@ -405,11 +406,11 @@ func TestStatuses(t *testing.T) {
 		}
 		return row.Status
 	}
-	eventually(t, 10*time.Second, "STALL while the commit stands still with lag", func() bool { return status() == StatusStall })
+	testwait.Eventually(t, 10*time.Second, "STALL while the commit stands still with lag", func() bool { return status() == StatusStall })
 	commit(t, e.conn, chroot, "m", "t", 0, 4)
-	eventually(t, 10*time.Second, "REWIND after the offset went back", func() bool { return status() == StatusRewind })
+	testwait.Eventually(t, 10*time.Second, "REWIND after the offset went back", func() bool { return status() == StatusRewind })
 	commit(t, e.conn, chroot, "m", "t", 0, 20)
-	eventually(t, 10*time.Second, "OK once caught up", func() bool { return status() == StatusOK })
+	testwait.Eventually(t, 10*time.Second, "OK once caught up", func() bool { return status() == StatusOK })
 }
 
 // TestStaleWhileZooKeeperDown stops ZooKeeper: the last values stay, marked
@@ -417,17 +418,17 @@ func TestStatuses(t *testing.T) {
 func TestStaleWhileZooKeeperDown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 2)
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("c", chroot)))
-	eventually(t, 10*time.Second, "fresh values", func() bool {
+	testwait.Eventually(t, 10*time.Second, "fresh values", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && !row.Stale
 	})
 
 	e.zk.Stop()
-	eventually(t, 15*time.Second, "stale while ZooKeeper is down", func() bool {
+	testwait.Eventually(t, 15*time.Second, "stale while ZooKeeper is down", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && row.Stale
 	})
@@ -438,22 +439,22 @@ func TestStaleWhileZooKeeperDown(t *testing.T) {
 		t.Errorf("/readyz: got %d, want 503", code)
 	}
 	e.produce(t, "t", 0, 3, time.Time{}) // Kafka keeps being polled
-	eventually(t, 5*time.Second, "log end still polled", func() bool {
+	testwait.Eventually(t, 5*time.Second, "log end still polled", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 13
 	})
 
 	e.zk.Start(t)
-	eventually(t, 20*time.Second, "fresh again", func() bool {
+	testwait.Eventually(t, 20*time.Second, "fresh again", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && !row.Stale
 	})
 	conn := e.zk.Conn(t)
 	commit(t, conn, chroot, "m", "t", 0, 15)
-	eventually(t, 10*time.Second, "watch works after the restart", func() bool {
+	testwait.Eventually(t, 10*time.Second, "watch works after the restart", func() bool {
 		return r.body(t, "/delay") == `{"c":{"m":{"0":0}}}`
 	})
-	eventually(t, 10*time.Second, "/readyz 200", func() bool {
+	testwait.Eventually(t, 10*time.Second, "/readyz 200", func() bool {
 		code, _ := get(t, r.url+"/readyz")
 		return code == http.StatusOK
 	})
@@ -465,7 +466,7 @@ func TestStaleWhileZooKeeperDown(t *testing.T) {
 func TestOneListOffsetsPerBroker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, kfake.NumBrokers(2))
-	e.createTopic(t, "t", 8)
+	testcluster.CreateTopic(t, e.brokers, "t", 8)
 	for p := int32(0); p < 8; p++ {
 		e.produce(t, "t", p, int(p)+1, time.Time{})
 		commit(t, e.conn, chroot, "m", "t", p, 0)
@@ -487,7 +488,7 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); c.src.Run(wctx) }()
 	t.Cleanup(func() { cancel(); m.Close(); <-done; wcancel() })
-	eventually(t, 10*time.Second, "all offsets watched", func() bool {
+	testwait.Eventually(t, 10*time.Second, "all offsets watched", func() bool {
 		return len(c.src.Snapshot().Parts) == 8
 	})
 	c.pollOnce(ctx) // connects, loads metadata
@@ -512,7 +513,7 @@ func TestOneListOffsetsPerBroker(t *testing.T) {
 func TestStaleWhileKafkaFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 2)
 	var failing atomic.Bool
@@ -536,12 +537,12 @@ func TestStaleWhileKafkaFails(t *testing.T) {
 		return resp, nil, true
 	})
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("c", chroot)))
-	eventually(t, 10*time.Second, "fresh values", func() bool {
+	testwait.Eventually(t, 10*time.Second, "fresh values", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && !row.Stale
 	})
 	failing.Store(true)
-	eventually(t, 10*time.Second, "stale while Kafka fails", func() bool {
+	testwait.Eventually(t, 10*time.Second, "stale while Kafka fails", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 10 && row.Stale
 	})
@@ -553,7 +554,7 @@ func TestStaleWhileKafkaFails(t *testing.T) {
 	}
 	failing.Store(false)
 	e.produce(t, "t", 0, 1, time.Time{})
-	eventually(t, 10*time.Second, "fresh again", func() bool {
+	testwait.Eventually(t, 10*time.Second, "fresh again", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 11 && !row.Stale
 	})

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // TestOutOfRange: a topic deleted and recreated under a module leaves its
@@ -17,8 +20,8 @@ import (
 func TestOutOfRange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
-	e.createTopic(t, "u", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "u", 1)
 	e.produce(t, "t", 0, 500, time.Time{})
 	e.produce(t, "u", 0, 10, time.Time{})
 	commit(t, e.conn, chroot, "pusher", "t", 0, 500)
@@ -27,7 +30,7 @@ func TestOutOfRange(t *testing.T) {
 	cfg := testConfig(200*time.Millisecond, 5, e.clusterConfig("c", chroot))
 	cfg.Base.MetricsPerPartition = true
 	r := start(t, cfg)
-	eventually(t, 10*time.Second, "the module caught up", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the module caught up", func() bool {
 		return r.body(t, "/delay") == `{"c":{"behind":{"0":8},"pusher":{"0":0}}}`
 	})
 
@@ -38,11 +41,11 @@ func TestOutOfRange(t *testing.T) {
 	if _, err := adm.DeleteTopics(ctx, "t"); err != nil {
 		t.Fatalf("delete topic t: %v", err)
 	}
-	eventually(t, 10*time.Second, "topic t gone", func() bool {
+	testwait.Eventually(t, 10*time.Second, "topic t gone", func() bool {
 		md, err := adm.Metadata(ctx, "t")
 		return err == nil && md.Topics["t"].Err != nil
 	})
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	hourAgo := time.Now().Add(-time.Hour)
 	e.produce(t, "t", 0, 200, hourAgo)
 	var del kadm.Offsets
@@ -52,7 +55,7 @@ func TestOutOfRange(t *testing.T) {
 	}
 
 	const wantJSON = `{"c":{"behind":{"0":4},"pusher":{"0":200}}}`
-	eventually(t, 15*time.Second, "both out of range", func() bool {
+	testwait.Eventually(t, 15*time.Second, "both out of range", func() bool {
 		if r.body(t, "/delay") != wantJSON {
 			return false
 		}
@@ -97,12 +100,12 @@ func TestOutOfRange(t *testing.T) {
 	// The module resumes at the log start (ktransfer's offset_reset oldest):
 	// in range again, the offset went back, then it catches up.
 	commit(t, e.conn, chroot, "pusher", "t", 0, 0)
-	eventually(t, 10*time.Second, "back in range", func() bool {
+	testwait.Eventually(t, 10*time.Second, "back in range", func() bool {
 		row := r.row(t, "c", "pusher", "t", 0)
 		return row != nil && !row.OutOfRange && row.Lag == 200 && row.Status == StatusRewind
 	})
 	commit(t, e.conn, chroot, "pusher", "t", 0, 200)
-	eventually(t, 10*time.Second, "caught up", func() bool {
+	testwait.Eventually(t, 10*time.Second, "caught up", func() bool {
 		return r.body(t, "/delay") == `{"c":{"behind":{"0":4},"pusher":{"0":0}}}`
 	})
 }
@@ -112,18 +115,18 @@ func TestOutOfRange(t *testing.T) {
 func TestCommitAheadOfLastPoll(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.createTopic(t, "t", 1)
+	testcluster.CreateTopic(t, e.brokers, "t", 1)
 	e.produce(t, "t", 0, 12, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 12)
 	// One poll a minute: only the watch shows the next commit.
 	r := start(t, testConfig(time.Minute, 2, e.clusterConfig("c", chroot)))
-	eventually(t, 10*time.Second, "first poll", func() bool {
+	testwait.Eventually(t, 10*time.Second, "first poll", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.LogEnd != nil && *row.LogEnd == 12
 	})
 	e.produce(t, "t", 0, 3, time.Time{})
 	commit(t, e.conn, chroot, "m", "t", 0, 15)
-	eventually(t, 5*time.Second, "the commit seen", func() bool {
+	testwait.Eventually(t, 5*time.Second, "the commit seen", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && *row.Committed == 15
 	})

@@ -11,25 +11,13 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 const chroot = "/mq/test"
 
 var layout = zkconsumers.New(chroot)
-
-// eventually polls cond every 20 ms until it holds, failing the test with what
-// after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // reports records what a Watcher reported of its groups.
 type reports struct {
@@ -110,7 +98,7 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want0 := committed.Part{Offset: 5, HasCommit: true, CommitTime: time.UnixMilli(st.Mtime), Owner: "host-1"}
-	eventually(t, 10*time.Second, "the offset, its owner and both topics", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the offset, its owner and both topics", func() bool {
 		parts, topics := view(w)
 		return len(parts) == 1 && parts[k0] == want0 &&
 			slices.Equal(topics, []committed.GroupTopic{{Group: "m", Topic: "t"}, {Group: "m", Topic: "u"}})
@@ -128,7 +116,7 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 	if err := conn.Delete(layout.Owner("m", "t", 0), -1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the new offsets, no owner", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the new offsets, no owner", func() bool {
 		parts, _ := view(w)
 		return parts[k0].Offset == 9 && parts[k0].Owner == "" && parts[k1].HasCommit && parts[k1].Offset == 2
 	})
@@ -137,12 +125,12 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 	}
 
 	testcluster.RemoveTree(t, conn, layout.IDs("m"))
-	eventually(t, 10*time.Second, "the registration's topic gone", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the registration's topic gone", func() bool {
 		_, topics := view(w)
 		return slices.Equal(topics, []committed.GroupTopic{{Group: "m", Topic: "t"}})
 	})
 	testcluster.RemoveTree(t, conn, layout.Group("m"))
-	eventually(t, 10*time.Second, "the group gone", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the group gone", func() bool {
 		parts, topics := view(w)
 		return len(parts) == 0 && len(topics) == 0
 	})
@@ -152,7 +140,7 @@ func TestWatcherFollowsTheLayout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a partition that appeared was not signalled")
 	}
-	eventually(t, 10*time.Second, "the group back", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the group back", func() bool {
 		parts, _ := view(w)
 		return parts[committed.Key{Group: "m", Topic: "t", Partition: 3}].Offset == 1
 	})
@@ -177,12 +165,12 @@ func TestWatcherCap(t *testing.T) {
 		slices.Sort(gs)
 		return gs
 	}
-	eventually(t, 10*time.Second, "b and c followed", func() bool { return slices.Equal(groups(), []string{"b", "c"}) })
+	testwait.Eventually(t, 10*time.Second, "b and c followed", func() bool { return slices.Equal(groups(), []string{"b", "c"}) })
 	if a, _ := rep.get(); a.OverCap != 1 {
 		t.Errorf("got %d groups over the cap, want 1", a.OverCap)
 	}
 	testcluster.Write(t, conn, layout.Offset("a", "t", 0), zkconsumers.EncodeOffset(1))
-	eventually(t, 10*time.Second, "a counted over the cap", func() bool { a, _ := rep.get(); return a.OverCap == 2 })
+	testwait.Eventually(t, 10*time.Second, "a counted over the cap", func() bool { a, _ := rep.get(); return a.OverCap == 2 })
 	if got := groups(); !slices.Equal(got, []string{"b", "c"}) {
 		t.Errorf("after a new group: got %v, want b and c still", got)
 	}
@@ -199,19 +187,19 @@ func TestWatcherAfterRestart(t *testing.T) {
 	testcluster.Write(t, conn, fmt.Sprintf("%s/brokers/ids/0", chroot), []byte(`{"host":"127.0.0.1","port":9092}`))
 	w, _ := watch(t, z, 10, time.Second)
 	k := committed.Key{Group: "m", Topic: "t", Partition: 0}
-	eventually(t, 10*time.Second, "the offset", func() bool { parts, _ := view(w); return parts[k].Offset == 5 })
+	testwait.Eventually(t, 10*time.Second, "the offset", func() bool { parts, _ := view(w); return parts[k].Offset == 5 })
 	if got, err := w.Brokers(); err != nil || !slices.Equal(got, []string{"127.0.0.1:9092"}) {
 		t.Errorf("Brokers: got %v, %v, want [127.0.0.1:9092]", got, err)
 	}
 
 	z.Stop()
-	eventually(t, 10*time.Second, "Err reports the lost session", func() bool { return w.Err() != nil })
+	testwait.Eventually(t, 10*time.Second, "Err reports the lost session", func() bool { return w.Err() != nil })
 	if parts, _ := view(w); parts[k].Offset != 5 {
 		t.Errorf("while ZooKeeper is down: got %+v, want the last value kept", parts[k])
 	}
 	z.Start(t)
 	conn = z.Conn(t)
-	eventually(t, 20*time.Second, "a session again", func() bool { return w.Err() == nil })
+	testwait.Eventually(t, 20*time.Second, "a session again", func() bool { return w.Err() == nil })
 	testcluster.Write(t, conn, layout.Offset("m", "t", 0), zkconsumers.EncodeOffset(8))
-	eventually(t, 10*time.Second, "a write after the new session", func() bool { parts, _ := view(w); return parts[k].Offset == 8 })
+	testwait.Eventually(t, 10*time.Second, "a write after the new session", func() bool { parts, _ := view(w); return parts[k].Offset == 8 })
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // TestTopicCreateAndList creates topics with the broker's default partitions
@@ -26,7 +28,7 @@ func TestTopicCreateAndList(t *testing.T) {
 		opts: Options{AllowTopicCreate: true},
 		cfg:  func(c *proxy.Config) { c.Topics.Deny = []string{"secret.*"} },
 	})
-	g.createTopic(t, "secret-orders", 1)
+	testcluster.CreateTopic(t, g.brokers, "secret-orders", 1)
 	c := dial(t, g.url, nil)
 
 	var created []string
@@ -65,10 +67,10 @@ func TestTopicCreateAndList(t *testing.T) {
 // where Kafka wrote it, and the record holds the message as sent.
 func TestNotifCreateAcknowledgedOnlyByKafka(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "t1", 2)
+	testcluster.CreateTopic(t, g.brokers, "t1", 2)
 	c := dial(t, g.url, nil)
 
-	held, release := g.holdProduce(t)
+	held, release := testcluster.HoldProduces(t, g.kafka)
 	c.send(map[string]any{"id": 7, "t": "notif", "a": "create", "p": map[string]any{"t": "t1", "m": "hello", "part": 1}})
 	select {
 	case <-held:
@@ -96,7 +98,7 @@ func TestNotifCreateAcknowledgedOnlyByKafka(t *testing.T) {
 	if r := c.reply(); r.S != 0 {
 		t.Fatalf("number message: got %+v", r)
 	}
-	recs := g.readTopic(t, "t1", 3)
+	recs := testcluster.ReadTopic(t, g.brokers, "t1", 3)
 	byValue := map[string]*kgo.Record{}
 	for _, r := range recs {
 		byValue[string(r.Value)] = r
@@ -122,7 +124,7 @@ func TestNotifCreateErrors(t *testing.T) {
 		c.Topics.Deny = []string{"private"}
 		c.MaxRequestSizeBytes = 1024
 	}})
-	g.createTopic(t, "t1", 2)
+	testcluster.CreateTopic(t, g.brokers, "t1", 2)
 	c := dial(t, g.url, nil)
 	notif := func(p map[string]any) map[string]any { return p }
 	tests := []struct {
@@ -161,10 +163,10 @@ func TestNotifCreateErrors(t *testing.T) {
 // answer is 503 kafka_unavailable.
 func TestNotifCreateBackpressureAndKafkaDown(t *testing.T) {
 	g := startGateway(t, setup{cfg: func(c *proxy.Config) { c.ReqPoolSize = 1 }})
-	g.createTopic(t, "t1", 1)
+	testcluster.CreateTopic(t, g.brokers, "t1", 1)
 	holder, other := dial(t, g.url, nil), dial(t, g.url, nil)
 
-	held, release := g.holdProduce(t)
+	held, release := testcluster.HoldProduces(t, g.kafka)
 	holder.send(map[string]any{"id": 1, "t": "notif", "a": "create", "p": map[string]any{"t": "t1", "m": "first"}})
 	<-held
 	other.fails(2, "notif", "create", map[string]any{"t": "t1", "m": "second"}, 503, proxy.CodeBackpressure, "req_pool_size 1")
@@ -174,7 +176,7 @@ func TestNotifCreateBackpressureAndKafkaDown(t *testing.T) {
 	}
 
 	g.kafka.Close()
-	wsgatetest.Eventually(t, replyTimeout, "503 kafka_unavailable with Kafka gone", func() bool {
+	testwait.Eventually(t, replyTimeout, "503 kafka_unavailable with Kafka gone", func() bool {
 		r := other.call(3, "notif", "create", map[string]any{"t": "t1", "m": "x"})
 		return r.S == 503 && r.Code == proxy.CodeKafkaUnavailable
 	})
@@ -221,7 +223,7 @@ func TestBadFramesKeepConnectionUsable(t *testing.T) {
 // order, each with its id.
 func TestBatchFrame(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "t1", 1)
+	testcluster.CreateTopic(t, g.brokers, "t1", 1)
 	c := dial(t, g.url, nil)
 	c.send(`[{"id":1,"t":"notif","a":"create","p":{"t":"t1","m":"one"}},` +
 		`{"id":"two","t":"topic","a":"nope"},` +
@@ -236,7 +238,7 @@ func TestBatchFrame(t *testing.T) {
 			t.Errorf("reply %d: got id %s refid %s s %d, want id %s s %d", i, r.ID, r.RefID, r.S, w.id, w.s)
 		}
 	}
-	recs := g.readTopic(t, "t1", 2)
+	recs := testcluster.ReadTopic(t, g.brokers, "t1", 2)
 	if string(recs[0].Value) != "one" || string(recs[1].Value) != "three" {
 		t.Errorf("got records %q, %q, want one, three in order", recs[0].Value, recs[1].Value)
 	}
@@ -299,7 +301,7 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	resp.Body.Close()
 	c.ws.Close()
-	wsgatetest.Eventually(t, replyTimeout, "the slot freed", func() bool { return g.h.Connections() == 0 })
+	testwait.Eventually(t, replyTimeout, "the slot freed", func() bool { return g.h.Connections() == 0 })
 	dial(t, g.url, nil).fence()
 }
 
@@ -315,7 +317,7 @@ func TestFrameTooLarge(t *testing.T) {
 	if errors.As(c.readErr, &ce) && ce.Code != websocket.CloseMessageTooBig {
 		t.Errorf("got %v, want close 1009", c.readErr)
 	}
-	wsgatetest.Eventually(t, replyTimeout, "closed_total{frame_too_large}", func() bool {
+	testwait.Eventually(t, replyTimeout, "closed_total{frame_too_large}", func() bool {
 		return value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedTooLarge)) == 1
 	})
 }
@@ -323,8 +325,8 @@ func TestFrameTooLarge(t *testing.T) {
 // TestHealth lists every connection with its topics and groups.
 func TestHealth(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "topic1", 1)
-	g.createTopic(t, "topic2", 1)
+	testcluster.CreateTopic(t, g.brokers, "topic1", 1)
+	testcluster.CreateTopic(t, g.brokers, "topic2", 1)
 	// Connections are numbered as they start: a has 1 once it got a reply.
 	a := dial(t, g.url, nil)
 	a.subscribe(1, "g1", "topic1", "topic2")
@@ -349,7 +351,7 @@ func TestHealth(t *testing.T) {
 // TestShutdown ends connections with 1001 and leaves their groups.
 func TestShutdown(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "t1", 2)
+	testcluster.CreateTopic(t, g.brokers, "t1", 2)
 	c := dial(t, g.url, nil)
 	c.subscribe(1, "g", "t1")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

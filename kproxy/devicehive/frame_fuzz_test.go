@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 // FuzzFrame sends each input as one text frame over a live connection,
@@ -35,7 +37,7 @@ func FuzzFrame(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	g := startGateway(f, setup{opts: Options{AllowTopicCreate: true, MaxSubscriptions: 1, JoinTimeout: 20 * time.Second}})
-	g.createTopic(f, "fuzz", 1)
+	testcluster.CreateTopic(f, g.brokers, "fuzz", 1)
 	c := dial(f, g.url, nil)
 	fence := 0
 

@@ -17,6 +17,8 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // values returns the values of ns, sorted.
@@ -35,7 +37,7 @@ func values(ns []notification) []string {
 func TestGroupsSplitAndBroadcast(t *testing.T) {
 	const parts, n = 4, 200
 	g := startGateway(t, setup{})
-	g.createTopic(t, "events", parts)
+	testcluster.CreateTopic(t, g.brokers, "events", parts)
 	a, b, c := dial(t, g.url, nil), dial(t, g.url, nil), dial(t, g.url, nil)
 	a.subscribe(1, "split", "events")
 	b.subscribe(2, "split", "events")
@@ -61,7 +63,7 @@ func TestGroupsSplitAndBroadcast(t *testing.T) {
 
 	want := g.produce(t, "events", parts, "v", n)
 	slices.Sort(want)
-	wsgatetest.Eventually(t, replyTimeout, "the group split to get every record", func() bool {
+	testwait.Eventually(t, replyTimeout, "the group split to get every record", func() bool {
 		return len(a.received())+len(b.received()) >= n
 	})
 	// Nothing is delivered after an unsubscribe's reply: what a and b hold
@@ -80,7 +82,7 @@ func TestGroupsSplitAndBroadcast(t *testing.T) {
 	}
 
 	// Every notification says where its record is; ids count up per connection.
-	recs := g.readTopic(t, "events", n)
+	recs := testcluster.ReadTopic(t, g.brokers, "events", n)
 	where := map[string]*kgo.Record{}
 	for _, r := range recs {
 		where[string(r.Value)] = r
@@ -102,7 +104,7 @@ func TestGroupsSplitAndBroadcast(t *testing.T) {
 // delivers what was written meanwhile, and nothing twice.
 func TestUnsubscribeStopsDelivery(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "t1", 2)
+	testcluster.CreateTopic(t, g.brokers, "t1", 2)
 	a, witness := dial(t, g.url, nil), dial(t, g.url, nil)
 	a.subscribe(1, "g", "t1")
 	witness.subscribe(2, "witness", "t1")
@@ -160,7 +162,7 @@ func TestInitialOffset(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := startGateway(t, setup{opts: Options{StartAtOldest: tt.oldest}})
-			g.createTopic(t, "t1", 1)
+			testcluster.CreateTopic(t, g.brokers, "t1", 1)
 			g.produce(t, "t1", 1, "old", 2)
 			c := dial(t, g.url, nil)
 			c.subscribe(1, "g", "t1")
@@ -193,8 +195,8 @@ func TestInitialOffset(t *testing.T) {
 // limits.
 func TestSubscribeErrors(t *testing.T) {
 	g := startGateway(t, setup{opts: Options{MaxSubscriptions: 2}})
-	g.createTopic(t, "t1", 1)
-	g.createTopic(t, "t2", 1)
+	testcluster.CreateTopic(t, g.brokers, "t1", 1)
+	testcluster.CreateTopic(t, g.brokers, "t2", 1)
 	c := dial(t, g.url, nil)
 	c.fails(1, "topic", "subscribe", map[string]any{"t": []string{"t1"}}, 400, CodeNoConsumerGroup, "default_consumer_group")
 	c.fails(2, "topic", "subscribe", map[string]any{"t": []string{"nosuch"}, "consumer_group": "g"}, 404, "unknown_topic", `"nosuch"`)
@@ -222,7 +224,7 @@ func TestSubscribeErrors(t *testing.T) {
 	}
 
 	def := startGateway(t, setup{opts: Options{DefaultGroup: "fallback"}})
-	def.createTopic(t, "t1", 1)
+	testcluster.CreateTopic(t, def.brokers, "t1", 1)
 	dial(t, def.url, nil).ok(1, "topic", "subscribe", map[string]any{"t": []string{"t1"}})
 	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()
@@ -236,7 +238,7 @@ func TestSubscribeErrors(t *testing.T) {
 // enc "base64".
 func TestBinaryValues(t *testing.T) {
 	g := startGateway(t, setup{})
-	g.createTopic(t, "bin", 1)
+	testcluster.CreateTopic(t, g.brokers, "bin", 1)
 	c := dial(t, g.url, nil)
 	c.subscribe(1, "g", "bin")
 	rec := &kgo.Record{Topic: "bin", Key: []byte{0xff, 0}, Value: []byte{0, 1, 0xfe}}
@@ -264,7 +266,7 @@ func TestStalledReaderBounded(t *testing.T) {
 		n          = 3000 // 12 MB: more than the socket buffers take
 	)
 	g := startGateway(t, setup{opts: Options{SendQueueBytes: queueBytes, MaxNotifsPerFrame: perFrame, WriteTimeout: 8 * time.Second}})
-	g.createTopic(t, "big", 2)
+	testcluster.CreateTopic(t, g.brokers, "big", 2)
 
 	// The stalled client subscribes, then reads nothing until the end.
 	stalled := wsgatetest.Dial(t, g.url, nil)
@@ -306,7 +308,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	if got := value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedStalled)); got != 0 || g.h.Connections() != 2 {
 		t.Fatalf("the other member got its partition only after the stalled client was closed (closed %v, %d connections)", got, g.h.Connections())
 	}
-	wsgatetest.Eventually(t, replyTimeout, "the stalled client disconnected", func() bool {
+	testwait.Eventually(t, replyTimeout, "the stalled client disconnected", func() bool {
 		return value(g.h.metrics.Closed.WithLabelValues(wsgate.ClosedStalled)) == 1
 	})
 	close(stop)

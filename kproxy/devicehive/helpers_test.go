@@ -20,12 +20,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // replyTimeout guards reads against a hang; never a timing check.
@@ -115,20 +115,6 @@ func startGateway(t testing.TB, s setup) *gateway {
 		admin: kadm.NewClient(cl), srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 }
 
-// createTopic creates topic with partitions partitions.
-func (g *gateway) createTopic(t testing.TB, topic string, partitions int32) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := g.admin.CreateTopic(ctx, partitions, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-}
-
 // produce writes n records to topic, record i to partition i % partitions
 // with key "k<i>" and value "<prefix><i>", and returns the values.
 func (g *gateway) produce(t testing.TB, topic string, partitions int32, prefix string, n int) []string {
@@ -145,27 +131,6 @@ func (g *gateway) produce(t testing.TB, topic string, partitions int32, prefix s
 		t.Fatalf("produce: %v", err)
 	}
 	return values
-}
-
-// readTopic reads n records of topic from the start.
-func (g *gateway) readTopic(t testing.TB, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(g.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), n, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
 }
 
 // value reads a counter or gauge of the handler's metrics.
@@ -339,7 +304,7 @@ func (c *client) received() []notification {
 // waitNotifs waits until at least n notifications arrived and returns them.
 func (c *client) waitNotifs(n int) []notification {
 	c.t.Helper()
-	wsgatetest.Eventually(c.t, replyTimeout, fmt.Sprintf("%d notifications", n), func() bool { return len(c.received()) >= n })
+	testwait.Eventually(c.t, replyTimeout, fmt.Sprintf("%d notifications", n), func() bool { return len(c.received()) >= n })
 	return c.received()
 }
 
@@ -348,20 +313,4 @@ func (c *client) waitNotifs(n int) []notification {
 func (c *client) fence() {
 	c.t.Helper()
 	c.ok("fence", "health", "", nil)
-}
-
-// holdProduce makes the broker hold produce requests until release is called
-// (also when the test ends); held is closed when the first one arrives.
-func (g *gateway) holdProduce(t testing.TB) (held <-chan struct{}, release func()) {
-	t.Helper()
-	gate, first := make(chan struct{}), make(chan struct{})
-	var arrived, released sync.Once
-	release = func() { released.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	g.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		arrived.Do(func() { close(first) })
-		g.kafka.SleepControl(func() { <-gate })
-		return nil, nil, false // then the broker handles it as usual
-	})
-	return first, release
 }

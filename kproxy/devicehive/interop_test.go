@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 // TestInteropNodeClient drives the gateway with a client nobody here wrote
@@ -24,7 +25,7 @@ func TestInteropNodeClient(t *testing.T) {
 	dir := wsgatetest.NodeClient(t, filepath.Join("testdata", "interop"), "package.json", "package-lock.json", "client.js")
 
 	g := startGateway(t, setup{})
-	g.createTopic(t, "interop", 2)
+	testcluster.CreateTopic(t, g.brokers, "interop", 2)
 	out, err := wsgatetest.Run(t, dir, 2*time.Minute, node, "client.js", g.url, "interop", "node-group")
 	if err != nil {
 		t.Fatalf("node client: %v\n%s", err, out)

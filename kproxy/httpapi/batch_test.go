@@ -161,7 +161,7 @@ func TestBatchWritesEachRecordExactly(t *testing.T) {
 		{Key: "tracestate", Value: []byte("congo=t61rcWkgMzE")},
 		{Key: "source", Value: []byte("checkout")},
 	}
-	recs := consume(t, brokers, testTopic, len(elems))
+	recs := testcluster.ReadTopic(t, brokers, testTopic, len(elems))
 	for i, e := range elems {
 		ans := a.Records[i]
 		if ans.Partition == nil || ans.Offset == nil || ans.Error != "" {
@@ -330,7 +330,7 @@ func TestBatchRecordTooLargeForKafka(t *testing.T) {
 			t.Errorf("record %d: got %+v, want written", i, ans)
 		}
 	}
-	recs := consume(t, brokers, testTopic, 3)
+	recs := testcluster.ReadTopic(t, brokers, testTopic, 3)
 	for _, rec := range recs {
 		found := false
 		for i, rg := range ranges {
@@ -409,7 +409,7 @@ func TestBatchBackpressure(t *testing.T) {
 	if a := postBatch(t, r.url, "topic="+testTopic, one, nil); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	held, release := holdProduces(t, c)
+	held, release := testcluster.HoldProduces(t, c)
 	elems := make([]batchElem, 5)
 	for i := range elems {
 		elems[i] = batchElem{key: "k", value: body(t, "m", i)}
@@ -456,7 +456,7 @@ func TestBatchTimeout(t *testing.T) {
 	if a := postBatch(t, r.url, "topic="+testTopic, raw, nil); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	_, release := holdProduces(t, c)
+	_, release := testcluster.HoldProduces(t, c)
 	a := postBatch(t, r.url, "topic="+testTopic, raw, nil)
 	release()
 	if a.status != 504 || a.Code != "kafka_timeout" || len(a.Records) != 2 {
@@ -484,7 +484,7 @@ func TestCommitRecordHeaders(t *testing.T) {
 	if a.status != 200 {
 		t.Fatalf("got %d (%s), want 200", a.status, a.Error)
 	}
-	rec := consume(t, brokers, testTopic, 1)[0]
+	rec := testcluster.ReadTopic(t, brokers, testTopic, 1)[0]
 	want := `[traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" empty="" request-id="r-1" request-id="r-2"]`
 	if got := fmt.Sprint(headerList(rec.Headers)); got != want {
 		t.Errorf("got headers %s, want %s", got, want)

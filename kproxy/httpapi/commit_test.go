@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,21 +26,10 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const testTopic = "orders"
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // testConfig returns a configuration for brokers with short timeouts.
 func testConfig(brokers []string) proxy.Config {
@@ -182,27 +170,6 @@ func do(t testing.TB, method, u string, b []byte, hdr http.Header) answer {
 	return a
 }
 
-// consume reads n records of topic from the start.
-func consume(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), n, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
-
 func TestCommitWritesOneRecordPerRequest(t *testing.T) {
 	const parts = 8
 	for _, pname := range partition.Names() {
@@ -239,7 +206,7 @@ func TestCommitWritesOneRecordPerRequest(t *testing.T) {
 				}
 				all = append(all, sent{key, val, a.Part, a.Offset})
 			}
-			recs := consume(t, brokers, testTopic, len(all))
+			recs := testcluster.ReadTopic(t, brokers, testTopic, len(all))
 			byKey := map[string]*kgo.Record{}
 			for _, rec := range recs {
 				byKey[string(rec.Key)] = rec
@@ -270,7 +237,7 @@ func TestCommitWithoutKeyUsesAnyPartition(t *testing.T) {
 	if a.status != http.StatusOK || a.Part < 0 || a.Part >= 4 {
 		t.Fatalf("got status %d partition %d, want 200 and a partition in 0..3", a.status, a.Part)
 	}
-	recs := consume(t, testcluster.Brokers(c), testTopic, 1)
+	recs := testcluster.ReadTopic(t, testcluster.Brokers(c), testTopic, 1)
 	if recs[0].Key != nil {
 		t.Errorf("got key %q, want none", recs[0].Key)
 	}
@@ -442,26 +409,6 @@ func TestKafkaErrors(t *testing.T) {
 	}
 }
 
-// holdProduces makes the broker hold every produce request until release is called
-// (also at the end of the test); held receives a value per held request.
-func holdProduces(t *testing.T, c *kfake.Cluster) (held <-chan struct{}, release func()) {
-	t.Helper()
-	gate := make(chan struct{})
-	ch := make(chan struct{}, 64)
-	var once sync.Once
-	release = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	return ch, release
-}
-
 func TestProduceTimeoutGives504(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
@@ -471,7 +418,7 @@ func TestProduceTimeoutGives504(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	_, release := holdProduces(t, c)
+	_, release := testcluster.HoldProduces(t, c)
 	began := time.Now()
 	a := post(t, r.url, "topic="+testTopic, body(t, "m", 1))
 	took := time.Since(began)
@@ -503,7 +450,7 @@ func TestBackpressureGives503(t *testing.T) {
 			if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 				t.Fatalf("warm-up: got %d", a.status)
 			}
-			held, release := holdProduces(t, c)
+			held, release := testcluster.HoldProduces(t, c)
 			first := make(chan answer, 1)
 			go func() { first <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 			<-held // the first record now fills the limit
@@ -556,7 +503,7 @@ func TestBrokerDownAndBack(t *testing.T) {
 			t.Errorf("broker down: answer took %s, want within the produce timeout", took)
 		}
 	}
-	eventually(t, 10*time.Second, func() bool {
+	testwait.Eventually(t, 10*time.Second, "/readyz 503", func() bool {
 		return do(t, "GET", r.url+"/readyz", nil, nil).status == 503
 	})
 	a := post(t, r.url, "topic="+testTopic+"&key=a", body(t, "m", 1))
@@ -569,7 +516,7 @@ func TestBrokerDownAndBack(t *testing.T) {
 		t.Fatalf("restart broker on port %d: %v", port, err)
 	}
 	defer c2.Close()
-	eventually(t, 20*time.Second, func() bool {
+	testwait.Eventually(t, 20*time.Second, "a commit answered 200", func() bool {
 		return post(t, r.url, "topic="+testTopic+"&key=a", body(t, "m", 1)).status == 200
 	})
 	if s := do(t, "GET", r.url+"/readyz", nil, nil).status; s != 200 {
@@ -602,18 +549,18 @@ func TestShutdownDrainsInflight(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, body(t, "m", 1)); a.status != 200 {
 		t.Fatalf("warm-up: got %d", a.status)
 	}
-	held, release := holdProduces(t, c)
+	held, release := testcluster.HoldProduces(t, c)
 	const n = 5
 	answers := make(chan answer, n)
 	for i := 0; i < n; i++ {
 		go func() { answers <- post(t, r.url, "topic="+testTopic, body(t, "m", 1)) }()
 	}
 	<-held
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_inflight_requests") == n })
+	testwait.Eventually(t, 5*time.Second, fmt.Sprintf("kproxy_inflight_requests %v", n), func() bool { return metric(t, r, "kproxy_inflight_requests") == n })
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop(t) }()
 	// New connections are refused while the drain waits for Kafka.
-	eventually(t, 5*time.Second, func() bool {
+	testwait.Eventually(t, 5*time.Second, "the listener closed", func() bool {
 		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(r.url, "http://"), time.Second)
 		if err == nil {
 			conn.Close()
@@ -629,7 +576,7 @@ func TestShutdownDrainsInflight(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
-	if got := len(consume(t, brokers, testTopic, n+1)); got != n+1 {
+	if got := len(testcluster.ReadTopic(t, brokers, testTopic, n+1)); got != n+1 {
 		t.Errorf("got %d records, want %d", got, n+1)
 	}
 }
@@ -642,7 +589,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	if a := do(t, "GET", r.url+"/healthz", nil, nil); a.status != 200 {
 		t.Errorf("healthz: got %d", a.status)
 	}
-	eventually(t, 5*time.Second, func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
+	testwait.Eventually(t, 5*time.Second, "/readyz 200", func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
 	resp, err := http.Get(r.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -705,7 +652,7 @@ func TestTopicRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	var statuses []int
-	eventually(t, 20*time.Second, func() bool {
+	testwait.Eventually(t, 20*time.Second, "a commit answered 200", func() bool {
 		a := post(t, r.url, "topic="+testTopic+"&key=a", body(t, "m", 1))
 		statuses = append(statuses, a.status)
 		if a.status != 200 && a.status != 503 && a.status != 404 {

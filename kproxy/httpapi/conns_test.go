@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // TestMaxConnections checks the connection bound of port: at max_connections a
@@ -28,9 +29,9 @@ func TestMaxConnections(t *testing.T) {
 	cfg.MaxConnections = 4
 	cfg.ValidateMsgpack = false
 	r := start(t, cfg)
-	eventually(t, 5*time.Second, func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
+	testwait.Eventually(t, 5*time.Second, "/readyz 200", func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_connections") == 0 })
+	testwait.Eventually(t, 5*time.Second, "kproxy_connections 0", func() bool { return metric(t, r, "kproxy_connections") == 0 })
 
 	// Four clients in the middle of sending a request: no connection is idle.
 	busy := make([]net.Conn, cfg.MaxConnections)
@@ -38,9 +39,9 @@ func TestMaxConnections(t *testing.T) {
 		busy[i] = rawConn(t, r.url)
 		send(t, busy[i], commitHead+"Content-Length: 5\r\n")
 	}
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_connections") == 4 })
+	testwait.Eventually(t, 5*time.Second, "kproxy_connections 4", func() bool { return metric(t, r, "kproxy_connections") == 4 })
 	extra := rawConn(t, r.url)
-	expectClosed(t, extra, 5*time.Second)
+	testwait.Closed(t, extra, 5*time.Second)
 	if got := metric(t, r, "kproxy_connections_refused_total"); got != 1 {
 		t.Errorf("got kproxy_connections_refused_total %v, want 1", got)
 	}
@@ -52,11 +53,11 @@ func TestMaxConnections(t *testing.T) {
 	}
 
 	// busy[0] is now idle between requests: the next client takes its place.
-	eventually(t, 5*time.Second, func() bool { return len(r.srv.conns.idleList()) == 1 })
+	testwait.Eventually(t, 5*time.Second, "one idle connection", func() bool { return len(r.srv.conns.idleList()) == 1 })
 	if a := post(t, r.url, "topic="+testTopic, []byte("newcomer")); a.status != http.StatusOK {
 		t.Fatalf("client while an idle connection can make room: got %d %q, want 200", a.status, a.Code)
 	}
-	expectClosed(t, busy[0], 5*time.Second)
+	testwait.Closed(t, busy[0], 5*time.Second)
 	if got := metric(t, r, "kproxy_connections_evicted_total"); got != 1 {
 		t.Errorf("got kproxy_connections_evicted_total %v, want 1", got)
 	}
@@ -167,7 +168,7 @@ func TestChunkedRequestClosesConnection(t *testing.T) {
 	if a.status != http.StatusOK || !resp.Close {
 		t.Fatalf("got %d with close %v, want 200 and Connection: close", a.status, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 	if end := endOffset(t, brokers, testTopic); end != 1 {
 		t.Errorf("got end offset %d, want 1: the request behind must not be served", end)
 	}

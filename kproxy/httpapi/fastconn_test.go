@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // commitReq is a raw POST /commit of body with extra header lines.
@@ -108,7 +109,7 @@ func TestExpectContinue(t *testing.T) {
 	if a.status != 400 || a.Code != "invalid_topic" || !resp.Close {
 		t.Fatalf("refused: got %d %q close %v, want 400 invalid_topic with Connection: close", a.status, a.Code, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 }
 
 // TestHTTP10 checks HTTP/1.0 clients: the answer speaks HTTP/1.0, a
@@ -135,7 +136,7 @@ func TestHTTP10(t *testing.T) {
 	if resp, a := readAnswer(t, conn, br); a.status != 200 || resp.ProtoMinor != 0 || !resp.Close {
 		t.Fatalf("plain HTTP/1.0: got %d %s close %v, want 200 HTTP/1.0 closed", a.status, resp.Proto, resp.Close)
 	}
-	expectClosed(t, conn, 5*time.Second)
+	testwait.Closed(t, conn, 5*time.Second)
 }
 
 // TestHandOverToNetHTTP sends what the loop leaves to net/http — a head larger
@@ -254,7 +255,7 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 60*time.Second, func() bool { return r.srv.stuckWriting(200 * time.Millisecond) })
+	testwait.Eventually(t, 60*time.Second, "a connection stuck writing", func() bool { return r.srv.stuckWriting(200 * time.Millisecond) })
 	for i := 0; i < 3; i++ {
 		if a := post(t, r.url, "topic="+testTopic, []byte("fast")); a.status != 200 {
 			t.Fatalf("commit %d beside the slow reader: got %d %q, want 200 while the slow client's answer waits", i, a.status, a.Code)
@@ -263,9 +264,9 @@ func TestSlowReaderStallsNoOne(t *testing.T) {
 	// kproxy closes the slow connection (the kernel may still be handing
 	// the client what it had taken): none is left open.
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, 20*time.Second, func() bool { return metric(t, r, "kproxy_connections") == 0 })
+	testwait.Eventually(t, 20*time.Second, "kproxy_connections 0", func() bool { return metric(t, r, "kproxy_connections") == 0 })
 	// The batches held for answers that were never written are released.
-	eventually(t, 10*time.Second, func() bool {
+	testwait.Eventually(t, 10*time.Second, "kproxy_body_memory_bytes and kproxy_inflight_requests 0", func() bool {
 		return metric(t, r, "kproxy_body_memory_bytes") == 0 && metric(t, r, "kproxy_inflight_requests") == 0
 	})
 }

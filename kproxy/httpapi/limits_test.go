@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // rawConn opens a TCP connection to the proxy at base, closed when the test ends,
@@ -54,20 +54,6 @@ func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, ans
 	return resp, a
 }
 
-// expectClosed reads from c until the server closes it, failing the test when it
-// is still open after within. Anything the server sends first is skipped.
-func expectClosed(t *testing.T, c net.Conn, within time.Duration) {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(within)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %s, want the server to have closed it", within)
-	}
-}
-
 // TestListenerBoundsSlowAndLargeRequests checks the bounds of the listener with
 // short timeouts: read_header_timeout_ms, idle_timeout_ms, max_header_bytes and
 // max_request_size_bytes on a chunked body, which only counting bytes as they
@@ -91,7 +77,7 @@ func TestListenerBoundsSlowAndLargeRequests(t *testing.T) {
 			t.Parallel()
 			c := rawConn(t, r.url)
 			send(t, c, commitHead+"Content-Type: applicat")
-			expectClosed(t, c, within)
+			testwait.Closed(t, c, within)
 		})
 
 		t.Run("idle keep-alive connection is closed", func(t *testing.T) {
@@ -102,7 +88,7 @@ func TestListenerBoundsSlowAndLargeRequests(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || resp.Close {
 				t.Fatalf("got status %d with close %v, want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
 			}
-			expectClosed(t, c, within)
+			testwait.Closed(t, c, within)
 		})
 
 		t.Run("header over max_header_bytes gets 431", func(t *testing.T) {
@@ -174,7 +160,7 @@ func TestReadTimeoutCutsStalledBody(t *testing.T) {
 		if a.status != http.StatusRequestEntityTooLarge {
 			t.Errorf("got %d %q, want 413", a.status, a.Code)
 		}
-		expectClosed(t, c, 5*time.Second)
+		testwait.Closed(t, c, 5*time.Second)
 	})
 	if end := endOffset(t, brokers, testTopic); end != 0 {
 		t.Errorf("got end offset %d, want 0", end)

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // TestAdmissionBeforeBody checks that a request takes its slot of req_pool_size
@@ -26,11 +27,11 @@ func TestAdmissionBeforeBody(t *testing.T) {
 	cfg.ValidateMsgpack = false
 	cfg.MaxRequestSizeBytes = 2 << 20
 	r := start(t, cfg)
-	eventually(t, 5*time.Second, func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
+	testwait.Eventually(t, 5*time.Second, "/readyz 200", func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
 
 	slow := rawConn(t, r.url)
 	send(t, slow, commitHead+"Content-Length: 1048576\r\n\r\nx")
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_inflight_requests") == 1 })
+	testwait.Eventually(t, 5*time.Second, "kproxy_inflight_requests 1", func() bool { return metric(t, r, "kproxy_inflight_requests") == 1 })
 	if got := metric(t, r, "kproxy_body_memory_bytes"); got != 4096 {
 		t.Errorf("one byte of an announced MiB: got kproxy_body_memory_bytes %v, want 4096", got)
 	}
@@ -41,7 +42,7 @@ func TestAdmissionBeforeBody(t *testing.T) {
 		t.Fatalf("second request with req_pool_size 1: got %d %q, want 503 backpressure before its body", a.status, a.Code)
 	}
 	slow.Close()
-	eventually(t, 5*time.Second, func() bool {
+	testwait.Eventually(t, 5*time.Second, "kproxy_inflight_requests and kproxy_body_memory_bytes 0", func() bool {
 		return metric(t, r, "kproxy_inflight_requests") == 0 && metric(t, r, "kproxy_body_memory_bytes") == 0
 	})
 }
@@ -58,7 +59,7 @@ func TestBodyMemoryBound(t *testing.T) {
 	cfg.MaxBodyMemoryBytes = 2 << 20
 	cfg.ReadTimeoutMs = 60000
 	r := start(t, cfg)
-	eventually(t, 5*time.Second, func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
+	testwait.Eventually(t, 5*time.Second, "/readyz 200", func() bool { return do(t, "GET", r.url+"/readyz", nil, nil).status == 200 })
 
 	// 600 KiB of 1000 KiB: the buffer has grown to 1 MiB.
 	const size, part = 1000 << 10, 600 << 10
@@ -66,7 +67,7 @@ func TestBodyMemoryBound(t *testing.T) {
 	head := commitHead + fmt.Sprintf("Content-Length: %d\r\n\r\n", size)
 	first := rawConn(t, r.url)
 	send(t, first, head+big[:part])
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_body_memory_bytes") == 1<<20 })
+	testwait.Eventually(t, 5*time.Second, "kproxy_body_memory_bytes 1 MiB", func() bool { return metric(t, r, "kproxy_body_memory_bytes") == 1<<20 })
 
 	// The second needs 512 KiB and 1 MiB at once to grow past 512 KiB.
 	second := rawConn(t, r.url)
@@ -88,7 +89,7 @@ func TestBodyMemoryBound(t *testing.T) {
 	if a := post(t, r.url, "topic="+testTopic, []byte(big)); a.status != http.StatusOK {
 		t.Fatalf("the second body sent again: got %d %q, want 200", a.status, a.Code)
 	}
-	eventually(t, 5*time.Second, func() bool { return metric(t, r, "kproxy_body_memory_bytes") == 0 })
+	testwait.Eventually(t, 5*time.Second, "kproxy_body_memory_bytes 0", func() bool { return metric(t, r, "kproxy_body_memory_bytes") == 0 })
 	if end := endOffset(t, brokers, testTopic); end != 2 {
 		t.Errorf("got end offset %d, want 2", end)
 	}
@@ -122,7 +123,7 @@ func TestAutoTopicCreation(t *testing.T) {
 				t.Fatalf("got %d %q (%s), want %d", a.status, a.Code, a.Error, tc.status)
 			}
 			if tc.status == http.StatusOK {
-				if recs := consume(t, testcluster.Brokers(c), "brand-new", 1); string(recs[0].Key) != "k" {
+				if recs := testcluster.ReadTopic(t, testcluster.Brokers(c), "brand-new", 1); string(recs[0].Key) != "k" {
 					t.Errorf("got key %q in the new topic, want k", recs[0].Key)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +16,8 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy/testpki"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/opshttp"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // get GETs url with cl and returns the status and body, or the transport error.
@@ -33,7 +34,7 @@ func get(cl *http.Client, url string) (int, []byte, error) {
 // opsURL returns the http:// URL of r's ops_listen once it listens.
 func opsURL(t *testing.T, r *running) string {
 	t.Helper()
-	eventually(t, 5*time.Second, func() bool { return r.srv.OpsAddr() != "" })
+	testwait.Eventually(t, 5*time.Second, "the operations address", func() bool { return r.srv.OpsAddr() != "" })
 	return "http://" + r.srv.OpsAddr()
 }
 
@@ -52,7 +53,7 @@ func TestOpsListen(t *testing.T) {
 	r := start(t, cfg)
 	ops := opsURL(t, r)
 	plain := &http.Client{Timeout: 10 * time.Second}
-	eventually(t, 5*time.Second, func() bool { s, _, _ := get(plain, ops+"/readyz"); return s == 200 })
+	testwait.Eventually(t, 5*time.Second, "/readyz 200 on ops_listen", func() bool { s, _, _ := get(plain, ops+"/readyz"); return s == 200 })
 	for _, path := range []string{"/healthz", "/metrics", "/debug/pprof/", "/debug/pprof/cmdline"} {
 		if status, body, err := get(plain, ops+path); err != nil || status != 200 {
 			t.Errorf("ops_listen %s without a client certificate: got %d %v %.80s, want 200", path, status, err, body)
@@ -76,14 +77,9 @@ func TestOpsListen(t *testing.T) {
 // TestOpsListenTaken starts kproxy on an ops_listen address another listener
 // holds: Serve fails at once, naming ops_listen.
 func TestOpsListenTaken(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	cfg := testConfig(testcluster.Brokers(c))
-	cfg.OpsListen = taken.Addr().String()
+	cfg.OpsListen = testproc.TakenAddr(t)
 	r := start(t, cfg)
 	select {
 	case <-r.done:

@@ -93,7 +93,7 @@ func TestTLSCommit(t *testing.T) {
 	if err != nil || status != http.StatusOK || !overTLS {
 		t.Fatalf("POST over HTTPS: got status %d, TLS %v, err %v; want 200 over TLS", status, overTLS, err)
 	}
-	if recs := consume(t, brokers, testTopic, 1); !bytes.Equal(recs[0].Value, val) {
+	if recs := testcluster.ReadTopic(t, brokers, testTopic, 1); !bytes.Equal(recs[0].Value, val) {
 		t.Errorf("got record value %q, want %q", recs[0].Value, val)
 	}
 

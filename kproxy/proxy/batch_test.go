@@ -57,7 +57,7 @@ func TestCommitBatch(t *testing.T) {
 		t.FailNow()
 	}
 	wantHeaders := []string{"[traceparent=t]", "[traceparent=t own=x own2=y]", "[traceparent=t]"}
-	recs := readBack(t, brokers, testTopic, 3)
+	recs := testcluster.ReadTopic(t, brokers, testTopic, 3)
 	for i, want := range []struct{ key, value string }{{"k1", "v1"}, {"k2", "v2"}, {"", "v3"}} {
 		ack, _ := b.Result(i)
 		var rec *kgo.Record
@@ -119,7 +119,7 @@ func TestCommitBatchGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	open := holdProduces(t, c)
+	_, open := testcluster.HoldProduces(t, c)
 
 	run := func(ctx context.Context) *Batch {
 		b, err := p.AdmitBatch(testTopic)
@@ -184,7 +184,7 @@ func TestCommitAsync(t *testing.T) {
 			t.Fatalf("commit %d: got %+v, want offset %d", i, got, i)
 		}
 	}
-	holdProduces(t, c)
+	testcluster.HoldProduces(t, c)
 	out := commit()
 	if got := <-out; !errors.Is(got.err, ErrTimeout) {
 		t.Fatalf("held by Kafka: got %+v, want ErrTimeout", got)

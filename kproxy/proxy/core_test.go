@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
@@ -80,43 +78,6 @@ func commitWith(t *testing.T, p *Proxy, topic string, fill func(*Record)) (Ack, 
 	return p.Commit(context.Background(), r)
 }
 
-// holdProduces makes Kafka hold every produce request from now until open is
-// called (or the test ends).
-func holdProduces(t *testing.T, c *kfake.Cluster) (open func()) {
-	t.Helper()
-	gate := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-gate })
-		return nil, nil, false
-	})
-	var once sync.Once
-	open = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	return open
-}
-
-// readBack reads n records of topic from the start.
-func readBack(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), n, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
-
 // TestCommitAcknowledges commits records at every acks level, with keys, an
 // explicit partition and headers, and reads them back.
 func TestCommitAcknowledges(t *testing.T) {
@@ -164,7 +125,7 @@ func TestCommitAcknowledges(t *testing.T) {
 	}
 	all = append(all, sent{explicit, []byte("explicit"), AcksLeader})
 
-	recs := readBack(t, brokers, testTopic, len(all))
+	recs := testcluster.ReadTopic(t, brokers, testTopic, len(all))
 	for _, s := range all {
 		found := false
 		for _, rec := range recs {
@@ -316,7 +277,7 @@ func TestCommitGivesUp(t *testing.T) {
 	if _, err := commitValue(t, p, testTopic, "", []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	open := holdProduces(t, c)
+	_, open := testcluster.HoldProduces(t, c)
 
 	_, err := commitValue(t, p, testTopic, "", []byte("slow"))
 	if !errors.Is(err, ErrTimeout) || Code(err) != CodeKafkaTimeout {

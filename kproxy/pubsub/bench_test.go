@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
@@ -90,13 +89,8 @@ func BenchmarkFetch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gw := testproc.Start(b, self, gatewayArg, addr)
-	if !gw.WaitOutput(gatewayAnnounce, 30*time.Second) {
-		b.Fatalf("gateway did not start:\n%s", gw.Output())
-	}
-	out := gw.Output()
-	gwAddr := strings.TrimSpace(strings.SplitN(out[strings.Index(out, gatewayAnnounce)+len(gatewayAnnounce):], "\n", 2)[0])
-	url := "ws://" + gwAddr + "/"
+	gw := testproc.StartWith(b, testproc.Options{Name: "pubsub gateway"}, self, gatewayArg, addr)
+	url := "ws://" + gw.Announced(b, gatewayAnnounce, 30*time.Second) + "/"
 	total := benchPartitions * benchRecords
 
 	b.ResetTimer()
@@ -138,13 +132,7 @@ func fill(b *testing.B, brokers []string) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, benchPartitions, 1, nil, benchTopic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		b.Fatalf("create topic: %v", err)
-	}
+	testcluster.CreateTopic(b, brokers, benchTopic, benchPartitions)
 	value := []byte(strings.Repeat("v", benchValueSize))
 	var wg sync.WaitGroup
 	var mu sync.Mutex

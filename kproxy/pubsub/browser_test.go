@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
@@ -32,7 +33,7 @@ func TestBrowserShowsRecords(t *testing.T) {
 		FetchMaxBytes: 300, // several fetches for the page
 		Authorize:     func(r *http.Request) bool { return r.URL.Query().Get("access_token") == token },
 	})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	base := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
 	var recs []*kgo.Record
 	for i, item := range []string{"espresso", "flat white", "croissant", "cortado", "pain au chocolat", "chai latte", "lemon tart", "americano"} {

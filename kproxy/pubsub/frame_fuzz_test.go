@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 // FuzzFrame sends each input as one frame over a live connection, followed by
@@ -48,8 +49,8 @@ func FuzzFrame(f *testing.F) {
 	f.Add(true, []byte(`{"sequence":1}`))
 
 	g := startGateway(f, Options{FetchMaxWait: time.Millisecond})
-	g.createTopic(f, topic, 1)
-	g.createTopic(f, "compressed", 1)
+	testcluster.CreateTopic(f, g.brokers, topic, 1)
+	testcluster.CreateTopic(f, g.brokers, "compressed", 1)
 	g.produce(f, records(topic, 0, 10, time.UnixMilli(1_700_000_000_000)))
 	g.produce(f, records("compressed", 0, 10, time.UnixMilli(1_700_000_000_000)),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(100*time.Millisecond))

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -63,21 +62,6 @@ func startGateway(t testing.TB, opts Options, kopts ...kfake.Opt) *gateway {
 	})
 	return &gateway{h: h, reg: reg, kafka: c, client: cl, brokers: brokers, srv: srv,
 		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/pubsub"}
-}
-
-// createTopic creates topic with partitions partitions.
-func (g *gateway) createTopic(t testing.TB, topic string, partitions int32) {
-	t.Helper()
-	adm := kadm.NewClient(g.client)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
 }
 
 // produce writes recs (Topic and Partition set by the caller) through a

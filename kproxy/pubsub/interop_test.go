@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 )
 
 // interopStep is one line the Node client prints.
@@ -54,7 +55,7 @@ func TestInteropNodeClient(t *testing.T) {
 	}
 
 	g := startGateway(t, Options{FetchMaxBytes: 4 << 10, FetchMaxWait: 50 * time.Millisecond})
-	g.createTopic(t, topic, 2)
+	testcluster.CreateTopic(t, g.brokers, topic, 2)
 	want := records(topic, 1, 40, time.UnixMilli(1_700_000_000_000))
 	g.produce(t, want[:20])
 	g.produce(t, want[20:], kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(200*time.Millisecond))

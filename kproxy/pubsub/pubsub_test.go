@@ -18,6 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const topic = "orders"
@@ -90,7 +92,7 @@ func TestUndecodableAndTextFrames(t *testing.T) {
 
 func TestListOffset(t *testing.T) {
 	g := startGateway(t, Options{})
-	g.createTopic(t, topic, 2)
+	testcluster.CreateTopic(t, g.brokers, topic, 2)
 	base := time.UnixMilli(1_695_353_632_271)
 	recs := g.produce(t, records(topic, 1, 10, base))
 	ws := wsgatetest.Dial(t, g.url, nil)
@@ -154,7 +156,7 @@ func TestListOffset(t *testing.T) {
 
 func TestFetch(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 50 * time.Millisecond})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	recs := g.produce(t, records(topic, 0, 20, time.UnixMilli(1_700_000_000_000)))
 	// A record without key and with an empty value.
 	recs = append(recs, g.produce(t, []*kgo.Record{{Topic: topic, Timestamp: time.UnixMilli(1_700_000_100_000)}})...)
@@ -188,11 +190,11 @@ func first(msgs []*KafkaMessage) any {
 func TestFetchWaitsForNewRecords(t *testing.T) {
 	// A long wait, so the record produced after the request arrives within it.
 	g := startGateway(t, Options{FetchMaxWait: 20 * time.Second})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	ws := wsgatetest.Dial(t, g.url, nil)
 	send(t, ws, fetchReq(5, topic, 0, 0))
 	// The fetch is waiting (it is in flight) before the record is written.
-	wsgatetest.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
+	testwait.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
 	want := g.produce(t, records(topic, 0, 1, time.UnixMilli(1_700_000_000_000)))
 	resp := recv(t, ws)
 	msgs := resp.GetKafkaFetchResp().GetMessages()
@@ -212,8 +214,8 @@ func TestFetchErrors(t *testing.T) {
 			return nil
 		},
 	})
-	g.createTopic(t, topic, 1)
-	g.createTopic(t, "secret-payroll", 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, "secret-payroll", 1)
 	g.produce(t, records(topic, 0, 10, time.UnixMilli(1_700_000_000_000)))
 	adm := kadm.NewClient(g.client)
 	offs := kadm.Offsets{}
@@ -253,7 +255,7 @@ func TestFetchErrors(t *testing.T) {
 // arriving, and must see every record exactly once, in order.
 func TestFetchLoopAsSeedClient(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxBytes: 2000, FetchMaxWait: 20 * time.Millisecond})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	const total = 600
 	all := records(topic, 0, total, time.UnixMilli(1_700_000_000_000))
 	g.produce(t, all[:200])
@@ -325,7 +327,7 @@ func TestFetchInsideCompressedBatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "compressed-" + tc.name
-			g.createTopic(t, name, 1)
+			testcluster.CreateTopic(t, g.brokers, name, 1)
 			recs := records(name, 0, 30, time.UnixMilli(1_700_000_000_000))
 			for _, r := range recs {
 				r.Value = append(bytes.Repeat([]byte("compressible "), 20), r.Value...)
@@ -355,7 +357,7 @@ func TestFetchInsideCompressedBatch(t *testing.T) {
 // each gets one answer, in the order sent.
 func TestPipelined(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 100 * time.Millisecond, MaxInFlight: 4})
-	g.createTopic(t, topic, 2)
+	testcluster.CreateTopic(t, g.brokers, topic, 2)
 	recs := g.produce(t, records(topic, 0, 50, time.UnixMilli(1_700_000_000_000)))
 	ws := wsgatetest.Dial(t, g.url, nil)
 	type want struct {
@@ -500,7 +502,7 @@ func TestUpgradeRefusals(t *testing.T) {
 		t.Fatalf("dial beyond max connections: got %v, %v; want 503", resp, err)
 	}
 	ws.Close()
-	wsgatetest.Eventually(t, 10*time.Second, "connection closed", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
+	testwait.Eventually(t, 10*time.Second, "connection closed", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
 	ws = wsgatetest.Dial(t, g.url+"?access_token=good-token-0123456789", nil)
 	if resp := call(t, ws, pingReq(2, nil)); resp.GetPongResp() == nil {
 		t.Fatalf("with access_token: got %v, want a pong", resp)
@@ -524,18 +526,18 @@ func TestFrameTooLarge(t *testing.T) {
 	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Fatalf("got %v, want close 1009", err)
 	}
-	wsgatetest.Eventually(t, 10*time.Second, "close counted", func() bool {
+	testwait.Eventually(t, 10*time.Second, "close counted", func() bool {
 		return g.metric("kproxy_pubsub_closed_total", "reason", "frame_too_large") == 1
 	})
 }
 
 func TestShutdownAnswersThenCloses(t *testing.T) {
 	g := startGateway(t, Options{FetchMaxWait: 300 * time.Millisecond})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	ws := wsgatetest.Dial(t, g.url, nil)
 	// A fetch at the log end is in flight when the shutdown begins.
 	send(t, ws, fetchReq(77, topic, 0, 0))
-	wsgatetest.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
+	testwait.Eventually(t, 10*time.Second, "fetch in flight", func() bool { return g.metric("kproxy_pubsub_inflight_requests") == 1 })
 	done := make(chan error, 1)
 	go func() { done <- g.h.Shutdown(context.Background()) }()
 	resp := recv(t, ws)
@@ -581,7 +583,7 @@ func TestStalledReaderBounded(t *testing.T) {
 		requests   = 2000 // unbounded, their answers would take 500 MiB
 	)
 	g := startGateway(t, Options{MaxInFlight: inflight, FetchMaxBytes: fetchBytes, WriteTimeout: 2 * time.Second})
-	g.createTopic(t, topic, 1)
+	testcluster.CreateTopic(t, g.brokers, topic, 1)
 	recs := records(topic, 0, 16, time.UnixMilli(1_700_000_000_000))
 	for _, r := range recs {
 		r.Value = bytes.Repeat([]byte{'v'}, 64<<10)
@@ -624,7 +626,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	// and the heap.
 	var peakHeap uint64
 	peakInflight := 0.0
-	wsgatetest.Eventually(t, 60*time.Second, "stalled connection closed", func() bool {
+	testwait.Eventually(t, 60*time.Second, "stalled connection closed", func() bool {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		peakHeap = max(peakHeap, ms.HeapAlloc)
@@ -646,7 +648,7 @@ func TestStalledReaderBounded(t *testing.T) {
 	if growth := int64(peakHeap) - int64(before.HeapAlloc); growth > 64<<20 {
 		t.Errorf("heap grew by %d MiB, want under 64 MiB", growth>>20)
 	}
-	wsgatetest.Eventually(t, 10*time.Second, "connection gone", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
+	testwait.Eventually(t, 10*time.Second, "connection gone", func() bool { return g.metric("kproxy_pubsub_connections") == 0 })
 	ws.Close()
 	<-sendErr
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/wsgate/wsgatetest"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // waitTimeout guards waits against a hang; never a timing check.
@@ -234,7 +235,7 @@ func TestRefusals(t *testing.T) {
 	do(t, http.MethodGet, authed(wsgatetest.HandshakeHeader()), want{503, map[string]string{"Retry-After": "1"},
 		`{"error":"1 echo connections are open, the limit","code":"too_many_connections"}`, UpgradeLimit})
 	ws.Close()
-	wsgatetest.Eventually(t, waitTimeout, "the slot freed", func() bool { return r.g.Connections() == 0 })
+	testwait.Eventually(t, waitTimeout, "the slot freed", func() bool { return r.g.Connections() == 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := r.g.Shutdown(ctx); err != nil {
@@ -270,7 +271,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("connections: got %v, want 1", got)
 	}
 	ws.Close()
-	wsgatetest.Eventually(t, waitTimeout, "connection gone", func() bool { return testutil.ToFloat64(r.g.Metrics().Connections) == 0 })
+	testwait.Eventually(t, waitTimeout, "connection gone", func() bool { return testutil.ToFloat64(r.g.Metrics().Connections) == 0 })
 
 	mfs, err := r.reg.Gather()
 	if err != nil {
@@ -329,12 +330,12 @@ func TestCloseReasons(t *testing.T) {
 		r := startRig(t, setup{})
 		ws := r.dialEcho(t)
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
-		wsgatetest.Eventually(t, waitTimeout, "closed_total{client}", func() bool { return r.closed(ClosedByClient) == 1 })
+		testwait.Eventually(t, waitTimeout, "closed_total{client}", func() bool { return r.closed(ClosedByClient) == 1 })
 	})
 	t.Run("client gone", func(t *testing.T) {
 		r := startRig(t, setup{})
 		r.dialEcho(t).Close()
-		wsgatetest.Eventually(t, waitTimeout, "closed_total{client}", func() bool { return r.closed(ClosedByClient) == 1 })
+		testwait.Eventually(t, waitTimeout, "closed_total{client}", func() bool { return r.closed(ClosedByClient) == 1 })
 	})
 	for _, tc := range []struct {
 		name   string
@@ -365,7 +366,7 @@ func TestCloseReasons(t *testing.T) {
 			if ce.Code != tc.code || (tc.text != "" && ce.Text != tc.text) {
 				t.Errorf("got close %d %q, want %d %q", ce.Code, ce.Text, tc.code, tc.text)
 			}
-			wsgatetest.Eventually(t, waitTimeout, "closed_total{"+tc.reason+"}", func() bool { return r.closed(tc.reason) == 1 })
+			testwait.Eventually(t, waitTimeout, "closed_total{"+tc.reason+"}", func() bool { return r.closed(tc.reason) == 1 })
 		})
 	}
 }
@@ -441,7 +442,7 @@ func TestShutdownAbortWait(t *testing.T) {
 		t.Errorf("got %d connections, want the stuck one still served", got)
 	}
 	close(stuck)
-	wsgatetest.Eventually(t, waitTimeout, "the stuck connection ended", func() bool { return r.g.Connections() == 0 })
+	testwait.Eventually(t, waitTimeout, "the stuck connection ended", func() bool { return r.g.Connections() == 0 })
 }
 
 // TestShutdownDuringHandshake: a connection whose handshake completes after
@@ -451,7 +452,7 @@ func TestShutdownDuringHandshake(t *testing.T) {
 	shut := make(chan error, 1)
 	r = startRig(t, setup{open: func(*echo) {
 		go func() { shut <- r.g.Shutdown(context.Background()) }()
-		wsgatetest.Eventually(t, waitTimeout, "draining", func() bool {
+		testwait.Eventually(t, waitTimeout, "draining", func() bool {
 			_, resp, _ := websocket.DefaultDialer.Dial(r.url, nil)
 			return resp != nil && resp.StatusCode == http.StatusServiceUnavailable
 		})

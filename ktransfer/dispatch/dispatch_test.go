@@ -11,19 +11,8 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/partition"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v", what, timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // newPool returns a Pool closed at the end of the test. Tests that block
 // jobs release them in their own t.Cleanup, registered later and so run
@@ -51,29 +40,6 @@ func async(f func() error) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- f() }()
 	return ch
-}
-
-// notYet fails when ch delivers within a short grace period: a call that must
-// stay blocked cannot be observed any other way.
-func notYet(t *testing.T, ch <-chan error, what string) {
-	t.Helper()
-	select {
-	case err := <-ch:
-		t.Fatalf("%s returned %v, want it to block", what, err)
-	case <-time.After(20 * time.Millisecond):
-	}
-}
-
-// result waits for ch for at most a few seconds.
-func result(t *testing.T, ch <-chan error, what string) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s still blocked after 5s", what)
-		return nil
-	}
 }
 
 func TestPerKeyOrder(t *testing.T) {
@@ -147,7 +113,7 @@ func TestKeyedMapping(t *testing.T) {
 			t.Fatalf("Submit: got %v, want nil", err)
 		}
 	}
-	eventually(t, 5*time.Second, "all workers busy", func() bool { return p.Busy() == workers })
+	testwait.Eventually(t, 5*time.Second, "all workers busy", func() bool { return p.Busy() == workers })
 
 	var want [workers]int
 	for i := range 300 {
@@ -182,7 +148,7 @@ func TestBlockedWorker(t *testing.T) {
 	if err := p.Submit(ctx, blocked, wait); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
-	eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+	testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 
 	var sameRan, otherRan, unkeyedRan atomic.Int32
 	var same, other int32
@@ -205,14 +171,14 @@ func TestBlockedWorker(t *testing.T) {
 	if same == 0 || other == 0 {
 		t.Fatalf("test keys: got %d on the blocked worker and %d elsewhere, want both > 0", same, other)
 	}
-	eventually(t, 5*time.Second, "other keys and unkeyed jobs ran", func() bool {
+	testwait.Eventually(t, 5*time.Second, "other keys and unkeyed jobs ran", func() bool {
 		return otherRan.Load() == other && unkeyedRan.Load() == 100
 	})
 	if got := sameRan.Load(); got != 0 {
 		t.Fatalf("got %d jobs run on the blocked worker, want 0", got)
 	}
 	release()
-	eventually(t, 5*time.Second, "jobs of the blocked worker ran", func() bool { return sameRan.Load() == same })
+	testwait.Eventually(t, 5*time.Second, "jobs of the blocked worker ran", func() bool { return sameRan.Load() == same })
 }
 
 // barrierJobs returns n jobs that each return only once all n run at the same
@@ -285,7 +251,7 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 			if err := p.Submit(ctx, tt.key, wait); err != nil {
 				t.Fatalf("Submit: got %v, want nil", err)
 			}
-			eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+			testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 			for range queueSize {
 				if err := p.Submit(ctx, tt.key, func() {}); err != nil {
 					t.Fatalf("Submit: got %v, want nil", err)
@@ -303,9 +269,9 @@ func TestSubmitBlocksWhenFull(t *testing.T) {
 
 			ran := make(chan struct{})
 			ch := async(func() error { return p.Submit(ctx, tt.key, func() { close(ran) }) })
-			notYet(t, ch, "Submit to a full queue")
+			testwait.Blocked(t, ch, 20*time.Millisecond, "Submit to a full queue")
 			release()
-			if err := result(t, ch, "Submit"); err != nil {
+			if err := testwait.Recv(t, ch, 5*time.Second, "Submit"); err != nil {
 				t.Fatalf("got %v, want nil", err)
 			}
 			select {
@@ -333,12 +299,12 @@ func TestClose(t *testing.T) {
 		}
 	}
 	closed := async(func() error { p.Close(); return nil })
-	notYet(t, closed, "Close with jobs blocked")
+	testwait.Blocked(t, closed, 20*time.Millisecond, "Close with jobs blocked")
 	if err := p.Submit(ctx, nil, func() {}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Submit during Close: got %v, want ErrClosed", err)
 	}
 	release()
-	if err := result(t, closed, "Close"); err != nil {
+	if err := testwait.Recv(t, closed, 5*time.Second, "Close"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 	if got := ran.Load(); got != 10 {
@@ -362,18 +328,18 @@ func TestCloseWakesBlockedSubmit(t *testing.T) {
 	if err := p.Submit(ctx, nil, wait); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
-	eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
+	testwait.Eventually(t, 5*time.Second, "blocking job started", func() bool { return p.Busy() == 1 })
 	if err := p.Submit(ctx, nil, func() {}); err != nil {
 		t.Fatalf("Submit: got %v, want nil", err)
 	}
 	sub := async(func() error { return p.Submit(ctx, nil, func() {}) })
-	notYet(t, sub, "Submit to a full queue")
+	testwait.Blocked(t, sub, 20*time.Millisecond, "Submit to a full queue")
 	closed := async(func() error { p.Close(); return nil })
-	if err := result(t, sub, "Submit during Close"); !errors.Is(err, ErrClosed) {
+	if err := testwait.Recv(t, sub, 5*time.Second, "Submit during Close"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 	release()
-	if err := result(t, closed, "Close"); err != nil {
+	if err := testwait.Recv(t, closed, 5*time.Second, "Close"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 }
@@ -406,7 +372,7 @@ func TestSubmitCloseRace(t *testing.T) {
 				}
 			}()
 		}
-		eventually(t, 5*time.Second, "jobs accepted", func() bool { return accepted.Load() > 10 })
+		testwait.Eventually(t, 5*time.Second, "jobs accepted", func() bool { return accepted.Load() > 10 })
 		p.Close()
 		wg.Wait()
 		if a, r := accepted.Load(), ran.Load(); a != r {

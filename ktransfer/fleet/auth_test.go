@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -237,9 +237,9 @@ func testOpenWithoutAuth(t *testing.T, z *testcluster.ZooKeeper) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, nil)
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	conn := rawConn(t, z)
-	eventually(t, 5*time.Second, advancing(conn, layout, group, topic, 1, 1000))
+	testwait.Until(t, 5*time.Second, advancing(conn, layout, group, topic, 1, 1000))
 	checkACL(t, conn, openACL, append(moduleNodes(layout, group, topic, "a", 2), "/open", "/open/consumers")...)
 	if got := m.Snapshot().AuthUser; got != "" {
 		t.Errorf("Snapshot.AuthUser without credentials: got %q, want empty", got)
@@ -296,10 +296,10 @@ func testPerModule(t *testing.T, z *testcluster.ZooKeeper) {
 	mb, eb := join(t, sess, layout, "tenant-b", topic, "a", nil, log, nil, WithAuth(bob))
 	ma.SetPartitions(1)
 	mb.SetPartitions(1)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{ea: {0}, eb: {0}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{ea: {0}, eb: {0}}))
 	open := rawConn(t, z)
-	eventually(t, 5*time.Second, advancing(open, layout, "tenant-a", topic, 0, 0))
-	eventually(t, 5*time.Second, advancing(open, layout, "tenant-b", topic, 0, 0))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, "tenant-a", topic, 0, 0))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, "tenant-b", topic, 0, 0))
 	checkACL(t, rawConn(t, z, alice), alice.ACL(), moduleNodes(layout, "tenant-a", topic, "a", 1)...)
 	checkACL(t, rawConn(t, z, bob), bob.ACL(), moduleNodes(layout, "tenant-b", topic, "a", 1)...)
 	checkACL(t, open, openACL, "/tenants", "/tenants/consumers")
@@ -327,8 +327,8 @@ func testPerModule(t *testing.T, z *testcluster.ZooKeeper) {
 			t.Errorf("%s deleting %s: got %v, want success", tc.client, own, err)
 		}
 	}
-	eventually(t, 5*time.Second, advancing(open, layout, "tenant-a", topic, 0, mustOffset(t, open, layout, "tenant-a", topic, 0)))
-	eventually(t, 5*time.Second, advancing(open, layout, "tenant-b", topic, 0, mustOffset(t, open, layout, "tenant-b", topic, 0)))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, "tenant-a", topic, 0, mustOffset(t, open, layout, "tenant-a", topic, 0)))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, "tenant-b", topic, 0, mustOffset(t, open, layout, "tenant-b", topic, 0)))
 }
 
 func mustOffset(t *testing.T, conn *zk.Conn, layout zkconsumers.Layout, group, topic string, p int32) int64 {
@@ -364,30 +364,11 @@ func mkACL(t *testing.T, conn *zk.Conn, p, data string, acl, parentACL []zk.ACL)
 }
 
 // recordLog is testLog that also keeps the lines, for checks on what was logged.
-func recordLog(t *testing.T, name string) (*slog.Logger, *lineRecorder) {
+func recordLog(t *testing.T, name string) (*slog.Logger, *testwait.Log) {
 	t.Helper()
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop)
-	rec := &lineRecorder{}
-	h := slog.NewTextHandler(io.MultiWriter(w, rec), &slog.HandlerOptions{Level: slog.LevelDebug})
+	rec := &testwait.Log{}
+	h := slog.NewTextHandler(io.MultiWriter(testwait.LogTo(t), rec), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h).With("member", name), rec
-}
-
-type lineRecorder struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *lineRecorder) Write(b []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(b)
-}
-
-func (r *lineRecorder) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
 }
 
 // testMigration: a module whose nodes were created open, before zk_auth, gets
@@ -412,7 +393,7 @@ func testMigration(t *testing.T, z *testcluster.ZooKeeper) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, func(e *engine) { e.advance = false }, WithAuth(alice))
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	for p, want := range map[int32]int64{0: 42, 1: 7} {
 		if got := mustOffset(t, open, layout, group, topic, p); got != want {
 			t.Errorf("offset of partition %d after the migration: got %d, want %d", p, got, want)
@@ -482,7 +463,7 @@ func testForeignACL(t *testing.T, z *testcluster.ZooKeeper) {
 	}
 	t.Cleanup(m.Close)
 	m.SetPartitions(1)
-	eventually(t, 10*time.Second, func() error {
+	testwait.Until(t, 10*time.Second, func() error {
 		if got := m.Snapshot().LastError; !strings.Contains(got, layout.Group(group)) || !strings.Contains(got, ErrForeignACL.Error()) {
 			return fmt.Errorf("member's last error: got %q, want ErrForeignACL naming %s", got, layout.Group(group))
 		}
@@ -512,9 +493,9 @@ func testProtectedAcrossRestart(t *testing.T, z *testcluster.ZooKeeper) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, nil, WithAuth(alice))
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	open := rawConn(t, z)
-	eventually(t, 5*time.Second, advancing(open, layout, group, topic, 1, 1000))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, group, topic, 1, 1000))
 	admin := rawConn(t, z, alice)
 	checkACL(t, admin, alice.ACL(), moduleNodes(layout, group, topic, "a", 2)...)
 	checkACL(t, open, openACL, "/secure", "/secure/consumers")
@@ -552,17 +533,17 @@ func testProtectedAcrossRestart(t *testing.T, z *testcluster.ZooKeeper) {
 	if got, err := owners(open, layout, group, topic, 2); err != nil || got[0] != "a" || got[1] != "a" {
 		t.Errorf("owner nodes after the intrusions: got %v, %v; want both \"a\"", got, err)
 	}
-	eventually(t, 5*time.Second, advancing(open, layout, group, topic, 0, mustOffset(t, open, layout, group, topic, 0)))
+	testwait.Until(t, 5*time.Second, advancing(open, layout, group, topic, 0, mustOffset(t, open, layout, group, topic, 0)))
 
 	z.Stop()
 	z.Start(t)
 	var base int64
-	eventually(t, 30*time.Second, func() error {
+	testwait.Until(t, 30*time.Second, func() error {
 		var err error
 		base, err = offsetOf(open, layout, group, topic, 0)
 		return err
 	})
-	eventually(t, 30*time.Second, func() error {
+	testwait.Until(t, 30*time.Second, func() error {
 		if err := wantOwned(map[*engine][]int32{e: {0, 1}})(); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -85,7 +86,7 @@ func testLayout(t *testing.T, z *testcluster.ZooKeeper) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, func(e *engine) { e.advance = false })
 	m.SetPartitions(3)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2}}))
 
 	conn := z.Conn(t)
 	data, st, err := conn.Get("/mq/test_cluster/consumers/layout/ids/a")
@@ -133,7 +134,7 @@ func testLayout(t *testing.T, z *testcluster.ZooKeeper) {
 	}
 
 	m.SetPartitions(5)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3, 4}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3, 4}}))
 
 	m.Close()
 	if got := e.owned(); len(got) != 0 {
@@ -347,7 +348,7 @@ func testFencing(t *testing.T, z *testcluster.ZooKeeper) {
 			}
 
 			if holder != "" {
-				eventually(t, 5*time.Second, func() error {
+				testwait.Until(t, 5*time.Second, func() error {
 					if got := m.Snapshot().Waiting[0]; got != holder {
 						return fmt.Errorf("member waits for %q, want %q", got, holder)
 					}
@@ -396,13 +397,13 @@ func testSpreadAndLeave(t *testing.T, z *testcluster.ZooKeeper) {
 		m.SetPartitions(8)
 		engines[id], members[id] = e, m
 		if i == 0 {
-			eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3, 4, 5, 6, 7}}))
+			testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3, 4, 5, 6, 7}}))
 		}
 	}
 	a, b, c := engines["a"], engines["b"], engines["c"]
-	eventually(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 3, 6}, b: {1, 4, 7}, c: {2, 5}}))
+	testwait.Until(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 3, 6}, b: {1, 4, 7}, c: {2, 5}}))
 	conn := z.Conn(t)
-	eventually(t, 5*time.Second, func() error {
+	testwait.Until(t, 5*time.Second, func() error {
 		got, err := owners(conn, layout, group, topic, 8)
 		if err != nil {
 			return err
@@ -417,7 +418,7 @@ func testSpreadAndLeave(t *testing.T, z *testcluster.ZooKeeper) {
 	})
 
 	members["c"].Close()
-	eventually(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}, c: nil}))
+	testwait.Until(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}, c: nil}))
 	for _, l := range c.leases() {
 		if cause, ok := c.cause(l); !ok || !errors.Is(cause, ErrClosed) {
 			t.Errorf("c's lease of partition %d: cause %v, want ErrClosed", l.Partition(), cause)
@@ -438,20 +439,20 @@ func testCrashTakeover(t *testing.T, z *testcluster.ZooKeeper) {
 	const group, topic = "crash", "t"
 	reg := newRegistry()
 	logA, logB := testLog(t, "a"), testLog(t, "b")
-	px := startProxy(t, z.Addr)
-	sessA := connect(t, px.addr, sessionTimeout, logA)
+	px := testcluster.NewProxy(t, z.Addr)
+	sessA := connect(t, px.Addr(), sessionTimeout, logA)
 	sessB := connect(t, z.Addr, sessionTimeout, logB)
 	ma, a := join(t, sessA, layout, group, topic, "a", reg, logA, nil)
 	mb, b := join(t, sessB, layout, group, topic, "b", reg, logB, nil)
 	ma.SetPartitions(8)
 	mb.SetPartitions(8)
-	eventually(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}}))
+	testwait.Until(t, 15*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}}))
 	old := a.lease(0)
 	firstSession := sessA.SessionID()
 
 	cut := time.Now()
-	px.cut()
-	eventually(t, sessionTimeout+5*time.Second, func() error {
+	px.Cut()
+	testwait.Until(t, sessionTimeout+5*time.Second, func() error {
 		if got := a.owned(); len(got) > 0 {
 			return fmt.Errorf("a still pushes %v after the cut", got)
 		}
@@ -464,14 +465,14 @@ func testCrashTakeover(t *testing.T, z *testcluster.ZooKeeper) {
 	if err := old.Commit(1 << 40); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Commit on a fenced lease: got %v, want ErrNotOwner", err)
 	}
-	eventually(t, sessionTimeout+10*time.Second, wantOwned(map[*engine][]int32{b: {0, 1, 2, 3, 4, 5, 6, 7}}))
+	testwait.Until(t, sessionTimeout+10*time.Second, wantOwned(map[*engine][]int32{b: {0, 1, 2, 3, 4, 5, 6, 7}}))
 	t.Logf("after the cut: a fenced in %v, b owns everything after %v (session timeout %v)", fenced.Round(time.Millisecond), time.Since(cut).Round(time.Millisecond), sessionTimeout)
 	if s := ma.Snapshot().Session; s == "connected" {
 		t.Errorf("a's session state while cut off: got %q, want not connected", s)
 	}
 
-	px.heal()
-	eventually(t, 20*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}}))
+	px.Heal()
+	testwait.Until(t, 20*time.Second, wantOwned(map[*engine][]int32{a: {0, 2, 4, 6}, b: {1, 3, 5, 7}}))
 	if sessA.SessionID() == firstSession {
 		t.Errorf("a's session after the heal: got the old %x, want a new one", firstSession)
 	}
@@ -490,7 +491,7 @@ func testCloseTimeout(t *testing.T, z *testcluster.ZooKeeper) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, func(e *engine) { e.hold = make(chan struct{}) }, WithCloseTimeout(300*time.Millisecond))
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	l := e.lease(0)
 
 	start := time.Now()
@@ -546,12 +547,12 @@ func TestServerOutage(t *testing.T) {
 	e := newEngine("a", m, nil)
 	go e.run()
 	m.SetPartitions(4)
-	eventually(t, 15*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3}}))
+	testwait.Until(t, 15*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3}}))
 	old := e.leases()
 
 	z.Stop()
 	stopped := time.Now()
-	eventually(t, 2*sessionTimeout, func() error {
+	testwait.Until(t, 2*sessionTimeout, func() error {
 		for _, l := range old {
 			if cause, ok := e.cause(l); !ok || !errors.Is(cause, ErrFenced) {
 				return fmt.Errorf("lease of partition %d: ended %v, cause %v; want ended with ErrFenced", l.Partition(), ok, cause)
@@ -570,7 +571,7 @@ func TestServerOutage(t *testing.T) {
 	time.Sleep(time.Until(stopped.Add(sessionTimeout + 500*time.Millisecond)))
 	z.Start(t)
 
-	eventually(t, 20*time.Second, func() error {
+	testwait.Until(t, 20*time.Second, func() error {
 		if err := wantOwned(map[*engine][]int32{e: {0, 1, 2, 3}})(); err != nil {
 			return err
 		}
@@ -595,7 +596,7 @@ func TestServerOutage(t *testing.T) {
 	m.Close()
 	e.wait()
 	sess.Close()
-	eventually(t, 10*time.Second, func() error {
+	testwait.Until(t, 10*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > base {
 			return fmt.Errorf("goroutines: got %d, want at most %d as before the session", n, base)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -65,7 +66,7 @@ func TestGhostNodes(t *testing.T) {
 			}
 			m, e := join(t, sess, layout, group, topic, "a", nil, log, nil, opts...)
 			m.SetPartitions(4)
-			eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3}}))
+			testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1, 2, 3}}))
 			if got := m.Snapshot().Instances; len(got) != 1 || got[0] != "a" {
 				t.Errorf("instances: got %v, want [a] (the ghost left out)", got)
 			}
@@ -113,7 +114,7 @@ func TestGhostOwnInstanceID(t *testing.T) {
 	sess := connect(t, z.Addr, sessionTimeout, log)
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, nil)
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	if _, st, err := open.Get(layout.ID(group, "a")); err != nil || st.EphemeralOwner != sess.SessionID() {
 		t.Errorf("ids node: %v, want this session's ephemeral node", err)
 	}
@@ -137,8 +138,8 @@ func TestOrphanOwner(t *testing.T) {
 	began := time.Now()
 	m, e := join(t, sess, layout, group, topic, "a", nil, log, nil, func(m *Member) { m.staleAfter = grace })
 	m.SetPartitions(2)
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {1}}))
-	eventually(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {1}}))
+	testwait.Until(t, 10*time.Second, wantOwned(map[*engine][]int32{e: {0, 1}}))
 	if waited := time.Since(began); waited < grace {
 		t.Errorf("took the orphan's partition after %v, want no sooner than the grace %v", waited, grace)
 	}

@@ -73,18 +73,18 @@ func (v NodeVersion) String() string {
 }
 
 // Unchanged tells whether found — a later lease's Found — is still the node as
-// w — an earlier lease's Written — left it: nobody else wrote it in between. A
+// v — an earlier lease's Written — left it: nobody else wrote it in between. A
 // write whose outcome was unknown counts as this lease's when the node shows its
 // exact result (the version it would have made, holding its offset): any other
 // writer takes the partition first, and that claim bumps the version again.
-func (w NodeVersion) Unchanged(found NodeVersion) bool {
-	if w.IsZero() || found.IsZero() {
+func (v NodeVersion) Unchanged(found NodeVersion) bool {
+	if v.IsZero() || found.IsZero() {
 		return false
 	}
-	if found.zxid == w.zxid {
+	if found.zxid == v.zxid {
 		return true
 	}
-	return w.pending && found.version == w.version && found.offset == w.offset
+	return v.pending && found.version == v.version && found.offset == v.offset
 }
 
 // Found returns the offset node as the claim found it when the member took the

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // scripted answers every request on a connection with the next of answers
@@ -86,7 +89,7 @@ func TestResponseFraming(t *testing.T) {
 					// Let the server's close arrive before the next push,
 					// which then meets a closed connection.
 					want := int64(i + 1)
-					eventually(t, 5*time.Second, func() bool { return s.count.Load() == want && serverDone(s, i) })
+					testwait.Eventually(t, 5*time.Second, fmt.Sprintf("%d requests served and the server done with connection %d", want, i), func() bool { return s.count.Load() == want && serverDone(s, i) })
 				}
 			}
 			if got := s.count.Load(); got != tt.wantConns {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 var rec = Record{Topic: "orders", Partition: 3, Offset: 42, Key: []byte("k 1/&"), Value: []byte("\x81\xa6method\xa9TestReply"), Method: "TestReply"}
@@ -480,7 +484,7 @@ func TestConnTimeout(t *testing.T) {
 }
 
 func TestTransportErrorRetried(t *testing.T) {
-	dead := freePort(t)
+	dead := testproc.FreeAddr(t)
 	good := newBackend(t, nil)
 	var r recorder
 	p := newPusher(t, Config{Servers: []string{dead, good.name}, MaxRetries: 1, RetryOn: []StatusRange{{500, 599}}}, r.events())
@@ -528,11 +532,11 @@ func TestBenching(t *testing.T) {
 	bad := newBackend(t, status(500))
 	good := newBackend(t, nil)
 	clock := &fakeClock{now: time.Unix(1000, 0)}
-	var logs logBuffer
+	var logs testwait.Log
 	p, err := New(Config{
 		Servers: []string{bad.name, good.name}, URI: "/x", MaxRetries: 1,
 		FailThreshold: 2, Cooldown: 10 * time.Second,
-	}, logs.logger(), Events{})
+	}, logs.Logger(slog.LevelDebug), Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -706,14 +710,14 @@ func TestCancel(t *testing.T) {
 			t.Fatal("Push did not return after cancel")
 		}
 		// The spoilt connection is closed, which the server notices.
-		eventually(t, 5*time.Second, gone.Load)
+		testwait.Eventually(t, 5*time.Second, "the server seeing the spoilt connection closed", gone.Load)
 	})
 }
 
 func TestLogs(t *testing.T) {
 	b := newBackend(t, status(502))
-	var logs logBuffer
-	p, err := New(Config{Servers: []string{b.name}, URI: "/x"}, logs.logger().With("module", "m1"), Events{})
+	var logs testwait.Log
+	p, err := New(Config{Servers: []string{b.name}, URI: "/x"}, logs.Logger(slog.LevelDebug).With("module", "m1"), Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -728,8 +732,8 @@ func TestLogs(t *testing.T) {
 	}
 
 	b.set(nil)
-	logs = logBuffer{}
-	slow, err := New(Config{Servers: []string{b.name}, URI: "/x", Slow: time.Nanosecond}, logs.logger(), Events{})
+	logs = testwait.Log{}
+	slow, err := New(Config{Servers: []string{b.name}, URI: "/x", Slow: time.Nanosecond}, logs.Logger(slog.LevelDebug), Events{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // hungServer accepts connections and reads requests, and never answers.
@@ -53,13 +55,13 @@ func TestHungServerBesideHealthyOne(t *testing.T) {
 		mu.Unlock()
 	})
 	var abandoned atomic.Int64
-	var logs logBuffer
+	var logs testwait.Log
 	p, err := New(Config{
 		Servers: []string{hung.addr, healthy.name}, URI: "/XXX/{#TOPIC}?key={#KEY}&seq={#TRANSID}",
 		ReadTimeout: 0, WriteTimeout: 100 * time.Millisecond, ConnTimeout: 100 * time.Millisecond,
 		MaxRetries: -1, RetryInterval: 200 * time.Millisecond,
 		FailThreshold: 5, Cooldown: 5 * time.Second, Slow: time.Second,
-	}, logs.logger(), Events{
+	}, logs.Logger(slog.LevelDebug), Events{
 		Attempt: func(_ string, _ int, err error, _ time.Duration) {
 			if errors.Is(err, ErrAbandoned) {
 				abandoned.Add(1)
@@ -164,7 +166,7 @@ func TestSingleServerNotWatched(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Result)
 	go func() { done <- p.Push(ctx, rec) }()
-	eventually(t, 5*time.Second, func() bool { return requests.Load() == 1 })
+	testwait.Eventually(t, 5*time.Second, "one request", func() bool { return requests.Load() == 1 })
 	select {
 	case res := <-done:
 		t.Fatalf("got %+v before cancelling, want the push to wait for the only server", res)

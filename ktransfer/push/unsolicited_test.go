@@ -6,12 +6,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const (
@@ -67,9 +70,9 @@ func TestUnsolicitedAnswerIsNoAcknowledgement(t *testing.T) {
 			c.Write([]byte(answer500))
 		}
 	})
-	var logs logBuffer
+	var logs testwait.Log
 	var ev counting
-	p, err := New(Config{Servers: []string{s.addr}, URI: "/x"}, logs.logger(), ev.events())
+	p, err := New(Config{Servers: []string{s.addr}, URI: "/x"}, logs.Logger(slog.LevelDebug), ev.events())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func TestUnsolicitedAnswerIsNoAcknowledgement(t *testing.T) {
 	}
 	<-strayWritten
 	idle := soleIdle(t, p)
-	eventually(t, 5*time.Second, func() bool { return waiting(idle) })
+	testwait.Eventually(t, 5*time.Second, "the idle connection waiting", func() bool { return waiting(idle) })
 
 	res := p.Push(context.Background(), rec)
 	if res.Err == nil || res.Status != 500 || res.Attempts != 1 {
@@ -137,7 +140,7 @@ func TestUnsolicitedAfterTakingTheConnection(t *testing.T) {
 		server := s.conns[0]
 		s.mu.Unlock()
 		server.Write([]byte(answer200))
-		eventually(t, 5*time.Second, func() bool { return waiting(c) })
+		testwait.Eventually(t, 5*time.Second, "the connection waiting", func() bool { return waiting(c) })
 	}
 	res := p.Push(context.Background(), rec)
 	if res.Err == nil || res.Status != 500 {
@@ -237,7 +240,7 @@ func TestIdleChecksOverTLS(t *testing.T) {
 			// first answer, inside the TLS connection: the connection's
 			// own check sees both (and what it reads stays buffered).
 			idle := soleIdle(t, p)
-			eventually(t, 5*time.Second, func() bool { return idle.idleState() != idleSilent })
+			testwait.Eventually(t, 5*time.Second, "the idle connection no longer silent", func() bool { return idle.idleState() != idleSilent })
 			res := p.Push(context.Background(), rec)
 			if res.Status != tt.wantStatus || res.Attempts != 1 {
 				t.Fatalf("next record: got %+v, want status %d in 1 attempt", res, tt.wantStatus)
@@ -277,7 +280,7 @@ func TestIdle408IsAClose(t *testing.T) {
 	}
 	close(idleTimeout)
 	idle := soleIdle(t, p)
-	eventually(t, 5*time.Second, func() bool { return idle.idleState() != idleSilent })
+	testwait.Eventually(t, 5*time.Second, "the idle connection no longer silent", func() bool { return idle.idleState() != idleSilent })
 	if res := p.Push(context.Background(), rec); res.Status != 500 || res.Attempts != 1 {
 		t.Fatalf("next record: got %+v, want the backend's 500 from a new connection", res)
 	}

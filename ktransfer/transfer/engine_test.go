@@ -3,9 +3,8 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 func offsetsOf(ds []delivery) []int64 {
@@ -56,13 +58,13 @@ func TestWindowBound(t *testing.T) {
 		m.WorkerNum, m.WindowSize, m.SerializeByKey = 20, 5, false
 		startTransfer(t, e.config("a", m))
 		t.Cleanup(release.close) // also before the transfer's stop, which waits for pushes
-		eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
+		testwait.Eventually(t, 10*time.Second, "window full", func() bool { return active.Load() == 5 })
 		time.Sleep(300 * time.Millisecond) // would more arrive?
 		if p := peak.Load(); p != 5 {
 			t.Errorf("got %d pushes in flight at once, want window_size 5", p)
 		}
 		release.close()
-		eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
+		testwait.Eventually(t, 10*time.Second, "all delivered", func() bool { return len(e.be.deliveries()) == 30 })
 	}, StoreZooKeeper, StoreKafka)
 }
 
@@ -86,13 +88,13 @@ func TestCommitIsLowestNotDone(t *testing.T) {
 		m := e.module("lowest")
 		startTransfer(t, e.config("a", m))
 		t.Cleanup(hold.close) // also before the transfer's stop, which waits for pushes
-		eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
+		testwait.Eventually(t, 10*time.Second, "9 of 10 delivered", func() bool { return len(e.be.deliveries()) == 9 })
 		time.Sleep(3 * time.Duration(m.CommitIntervalMs) * time.Millisecond)
 		if got := e.committed(t, m.Name, 0); got != 3 {
 			t.Errorf("committed %d while offset 3 is in flight, want 3", got)
 		}
 		hold.close()
-		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
 	}, StoreZooKeeper, StoreKafka)
 }
 
@@ -127,7 +129,7 @@ func TestMethodsAndMalformed(t *testing.T) {
 					m.DeadLetterTopic = "dlq"
 				}
 				rt := startTransfer(t, e.config("a", m))
-				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
+				testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 5 })
 				if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != fmt.Sprint(tc.pushed) {
 					t.Errorf("pushed offsets %v, want %v", got, tc.pushed)
 				}
@@ -153,7 +155,7 @@ func TestAllFilteredStillCommits(t *testing.T) {
 		m := e.module("filtered")
 		m.Methods = []string{"wanted"}
 		startTransfer(t, e.config("a", m))
-		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
+		testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 7 })
 		if n := len(e.be.deliveries()); n != 0 {
 			t.Errorf("got %d pushes, want none", n)
 		}
@@ -219,7 +221,7 @@ func TestFailedRecords(t *testing.T) {
 					m.DeadLetterTopic = "dlq"
 				}
 				rt := startTransfer(t, e.config("a", m))
-				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
+				testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 3 })
 				for _, reason := range []string{"retries_exhausted", "permanent_failure"} {
 					want := 0.0
 					if reason == tc.skipReason {
@@ -277,7 +279,7 @@ func TestOffsetOutOfRange(t *testing.T) {
 		m := e.module("behind")
 		e.plantOffset(t, m, 0, 2)
 		rt := startTransfer(t, e.config("a", m))
-		eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+		testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == 10 })
 		if got := offsetsOf(e.be.deliveries()); fmt.Sprint(got) != "[6 7 8 9]" {
 			t.Errorf("pushed offsets %v, want [6 7 8 9]", got)
 		}
@@ -295,9 +297,9 @@ func TestInitialOffsetNewest(t *testing.T) {
 		m := e.module("newest")
 		m.InitialOffset = "newest"
 		startTransfer(t, e.config("a", m))
-		eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
+		testwait.Eventually(t, 10*time.Second, "offset node created", func() bool { return e.committed(t, m.Name, 0) == 2 })
 		e.produce(t, &kgo.Record{Value: value(t, "m", 2)})
-		eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
+		testwait.Eventually(t, 10*time.Second, "new record pushed", func() bool { return len(e.be.deliveries()) == 1 })
 		if d := e.be.deliveries()[0]; d.offset != 2 {
 			t.Errorf("pushed offset %d, want 2", d.offset)
 		}
@@ -321,19 +323,19 @@ func TestCleanRebalanceRepushesNothing(t *testing.T) {
 		}
 		a := startTransfer(t, e.config("a", m))
 		batch()
-		eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
+		testwait.Eventually(t, 10*time.Second, "first batch", func() bool { return len(e.be.deliveries()) == 100 })
 		b := startTransfer(t, e.config("b", m))
-		eventually(t, 15*time.Second, "b owns two partitions", func() bool {
+		testwait.Eventually(t, 15*time.Second, "b owns two partitions", func() bool {
 			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
 		})
 		batch()
-		eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
+		testwait.Eventually(t, 10*time.Second, "second batch", func() bool { return len(e.be.deliveries()) == 200 })
 		if err := a.stop(t); err != nil {
 			t.Fatalf("a: %v", err)
 		}
-		eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
+		testwait.Eventually(t, 15*time.Second, "b owns all", func() bool { return len(b.tr.Status().Modules[m.Name].Partitions) == 4 })
 		batch()
-		eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
+		testwait.Eventually(t, 10*time.Second, "third batch", func() bool { return len(e.be.deliveries()) >= 300 })
 		time.Sleep(500 * time.Millisecond)
 		if n := len(e.be.deliveries()); n != 300 {
 			t.Errorf("got %d pushes for 300 records: a clean hand-over must re-push none", n)
@@ -345,13 +347,13 @@ func TestCleanRebalanceRepushesNothing(t *testing.T) {
 // nothing and commits nothing; when ZooKeeper is back it takes over again.
 func TestFencedProcessStopsPushing(t *testing.T) {
 	e := newEnv(t, 2)
-	px := newTCPProxy(t, e.zk.Addr)
+	px := testcluster.NewProxy(t, e.zk.Addr)
 	m := e.module("fenced")
 	e.be.delay = func(delivery) time.Duration { return 20 * time.Millisecond }
 	cfg := e.config("a", m)
-	cfg.ZKHosts = []string{px.addr()}
-	var logged lineLog
-	rt := startTransferLog(t, cfg, logged.logger())
+	cfg.ZKHosts = []string{px.Addr()}
+	var logged testwait.Log
+	rt := startTransferLog(t, cfg, logged.Logger(slog.LevelInfo))
 	produce := func(n int) {
 		var recs []*kgo.Record
 		for i := 0; i < n; i++ {
@@ -362,9 +364,9 @@ func TestFencedProcessStopsPushing(t *testing.T) {
 	// Enough records that fetching pauses on the backlog: the partitions taken
 	// back after the fence must fetch again.
 	produce(1500)
-	eventually(t, 10*time.Second, "pushing", func() bool { return len(e.be.deliveries()) > 20 })
-	px.cut()
-	eventually(t, 10*time.Second, "fenced", func() bool {
+	testwait.Eventually(t, 10*time.Second, "pushing", func() bool { return len(e.be.deliveries()) > 20 })
+	px.Cut()
+	testwait.Eventually(t, 10*time.Second, "fenced", func() bool {
 		return len(rt.tr.Status().Modules[m.Name].Partitions) == 0
 	})
 	time.Sleep(100 * time.Millisecond) // requests already on the wire may land
@@ -380,9 +382,9 @@ func TestFencedProcessStopsPushing(t *testing.T) {
 	if pushedAtFence >= 1500 {
 		t.Fatalf("everything was pushed before the cut; the test proves nothing")
 	}
-	px.heal()
+	px.Heal()
 	ends := e.endOffsets(t)
-	eventually(t, 30*time.Second, "resumed to the log end", func() bool {
+	testwait.Eventually(t, 30*time.Second, "resumed to the log end", func() bool {
 		return e.committed(t, m.Name, 0) == ends[0] && e.committed(t, m.Name, 1) == ends[1]
 	})
 	// Nobody else pushed the partitions meanwhile: the process took them back
@@ -397,79 +399,6 @@ func TestFencedProcessStopsPushing(t *testing.T) {
 	if dups := len(ds) - len(distinct); dups > fences*m.WorkerNum {
 		t.Errorf("got %d duplicate pushes after %d fences, want at most worker_num %d per fence\n%s", dups, fences, m.WorkerNum, logged.String())
 	}
-}
-
-// tcpProxy forwards loopback TCP to target and can cut every connection.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	down   bool
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(u, c); u.Close() }()
-		go func() { defer p.wg.Done(); io.Copy(c, u); c.Close() }()
-	}
-}
-
-// cut closes every connection and refuses new ones until heal.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *tcpProxy) heal() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
 }
 
 // gate holds backend handlers until closed.
@@ -517,7 +446,7 @@ func TestTopicRecreatedUnderRunningModule(t *testing.T) {
 				write(before, 0)
 				m := e.module("recreated")
 				rt := startTransfer(t, e.config("a", m))
-				eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
+				testwait.Eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
 					return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
 				})
 				if err := e.kafka.DeleteTopic(e.topic); err != nil {
@@ -538,8 +467,8 @@ func TestTopicRecreatedUnderRunningModule(t *testing.T) {
 					}
 					return got
 				}
-				eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
-				eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
+				testwait.Eventually(t, 60*time.Second, "every record of the recreated topic pushed", func() bool { return len(fresh()) == 2*tc.fresh })
+				testwait.Eventually(t, 10*time.Second, "offsets at the new log end", func() bool {
 					return e.committed(t, m.Name, 0) == int64(tc.fresh) && e.committed(t, m.Name, 1) == int64(tc.fresh)
 				})
 				total := 0.0
@@ -574,12 +503,12 @@ func TestCommittedOffsetAboveLogEnd(t *testing.T) {
 				rt := startTransfer(t, e.config("a", m))
 				want, end := "[0 1 2 3 4 5 6 7 8 9]", int64(10)
 				if reset == "newest" {
-					eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
+					testwait.Eventually(t, 10*time.Second, "committed at the log end", func() bool { return e.committed(t, m.Name, 0) == 10 })
 					e.produce(t, &kgo.Record{Value: value(t, "m", 10)})
 					want, end = "[10]", 11
 				}
-				eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
-				eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
+				testwait.Eventually(t, 10*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == end })
+				testwait.Eventually(t, 5*time.Second, "pushed", func() bool { return fmt.Sprint(offsetsOf(e.be.deliveries())) == want })
 				if got := testutil.ToFloat64(rt.tr.met.offsetResets.WithLabelValues(m.Name, reasonAboveEnd)); got != 1 {
 					t.Errorf("ktransfer_offset_out_of_range_total{reason=above_log_end}: got %v, want 1", got)
 				}
@@ -619,7 +548,7 @@ func TestRetentionOvertakesFetch(t *testing.T) {
 		m := e.module("retention")
 		rt := startTransfer(t, e.config("a", m))
 		var fetched int64
-		eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
+		testwait.Eventually(t, 10*time.Second, "fetching paused on the backlog", func() bool {
 			ps := rt.tr.Status().Modules[m.Name].Partitions
 			if len(ps) == 1 && ps[0].Pending >= 512 {
 				fetched = int64(ps[0].Pending)
@@ -633,7 +562,7 @@ func TestRetentionOvertakesFetch(t *testing.T) {
 			t.Fatal(err)
 		}
 		hold.close()
-		eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
+		testwait.Eventually(t, 30*time.Second, "committed at the end", func() bool { return e.committed(t, m.Name, 0) == n })
 		got := offsetsOf(e.be.deliveries())
 		pos := int64(0) // first offset not pushed before the deleted range
 		for _, o := range got {
@@ -680,23 +609,23 @@ func TestRebalanceUnderLoadRepushesNothing(t *testing.T) {
 		}
 		batch(1500)
 		a := startTransfer(t, e.config("a", m))
-		eventually(t, 10*time.Second, "a pushing", func() bool { return len(e.be.deliveries()) > 100 })
+		testwait.Eventually(t, 10*time.Second, "a pushing", func() bool { return len(e.be.deliveries()) > 100 })
 		b := startTransfer(t, e.config("b", m))
-		eventually(t, 20*time.Second, "spread over both", func() bool {
+		testwait.Eventually(t, 20*time.Second, "spread over both", func() bool {
 			return len(b.tr.Status().Modules[m.Name].Partitions) == 2 && len(a.tr.Status().Modules[m.Name].Partitions) == 2
 		})
 		if n := len(e.be.deliveries()); n >= 1500 {
 			t.Logf("the backlog was pushed before b took over (%d deliveries): the join was not under load", n)
 		}
 		batch(1500)
-		eventually(t, 20*time.Second, "pushing the second batch", func() bool { return len(e.be.deliveries()) > 1600 })
+		testwait.Eventually(t, 20*time.Second, "pushing the second batch", func() bool { return len(e.be.deliveries()) > 1600 })
 		if err := a.stop(t); err != nil {
 			t.Fatalf("a: %v", err)
 		}
 		if n := len(e.be.deliveries()); n >= 3000 {
 			t.Logf("everything was pushed before a left (%d deliveries): the leave was not under load", n)
 		}
-		eventually(t, 30*time.Second, "everything pushed", func() bool { return len(e.be.deliveries()) >= 3000 })
+		testwait.Eventually(t, 30*time.Second, "everything pushed", func() bool { return len(e.be.deliveries()) >= 3000 })
 		e.waitCommittedAtEnd(t, m.Name)
 		ds := e.be.deliveries()
 		seen := map[[2]int64]int{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/commitmeta"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -173,7 +175,7 @@ func TestMigrateOffsetsRefusesRunningFleet(t *testing.T) {
 	// A process of the module still runs under offset_store zookeeper.
 	zkCfg := e.config("zk-process", running)
 	rt := startTransfer(t, zkCfg)
-	eventually(t, 10*time.Second, "registered", func() bool {
+	testwait.Eventually(t, 10*time.Second, "registered", func() bool {
 		ok, _, _ := e.zkConn.Exists(zkconsumers.New(chroot).ID(running.Name, "zk-process"))
 		return ok
 	})
@@ -206,7 +208,7 @@ func TestMigrateOffsetsRefusesRunningFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer member.Close()
-	eventually(t, 10*time.Second, "the member joined", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the member joined", func() bool {
 		_, gen := member.GroupMetadata()
 		return gen >= 0
 	})
@@ -242,7 +244,7 @@ func TestKafkaStoreImportsZooKeeperOffsets(t *testing.T) {
 	}
 	e.produce(t, recs...)
 	a := startTransfer(t, e.config("a", m))
-	eventually(t, 20*time.Second, "half pushed", func() bool { return len(e.be.deliveries()) >= 1000 })
+	testwait.Eventually(t, 20*time.Second, "half pushed", func() bool { return len(e.be.deliveries()) >= 1000 })
 	if err := a.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -257,9 +259,9 @@ func TestKafkaStoreImportsZooKeeperOffsets(t *testing.T) {
 
 	cfg := e.config("b", m)
 	cfg.OffsetStore = StoreKafka // zk_hosts stays
-	var logged lineLog
-	startTransferLog(t, cfg, logged.logger())
-	eventually(t, 30*time.Second, "the rest pushed", func() bool { return len(e.be.deliveries()) >= 2000 })
+	var logged testwait.Log
+	startTransferLog(t, cfg, logged.Logger(slog.LevelInfo))
+	testwait.Eventually(t, 30*time.Second, "the rest pushed", func() bool { return len(e.be.deliveries()) >= 2000 })
 	(&env{store: StoreKafka, cl: e.cl, topic: e.topic}).waitCommittedAtEnd(t, m.Name)
 	time.Sleep(300 * time.Millisecond)
 	ds := e.be.deliveries()

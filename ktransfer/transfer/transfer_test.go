@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,21 +26,12 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
 const chroot = "/kt"
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
 
 // delivery is one request the test backend received.
 type delivery struct {
@@ -258,27 +248,6 @@ func startTransferLog(t *testing.T, cfg Config, log *slog.Logger) *runningTransf
 	return rt
 }
 
-// lineLog keeps a transfer's log lines for checks on what was logged.
-type lineLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lineLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *lineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// logger returns a logger writing to l at info level.
-func (l *lineLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
-
 func (rt *runningTransfer) stop(t *testing.T) error {
 	t.Helper()
 	rt.cancel()
@@ -330,7 +299,7 @@ func (e *env) committed(t *testing.T, module string, p int32) int64 {
 func (e *env) waitCommittedAtEnd(t *testing.T, module string) map[int32]int64 {
 	t.Helper()
 	ends := e.endOffsets(t)
-	eventually(t, 10*time.Second, "offsets at the log end", func() bool {
+	testwait.Eventually(t, 10*time.Second, "offsets at the log end", func() bool {
 		for p, end := range ends {
 			if e.committed(t, module, p) != end {
 				return false
@@ -370,7 +339,7 @@ func TestPushesInKeyOrderAndCommitsLogEnd(t *testing.T) {
 		m := e.module("ordered")
 		rt := startTransfer(t, e.config("a", m))
 
-		eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
+		testwait.Eventually(t, 30*time.Second, "all records delivered", func() bool { return len(e.be.deliveries()) >= keys*perKey })
 		got := e.be.deliveries()
 		if len(got) != keys*perKey {
 			t.Errorf("got %d deliveries, want %d (no failures, so no duplicates)", len(got), keys*perKey)
@@ -441,15 +410,11 @@ func zkWorldACL() []zk.ACL { return zk.WorldACL(zk.PermAll) }
 // registration; an ops_listen that was set and is taken stops New.
 func TestOpsListenTaken(t *testing.T) {
 	e := newEnv(t, 1)
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := testproc.TakenAddr(t)
 	m := e.module("ops")
 
 	cfg := e.config("a", m)
-	cfg.OpsListen, cfg.OpsListenFixed = busy.Addr().String(), true
+	cfg.OpsListen, cfg.OpsListenFixed = busy, true
 	if tr, err := New(context.Background(), cfg, logging.Discard()); err == nil {
 		tr.Close()
 		t.Fatalf("New with ops_listen %s taken: got no error", cfg.OpsListen)
@@ -460,8 +425,8 @@ func TestOpsListenTaken(t *testing.T) {
 	cfg.OpsListenFixed = false // the default, not set by the operator
 	rt := startTransfer(t, cfg)
 	addr := rt.tr.OpsAddr()
-	if addr == busy.Addr().String() || !strings.HasPrefix(addr, "127.0.0.1:") {
-		t.Fatalf("ops address %q, want another port of 127.0.0.1 than %s", addr, busy.Addr())
+	if addr == busy || !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("ops address %q, want another port of 127.0.0.1 than %s", addr, busy)
 	}
 	resp, err := http.Get("http://" + addr + "/status")
 	if err != nil {
@@ -474,7 +439,7 @@ func TestOpsListenTaken(t *testing.T) {
 		t.Errorf("/status: %+v (%v), want ops_listen %s", st, err, addr)
 	}
 	var reg zkconsumers.Registration
-	eventually(t, 10*time.Second, "registered", func() bool {
+	testwait.Eventually(t, 10*time.Second, "registered", func() bool {
 		data, _, err := e.zkConn.Get(zkconsumers.New(chroot).ID(m.Name, "a"))
 		return err == nil && json.Unmarshal(data, &reg) == nil
 	})

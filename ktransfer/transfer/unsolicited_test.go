@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // strayBackend is a backend on a raw socket: after its first answer it writes a
@@ -98,14 +100,14 @@ func TestUnsolicitedAnswerAcknowledgesNothing(t *testing.T) {
 	rt := startTransfer(t, e.config("a", m))
 
 	e.produce(t, &kgo.Record{Key: []byte("k"), Value: value(t, "m", 0)})
-	eventually(t, 10*time.Second, "first record committed", func() bool { return e.committed(t, m.Name, 0) == 1 })
+	testwait.Eventually(t, 10*time.Second, "first record committed", func() bool { return e.committed(t, m.Name, 0) == 1 })
 	select {
 	case <-be.strayed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the backend never wrote its stray answer")
 	}
 	e.produce(t, &kgo.Record{Key: []byte("k"), Value: value(t, "m", 1)})
-	eventually(t, 10*time.Second, "second record committed", func() bool { return e.committed(t, m.Name, 0) == 2 })
+	testwait.Eventually(t, 10*time.Second, "second record committed", func() bool { return e.committed(t, m.Name, 0) == 2 })
 
 	if got := be.attemptsOf(1); got < 2 {
 		t.Errorf("record 1 was answered 500 at its first attempt: got %d attempts, want a retry after it", got)
@@ -142,7 +144,7 @@ func TestTraceContextReachesBackend(t *testing.T) {
 			m.ForwardHeaders = tc.forward
 			startTransfer(t, e.config("a", m))
 			e.produce(t, &kgo.Record{Key: []byte("k"), Value: value(t, "m", 0), Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(tp)}}})
-			eventually(t, 10*time.Second, "record committed", func() bool { return e.committed(t, m.Name, 0) == 1 })
+			testwait.Eventually(t, 10*time.Second, "record committed", func() bool { return e.committed(t, m.Name, 0) == 1 })
 			ds := e.be.deliveries()
 			if len(ds) != 2 {
 				t.Fatalf("got %d requests, want 2 (a 503, then a 200)", len(ds))

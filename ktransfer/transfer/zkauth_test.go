@@ -14,6 +14,7 @@ import (
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -38,7 +39,7 @@ func TestZKAuth(t *testing.T) {
 	rt := startTransfer(t, cfg)
 
 	ends := e.endOffsets(t)
-	eventually(t, 30*time.Second, "both modules committed the log end", func() bool {
+	testwait.Eventually(t, 30*time.Second, "both modules committed the log end", func() bool {
 		for _, m := range []string{ma.Name, mb.Name} {
 			for p, end := range ends {
 				if e.committed(t, m, p) != end {
@@ -181,7 +182,7 @@ func TestGhostNodesBeforeFirstStart(t *testing.T) {
 			}
 			startTransfer(t, cfg)
 			ends := e.endOffsets(t)
-			eventually(t, 30*time.Second, "every partition committed at the log end", func() bool {
+			testwait.Eventually(t, 30*time.Second, "every partition committed at the log end", func() bool {
 				for p, end := range ends {
 					if e.committed(t, m.Name, p) != end {
 						return false

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // op is one step of a scripted sequence against a Tracker.
@@ -148,29 +150,6 @@ func acquireAsync(ctx context.Context, tr *Tracker) <-chan error {
 	return ch
 }
 
-// notYet fails when ch delivers within a short grace period. A blocked call
-// cannot be observed directly; this is the one place a short wait is needed.
-func notYet(t *testing.T, ch <-chan error, what string) {
-	t.Helper()
-	select {
-	case err := <-ch:
-		t.Fatalf("%s returned %v, want it to block", what, err)
-	case <-time.After(20 * time.Millisecond):
-	}
-}
-
-// result waits for ch and fails when it takes longer than a few seconds.
-func result(t *testing.T, ch <-chan error, what string) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s still blocked after 5s", what)
-		return nil
-	}
-}
-
 func TestAcquireBlocksAtSize(t *testing.T) {
 	ctx := context.Background()
 	tr := New(0, 3)
@@ -181,14 +160,14 @@ func TestAcquireBlocksAtSize(t *testing.T) {
 		tr.Add(o)
 	}
 	ch := acquireAsync(ctx, tr)
-	notYet(t, ch, "Acquire on a full window")
+	testwait.Blocked(t, ch, 20*time.Millisecond, "Acquire on a full window")
 
 	// A done record behind an unfinished one frees no slot.
 	tr.Done(1)
-	notYet(t, ch, "Acquire after Done behind the front")
+	testwait.Blocked(t, ch, 20*time.Millisecond, "Acquire after Done behind the front")
 
 	tr.Done(0)
-	if err := result(t, ch, "Acquire after Done at the front"); err != nil {
+	if err := testwait.Recv(t, ch, 5*time.Second, "Acquire after Done at the front"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 }
@@ -199,12 +178,12 @@ func TestAcquireWakesEveryWaiter(t *testing.T) {
 	tr.Add(0)
 	tr.Add(1)
 	a, b := acquireAsync(ctx, tr), acquireAsync(ctx, tr)
-	notYet(t, a, "first waiter")
+	testwait.Blocked(t, a, 20*time.Millisecond, "first waiter")
 	// One Done freeing both slots must wake both waiters.
 	tr.Done(1)
 	tr.Done(0)
 	for _, ch := range []<-chan error{a, b} {
-		if err := result(t, ch, "Acquire"); err != nil {
+		if err := testwait.Recv(t, ch, 5*time.Second, "Acquire"); err != nil {
 			t.Fatalf("got %v, want nil", err)
 		}
 	}
@@ -215,9 +194,9 @@ func TestAcquireContext(t *testing.T) {
 	tr.Add(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := acquireAsync(ctx, tr)
-	notYet(t, ch, "Acquire on a full window")
+	testwait.Blocked(t, ch, 20*time.Millisecond, "Acquire on a full window")
 	cancel()
-	if err := result(t, ch, "Acquire after cancel"); !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, ch, 5*time.Second, "Acquire after cancel"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 
@@ -234,9 +213,9 @@ func TestClose(t *testing.T) {
 	tr.Add(0)
 	tr.Add(1)
 	ch := acquireAsync(ctx, tr)
-	notYet(t, ch, "Acquire on a full window")
+	testwait.Blocked(t, ch, 20*time.Millisecond, "Acquire on a full window")
 	tr.Close()
-	if err := result(t, ch, "Acquire after Close"); !errors.Is(err, ErrClosed) {
+	if err := testwait.Recv(t, ch, 5*time.Second, "Acquire after Close"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("blocked Acquire: got %v, want ErrClosed", err)
 	}
 	tr.Close() // safe twice
@@ -271,18 +250,18 @@ func TestWaitIdle(t *testing.T) {
 	ch := make(chan error, 1)
 	go func() { ch <- tr.WaitIdle(context.Background()) }()
 	tr.Done(1)
-	notYet(t, ch, "WaitIdle with offset 0 in flight")
+	testwait.Blocked(t, ch, 20*time.Millisecond, "WaitIdle with offset 0 in flight")
 	tr.Done(0)
-	if err := result(t, ch, "WaitIdle"); err != nil {
+	if err := testwait.Recv(t, ch, 5*time.Second, "WaitIdle"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 	// Idle again after more traffic: the idle signal is re-armed.
 	tr.Add(2)
 	ch2 := make(chan error, 1)
 	go func() { ch2 <- tr.WaitIdle(context.Background()) }()
-	notYet(t, ch2, "WaitIdle with offset 2 in flight")
+	testwait.Blocked(t, ch2, 20*time.Millisecond, "WaitIdle with offset 2 in flight")
 	tr.Done(2)
-	if err := result(t, ch2, "WaitIdle"); err != nil {
+	if err := testwait.Recv(t, ch2, 5*time.Second, "WaitIdle"); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/logging"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // The tests in this file send signals to the test process, so none of them runs
@@ -56,18 +57,6 @@ func neverLoad(t *testing.T) Loader {
 	return func(path string) (Program, error) {
 		t.Errorf("loader called with %q, want no call", path)
 		return nil, errors.New("unexpected load")
-	}
-}
-
-// eventually polls cond until it holds or fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -409,7 +398,7 @@ func TestMainSIGHUPReopens(t *testing.T) {
 		}}
 	code := startMain(t, prog)
 	waitEntered(t, entered)
-	eventually(t, 5*time.Second, "started logged", func() bool {
+	testwait.Eventually(t, 5*time.Second, "started logged", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), "msg=started")
 	})
@@ -419,7 +408,7 @@ func TestMainSIGHUPReopens(t *testing.T) {
 		t.Fatal(err)
 	}
 	kill(t, syscall.SIGHUP)
-	eventually(t, 5*time.Second, "new log file with reopen message", func() bool {
+	testwait.Eventually(t, 5*time.Second, "new log file with reopen message", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), `msg="log file reopened" daemon=`+name+` path=`+logPath)
 	})

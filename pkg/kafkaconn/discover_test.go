@@ -3,7 +3,6 @@ package kafkaconn
 import (
 	"context"
 	"errors"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
 func TestParseRegistration(t *testing.T) {
@@ -157,23 +157,9 @@ func TestDiscoverBrokers(t *testing.T) {
 	})
 }
 
-// unusedAddr returns a loopback address with nothing listening on it.
-func unusedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 func TestDiscoverBrokersUnreachable(t *testing.T) {
 	t.Parallel()
-	addr := unusedAddr(t)
+	addr := testproc.FreeAddr(t)
 
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()

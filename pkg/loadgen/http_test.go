@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // commitBody is the request the tests send for (worker, seq).
@@ -341,7 +344,7 @@ func TestRunHTTPCancel(t *testing.T) {
 		r, err := RunHTTP(ctx, HTTPTarget{URL: srv.URL, Timeout: -1}, 3, time.Hour)
 		done <- outcome{r, err}
 	}()
-	eventually(t, 5*time.Second, func() bool { return started.Load() >= 3 })
+	testwait.Eventually(t, 5*time.Second, "three requests started", func() bool { return started.Load() >= 3 })
 	cancel()
 	select {
 	case o := <-done:
@@ -384,7 +387,7 @@ func TestRunHTTPDurationAndWarmup(t *testing.T) {
 }
 
 func TestRunHTTPDialError(t *testing.T) {
-	_, err := RunHTTP(context.Background(), HTTPTarget{URL: "http://" + freePort(t) + "/"}, 2, time.Second)
+	_, err := RunHTTP(context.Background(), HTTPTarget{URL: "http://" + testproc.FreeAddr(t) + "/"}, 2, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("RunHTTP against a closed port: error = %v, want a dial error", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 var errOdd = errors.New("odd call")
@@ -78,7 +80,7 @@ func TestRunFuncCancel(t *testing.T) {
 		defer close(done)
 		r, err = RunFunc(ctx, 2, time.Hour, fn)
 	}()
-	eventually(t, 5*time.Second, func() bool { return blocked.Load() == 2 })
+	testwait.Eventually(t, 5*time.Second, "both workers blocked", func() bool { return blocked.Load() == 2 })
 	cancel()
 	select {
 	case <-done:

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
 func TestRSS(t *testing.T) {
@@ -38,17 +40,10 @@ func TestRSSOfChild(t *testing.T) {
 	if err != nil {
 		t.Skipf("no sleep binary: %v", err)
 	}
-	cmd := exec.Command(sleep, "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", sleep, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	peak, err := PeakRSS(cmd.Process.Pid)
+	p := testproc.Start(t, sleep, "30")
+	peak, err := PeakRSS(p.PID())
 	if err != nil {
-		t.Fatalf("PeakRSS(%d): %v", cmd.Process.Pid, err)
+		t.Fatalf("PeakRSS(%d): %v", p.PID(), err)
 	}
 	if peak <= 0 {
 		t.Errorf("PeakRSS(child) = %d, want > 0", peak)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
 )
 
 func TestCheckListenAddress(t *testing.T) {
@@ -22,17 +24,6 @@ func TestCheckListenAddress(t *testing.T) {
 	}
 }
 
-// taken returns an address of 127.0.0.1 another listener holds until the test ends.
-func taken(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln.Addr().String()
-}
-
 func TestListen(t *testing.T) {
 	t.Parallel()
 	t.Run("free address", func(t *testing.T) {
@@ -43,7 +34,7 @@ func TestListen(t *testing.T) {
 		ln.Close()
 	})
 	t.Run("taken, may move", func(t *testing.T) {
-		addr := taken(t)
+		addr := testproc.TakenAddr(t)
 		ln, moved, err := Listen(addr, true)
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +46,7 @@ func TestListen(t *testing.T) {
 		}
 	})
 	t.Run("taken, fixed", func(t *testing.T) {
-		addr := taken(t)
+		addr := testproc.TakenAddr(t)
 		ln, moved, err := Listen(addr, false)
 		if err == nil {
 			ln.Close()

@@ -2,13 +2,14 @@ package opshttp
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 func TestNewServerAppliesLimits(t *testing.T) {
@@ -82,20 +83,6 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// expectClosed reads from c until the server closes it, failing the test when it
-// is still open after within. Anything the server sends first is skipped.
-func expectClosed(t *testing.T, c net.Conn, within time.Duration) {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(within)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %s, want the server to have closed it", within)
-	}
-}
-
 func TestNewServerBoundsSlowAndLargeRequests(t *testing.T) {
 	t.Parallel()
 	const short = 200 * time.Millisecond
@@ -107,7 +94,7 @@ func TestNewServerBoundsSlowAndLargeRequests(t *testing.T) {
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: ops\r\nX-Slow: "); err != nil {
 			t.Fatal(err)
 		}
-		expectClosed(t, c, 5*time.Second)
+		testwait.Closed(t, c, 5*time.Second)
 	})
 
 	t.Run("idle keep-alive connection is closed", func(t *testing.T) {
@@ -126,7 +113,7 @@ func TestNewServerBoundsSlowAndLargeRequests(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.Close {
 			t.Fatalf("got status %d with close %v, want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
 		}
-		expectClosed(t, c, 5*time.Second)
+		testwait.Closed(t, c, 5*time.Second)
 	})
 
 	t.Run("header over the bound gets 431", func(t *testing.T) {

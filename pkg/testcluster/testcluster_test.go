@@ -1,10 +1,13 @@
 package testcluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,23 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) bool {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // processGone reports whether no process with pid exists.
 func processGone(pid int) bool {
@@ -193,7 +182,7 @@ func TestZooKeeperKillDisconnectsClient(t *testing.T) {
 		t.Fatalf("got state %v, want %v", got, zk.StateHasSession)
 	}
 	z.Kill()
-	if !eventually(t, 5*time.Second, func() bool { return conn.State() != zk.StateHasSession }) {
+	if !testwait.Within(5*time.Second, func() bool { return conn.State() != zk.StateHasSession }) {
 		t.Fatalf("got state %v 5s after Kill, want the session lost", conn.State())
 	}
 	// Calls fail instead of hanging while the server is down.
@@ -235,5 +224,147 @@ func TestZooKeeperGoneAfterCleanup(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("got Stat(%s) error %v after cleanup, want not exist", dir, err)
+	}
+}
+
+func TestTopics(t *testing.T) {
+	t.Parallel()
+	brokers := Brokers(Kafka(t))
+	CreateTopic(t, brokers, "t", 3)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("t"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 6 {
+		recs = append(recs, &kgo.Record{Partition: int32(i % 3), Value: []byte{byte('a' + i)}})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	got := ReadTopic(t, brokers, "t", 6)
+	if len(got) != 6 {
+		t.Fatalf("got %d records, want 6", len(got))
+	}
+	next := map[int32]int64{}
+	for _, r := range got {
+		if r.Offset != next[r.Partition] || r.Value[0] != byte('a'+3*int(r.Offset)+int(r.Partition)) {
+			t.Errorf("got %q at %d/%d, want each partition's records in offset order", r.Value, r.Partition, r.Offset)
+		}
+		next[r.Partition]++
+	}
+}
+
+// echoServer answers every line on a connection with the same line.
+func echoServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// echo sends line over c and returns the answer, or the error that ended it.
+func echo(c net.Conn, line string) (string, error) {
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return "", err
+	}
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", err
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSuffix(got, "\n"), err
+}
+
+func TestProxyCutAndHeal(t *testing.T) {
+	t.Parallel()
+	p := NewProxy(t, echoServer(t))
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatalf("dial the proxy: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	before := dial()
+	if got, err := echo(before, "one"); got != "one" || err != nil {
+		t.Fatalf("through the proxy: got %q, %v, want %q", got, err, "one")
+	}
+
+	p.Cut()
+	if got, err := echo(before, "two"); err == nil {
+		t.Errorf("after Cut, the old connection: got %q, want an error", got)
+	}
+	if got, err := echo(dial(), "three"); err == nil {
+		t.Errorf("after Cut, a new connection: got %q, want an error", got)
+	}
+
+	p.Heal()
+	if got, err := echo(dial(), "four"); got != "four" || err != nil {
+		t.Errorf("after Heal: got %q, %v, want %q", got, err, "four")
+	}
+}
+
+func TestDevBroker(t *testing.T) {
+	t.Parallel()
+	addr, p := StartDevBroker(t, "-topics", "dev", "-partitions", "2")
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+		t.Errorf("got address %q, want 127.0.0.1:port", addr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	if got := ReadTopic(t, []string{addr}, "dev", 1); string(got[0].Value) != "v" {
+		t.Errorf("got %q, want %q", got[0].Value, "v")
+	}
+	if code := p.Stop(10 * time.Second); code != 0 {
+		t.Errorf("devbroker after SIGTERM: got exit code %d, want 0\n%s", code, p.Output())
+	}
+}
+
+func TestHoldProduces(t *testing.T) {
+	t.Parallel()
+	c := Kafka(t, kfake.SeedTopics(1, "t"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(Brokers(c)...), kgo.DefaultProduceTopic("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	held, release := HoldProduces(t, c)
+	done := make(chan error, 1)
+	cl.Produce(context.Background(), &kgo.Record{Value: []byte("v")}, func(_ *kgo.Record, err error) { done <- err })
+	testwait.Recv(t, held, 10*time.Second, "the held produce request")
+	select {
+	case err := <-done:
+		t.Fatalf("the produce was answered (%v) while held", err)
+	default:
+	}
+	release()
+	release() // twice is fine
+	if err := testwait.Recv(t, done, 10*time.Second, "the produce after release"); err != nil {
+		t.Errorf("after release: got %v, want the record written", err)
+	}
+	if got := ReadTopic(t, Brokers(c), "t", 1); string(got[0].Value) != "v" {
+		t.Errorf("got %q, want %q", got[0].Value, "v")
 	}
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconn"
 )
 
@@ -100,16 +102,13 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for try := 1; ; try++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("testcluster: %v", err)
-		}
+		port := testproc.FreePort(t)
 		z.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		_ = os.Remove(z.logPath) // keep only this attempt's output for the checks below
 		if err := z.writeConfig(port); err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
-		err = z.start()
+		err := z.start()
 		if err == nil {
 			return z
 		}
@@ -193,16 +192,12 @@ func (z *ZooKeeper) Conn(t testing.TB) *zk.Conn {
 // server grants between 1 s and 60 s.
 func (z *ZooKeeper) ConnTimeout(t testing.TB, sessionTimeout time.Duration) *zk.Conn {
 	t.Helper()
-	w := &testWriter{t: t}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(testwait.LogTo(t), &slog.HandlerOptions{Level: slog.LevelDebug})).With("zk_client", z.Addr)
 	conn, err := zkconn.Connect([]string{z.Addr}, zkconn.Options{SessionTimeout: sessionTimeout, Log: log})
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		w.stop()
-	})
+	t.Cleanup(conn.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	if err := conn.WaitSession(ctx); err != nil {
@@ -370,43 +365,9 @@ func (z *ZooKeeper) logTail() string {
 	return string(b)
 }
 
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // signalGroup signals the process group led by pid, which is the server's
 // JVM: it is started as the leader of its own group.
 func signalGroup(pid int, sig syscall.Signal) {
 	// ESRCH only means the process is already gone, which is the goal.
 	_ = syscall.Kill(-pid, sig)
-}
-
-// testWriter sends a ZooKeeper client's log lines to t.Logf until stop; the
-// client's goroutines may still log after the test has ended, when t.Logf
-// would panic.
-type testWriter struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Logf("zk client: %s", strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stopped = true
 }

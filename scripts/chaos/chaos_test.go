@@ -180,8 +180,8 @@ broker_hosts:
   - %s
 produce_timeout_ms: 5000
 `, s.logDir("kproxy"), kproxyPort, s.brokerAddr))
-	s.kproxy = testproc.Start(t, bins["kproxy"], "-f", cfg)
-	s.waitReady(t, "kproxy", s.kproxy, s.kproxyURL+"/readyz")
+	s.kproxy = testproc.StartWith(t, testproc.Options{Name: "kproxy"}, bins["kproxy"], "-f", cfg)
+	waitReady(t, s.kproxy, s.kproxyURL+"/readyz")
 
 	modDir := filepath.Join(s.dir, "modules")
 	if err := os.MkdirAll(modDir, 0o755); err != nil {
@@ -237,8 +237,8 @@ chaos:
 %s  broker_hosts:
     - %s
 `, s.logDir("kmonitor"), monitorPoll.Milliseconds(), kmonPort, s.monitorStoreKeys(), s.brokerAddr))
-	s.kmonitor = testproc.Start(t, bins["kmonitor"], "-f", cfg)
-	s.waitReady(t, "kmonitor", s.kmonitor, s.kmonitorURL+"/readyz")
+	s.kmonitor = testproc.StartWith(t, testproc.Options{Name: "kmonitor"}, bins["kmonitor"], "-f", cfg)
+	waitReady(t, s.kmonitor, s.kmonitorURL+"/readyz")
 	t.Cleanup(func() {
 		if t.Failed() {
 			s.dumpLogs(t)
@@ -300,37 +300,24 @@ func (s *system) logDir(name string) string { return filepath.Join(s.dir, "log",
 // would otherwise create it first).
 func (s *system) startBroker(t *testing.T) {
 	t.Helper()
-	s.broker = testproc.Start(t, s.brokerBin, "-listen", s.brokerAddr, "-data-dir", s.brokerData,
+	s.broker = testproc.StartWith(t, testproc.Options{Name: "devbroker"}, s.brokerBin, "-listen", s.brokerAddr, "-data-dir", s.brokerData,
 		"-topics", chaosTopic, "-partitions", fmt.Sprint(partitions), "-auto-create=false")
-	if !s.broker.WaitOutput("devbroker listening on", 30*time.Second) {
-		t.Fatalf("dev broker did not start:\n%s", s.broker.Output())
-	}
+	s.broker.Announced(t, testcluster.DevBrokerAnnounce, 30*time.Second)
 }
 
 func (s *system) startTransfer(t *testing.T, i int) {
 	t.Helper()
-	s.transfer[i] = testproc.Start(t, s.transferBin, "-f", s.transferCfg[i])
-	s.waitReady(t, fmt.Sprintf("ktransfer%d", i), s.transfer[i], s.transferOps[i]+"/healthz")
+	s.transfer[i] = testproc.StartWith(t, testproc.Options{Name: fmt.Sprintf("ktransfer%d", i)}, s.transferBin, "-f", s.transferCfg[i])
+	waitReady(t, s.transfer[i], s.transferOps[i]+"/healthz")
 }
 
-// waitReady polls url until it answers 200, for at most 30 s.
-func (s *system) waitReady(t *testing.T, name string, p *testproc.Proc, url string) {
+// waitReady polls url until it answers 200, for at most 30 s, while p runs.
+func waitReady(t *testing.T, p *testproc.Proc, url string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := get(url); code == http.StatusOK {
-			return
-		}
-		select {
-		case <-p.Exited():
-			t.Fatalf("%s exited:\n%s", name, p.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not 200 within 30 s\n%s", name, url, p.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testproc.Await(t, 30*time.Second, url+" 200", func() bool {
+		code, _ := get(url)
+		return code == http.StatusOK
+	}, p)
 }
 
 func get(url string) (int, []byte) {

@@ -1,16 +1,15 @@
 // Package wsgatetest is test support for kproxy's WebSocket gateways:
-// dialing a gateway or sending it a request by hand, waiting for a
-// condition, and running the Node.js clients of the interop tests
-// (their pinned npm packages installed with npm ci into a temporary
-// directory, then node bounded in time and killed with the test). Only tests
-// import it; kproxy's binary does not contain it.
+// dialing a gateway or sending it a request by hand, and running the Node.js
+// clients of the interop tests (their pinned npm packages installed with npm
+// ci into a temporary directory, then node bounded in time and killed with the
+// test). Waiting for a condition is testwait's. Only tests import it; no
+// binary contains it (testwait's TestNotInBinaries).
 package wsgatetest
 
 import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -63,18 +62,4 @@ func Do(t testing.TB, method, url string, header http.Header) (*http.Response, [
 		t.Fatalf("%s %s: read the body: %v", method, url, err)
 	}
 	return resp, body
-}
-
-// Eventually polls cond every 10 ms until it holds, and fails the test
-// naming what when timeout passes first. The timeout guards against a hang;
-// it is not a timing check.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

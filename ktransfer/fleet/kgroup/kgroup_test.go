@@ -20,23 +20,13 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/commitmeta"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 const (
 	topic = "events"
 	group = "mod"
 )
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // cluster is kfake with the topic, group sessions allowed down to 500 ms and
 // consumer-protocol heartbeats every 250 ms (kfake applies the broker's
@@ -101,7 +91,7 @@ func join(t *testing.T, c *kfake.Cluster, instance, protocol string, opts ...mem
 	cfg := Config{
 		Group: group, Topic: topic, Instance: instance, Protocol: protocol,
 		SessionTimeout: 3 * time.Second, ReleaseWait: 10 * time.Second, RetryInterval: 100 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", instance),
+		Log: slog.New(slog.NewTextHandler(testwait.LogTo(t), &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", instance),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -150,13 +140,6 @@ func (e *engine) close() {
 	<-e.stopped
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
-
 // fetch reads the group's committed offset and metadata of partition p.
 func fetch(t *testing.T, c *kfake.Cluster, p int32) (int64, string) {
 	t.Helper()
@@ -190,7 +173,7 @@ func TestProtocolChoice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cluster(t, 2, tc.classicOnly)
 			e := join(t, c, "a", tc.protocol)
-			eventually(t, 15*time.Second, "both partitions claimed", func() bool { return len(e.owned()) == 2 })
+			testwait.Eventually(t, 15*time.Second, "both partitions claimed", func() bool { return len(e.owned()) == 2 })
 			s := e.m.Snapshot().(Snapshot)
 			if s.Protocol != tc.want || s.MemberID == "" || s.Generation < 0 || fmt.Sprint(s.Assigned) != "[0 1]" {
 				t.Errorf("snapshot %+v, want protocol %s, a member id and generation, partitions [0 1]", s, tc.want)
@@ -212,7 +195,7 @@ func TestRevocationWaitsForRelease(t *testing.T) {
 	protocols(t, func(t *testing.T, protocol string) {
 		c := cluster(t, 4, false)
 		a := join(t, c, "a", protocol)
-		eventually(t, 15*time.Second, "a owns every partition", func() bool { return len(a.owned()) == 4 })
+		testwait.Eventually(t, 15*time.Second, "a owns every partition", func() bool { return len(a.owned()) == 4 })
 		for p, cl := range a.live() {
 			if err := cl.Commit(int64(10 + p)); err != nil {
 				t.Fatalf("commit partition %d: %v", p, err)
@@ -226,7 +209,7 @@ func TestRevocationWaitsForRelease(t *testing.T) {
 
 		b := join(t, c, "b", protocol)
 		var revoked []*Claim
-		eventually(t, 20*time.Second, "a's claims revoked", func() bool {
+		testwait.Eventually(t, 20*time.Second, "a's claims revoked", func() bool {
 			revoked = nil
 			for _, cl := range claimsOfA {
 				if cl.Context().Err() != nil {
@@ -249,7 +232,7 @@ func TestRevocationWaitsForRelease(t *testing.T) {
 			t.Fatalf("b owns %v while a has not released the revoked partitions", got)
 		}
 		close(hold)
-		eventually(t, 20*time.Second, "b owns two partitions", func() bool { return len(b.owned()) == 2 })
+		testwait.Eventually(t, 20*time.Second, "b owns two partitions", func() bool { return len(b.owned()) == 2 })
 		for _, cl := range revoked {
 			p := cl.Partition()
 			bc := b.live()[p]
@@ -279,7 +262,7 @@ func TestCloseHandsOver(t *testing.T) {
 		c := cluster(t, 4, false)
 		a := join(t, c, "a", protocol)
 		b := join(t, c, "b", protocol)
-		eventually(t, 20*time.Second, "spread", func() bool { return len(a.owned()) == 2 && len(b.owned()) == 2 })
+		testwait.Eventually(t, 20*time.Second, "spread", func() bool { return len(a.owned()) == 2 && len(b.owned()) == 2 })
 		claimsOfA := a.live()
 		a.close()
 		for p, cl := range claimsOfA {
@@ -287,7 +270,7 @@ func TestCloseHandsOver(t *testing.T) {
 				t.Errorf("partition %d: cause %v, want ErrClosed", p, cause)
 			}
 		}
-		eventually(t, 20*time.Second, "b owns every partition", func() bool { return len(b.owned()) == 4 })
+		testwait.Eventually(t, 20*time.Second, "b owns every partition", func() bool { return len(b.owned()) == 4 })
 	})
 }
 
@@ -361,7 +344,7 @@ func TestKafkaRefusesRemovedMember(t *testing.T) {
 	protocols(t, func(t *testing.T, protocol string) {
 		c := cluster(t, 2, false)
 		a := join(t, c, "a", protocol, func(cfg *Config) { cfg.fenceAfter = -1; cfg.SessionTimeout = time.Second })
-		eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
+		testwait.Eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
 		claims := a.live()
 		if err := claims[0].Commit(5); err != nil {
 			t.Fatal(err)
@@ -372,7 +355,7 @@ func TestKafkaRefusesRemovedMember(t *testing.T) {
 		dropHeartbeats(c, func() string { return id }, stop)
 		// Commits would keep the member alive (kfake, and Kafka's classic
 		// protocol, count them as a sign of life): wait for the removal first.
-		eventually(t, 20*time.Second, "a removed from the group", func() bool { return !isMember(t, c, protocol, id) })
+		testwait.Eventually(t, 20*time.Second, "a removed from the group", func() bool { return !isMember(t, c, protocol, id) })
 		err := claims[0].Commit(7)
 		if !errors.Is(err, fleet.ErrNotOwner) {
 			t.Fatalf("commit of a removed member: got %v, want ErrNotOwner", err)
@@ -403,7 +386,7 @@ func TestSilenceFences(t *testing.T) {
 	protocols(t, func(t *testing.T, protocol string) {
 		c := cluster(t, 2, false)
 		a := join(t, c, "a", protocol, func(cfg *Config) { cfg.SessionTimeout = 6 * time.Second })
-		eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
+		testwait.Eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
 		before := a.live()
 		for p, cl := range before {
 			if err := cl.Commit(int64(20 + p)); err != nil {
@@ -413,7 +396,7 @@ func TestSilenceFences(t *testing.T) {
 		id, _ := a.m.cl.Load().GroupMetadata()
 		stop := make(chan struct{})
 		dropHeartbeats(c, func() string { return id }, stop)
-		eventually(t, 15*time.Second, "fenced", func() bool {
+		testwait.Eventually(t, 15*time.Second, "fenced", func() bool {
 			for _, cl := range before {
 				if cl.Live() {
 					return false
@@ -430,7 +413,7 @@ func TestSilenceFences(t *testing.T) {
 				t.Errorf("commit of fenced partition %d: got %v, want ErrNotOwner", p, err)
 			}
 		}
-		eventually(t, 30*time.Second, "claimed again", func() bool { return len(a.owned()) == 2 })
+		testwait.Eventually(t, 30*time.Second, "claimed again", func() bool { return len(a.owned()) == 2 })
 		for p, cl := range a.live() {
 			off, ok, err := cl.LoadOffset()
 			if err != nil || !ok || off != int64(20+p) {
@@ -457,7 +440,7 @@ func TestImport(t *testing.T) {
 		return 0, false, nil
 	}
 	a := join(t, c, "a", ProtocolAuto, func(cfg *Config) { cfg.Import = imported })
-	eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
+	testwait.Eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
 	cl := a.live()
 	if off, ok, err := cl[1].LoadOffset(); err != nil || !ok || off != 42 {
 		t.Errorf("partition 1: %d %v %v, want the imported 42", off, ok, err)
@@ -471,7 +454,7 @@ func TestImport(t *testing.T) {
 	a.close()
 	failing := func(context.Context, int32) (int64, bool, error) { return 0, false, errors.New("ZooKeeper down") }
 	b := join(t, c, "b", ProtocolAuto, func(cfg *Config) { cfg.Import = failing })
-	eventually(t, 15*time.Second, "b owns both partitions", func() bool { return len(b.owned()) == 2 })
+	testwait.Eventually(t, 15*time.Second, "b owns both partitions", func() bool { return len(b.owned()) == 2 })
 	if off, ok, err := b.live()[0].LoadOffset(); err != nil || !ok || off != 3 {
 		t.Errorf("partition 0 with an offset in the group: %d %v %v, want 3 without asking the import", off, ok, err)
 	}
@@ -489,7 +472,7 @@ func TestCommitOfAnotherMemberRefused(t *testing.T) {
 	protocols(t, func(t *testing.T, protocol string) {
 		c := cluster(t, 2, false)
 		a := join(t, c, "a", protocol)
-		eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
+		testwait.Eventually(t, 15*time.Second, "a owns both partitions", func() bool { return len(a.owned()) == 2 })
 		good := a.live()[0]
 		stale := a.m.newClaim(1, "a-member-that-left")
 		errs := make(chan error, 2)
