@@ -418,7 +418,7 @@ func TestMainSIGHUPReopens(t *testing.T) {
 		t.Fatal("the reload hook did not run within 5s of SIGHUP")
 	}
 	// The hook's failure is logged in the new file, after the reopen line.
-	eventually(t, 5*time.Second, "reload failure logged", func() bool {
+	testwait.Eventually(t, 5*time.Second, "reload failure logged", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), `level=WARN msg="reload failed: the previous settings stay in use" daemon=`+name+` component=fake err="bad certificate"`)
 	})

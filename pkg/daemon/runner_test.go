@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testwait"
 )
 
 // journal records what the components of a test did, in order.
@@ -85,13 +87,8 @@ func runAsync(t *testing.T, r *Runner) (context.CancelFunc, *running) {
 
 func waitRun(t *testing.T, rn *running) error {
 	t.Helper()
-	select {
-	case <-rn.done:
-		return rn.err
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s")
-		return nil
-	}
+	testwait.Recv(t, rn.done, 10*time.Second, "Run")
+	return rn.err
 }
 
 // TestRunnerStopOrder: each component stops at its turn, in the order of
