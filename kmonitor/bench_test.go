@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/loadgen"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testcluster"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/testproc"
@@ -207,7 +208,7 @@ func (r *scaleRig) idlePolls(b *testing.B) (perPoll, pollWall time.Duration) {
 	b.Helper()
 	before := r.scrapeMetrics(b)
 	cpu0 := r.cpu(b)
-	if !scaleSleep(b.Context(), scaleCPUPolls*scalePoll) {
+	if !backoff.Sleep(b.Context(), scaleCPUPolls*scalePoll) {
 		b.Fatal("cancelled")
 	}
 	cpu1 := r.cpu(b)
@@ -246,7 +247,7 @@ func (r *scaleRig) metricsCost(b *testing.B) scaleMetricsCost {
 	}
 	var cpu time.Duration
 	for range scaleScrapes {
-		if !scaleSleep(b.Context(), scaleScrapeGap) {
+		if !backoff.Sleep(b.Context(), scaleScrapeGap) {
 			b.Fatal("cancelled")
 		}
 		s := r.scrapeMetrics(b)
@@ -925,18 +926,6 @@ func scaleDur(d time.Duration) string {
 }
 
 func scaleMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// scaleSleep waits d or until ctx ends; it reports whether ctx is still live.
-func scaleSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 func TestScaleConfigLoads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kmonitor.yaml")

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/monitor"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/zkconsumers"
 )
 
@@ -145,7 +146,7 @@ func (r *scaleRig) measureSource(b *testing.B, source string) sourceRun {
 		// A second later the poll that may have shown the commit is over.
 		// An answer holding time lags is rendered anew, rows included, once
 		// 250 ms old: /delay?unit=seconds then costs a whole rendering.
-		if !scaleSleep(b.Context(), time.Second) {
+		if !backoff.Sleep(b.Context(), time.Second) {
 			b.Fatal("cancelled")
 		}
 		run.fresh = append(run.fresh, r.timedGet(b, "/delay?unit=seconds"))

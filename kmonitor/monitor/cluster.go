@@ -14,6 +14,7 @@ import (
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/committed"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/kafkagroups"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kmonitor/zkwatch"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/kafkaconn"
 )
 
@@ -258,7 +259,7 @@ func (c *cluster) run(ctx context.Context) {
 		case <-c.src.Added():
 			// Let a burst of appearing nodes (start-up, a new module) settle
 			// into one poll.
-			if !sleep(ctx, addedSettle) {
+			if !backoff.Sleep(ctx, addedSettle) {
 				break
 			}
 			select {
@@ -271,18 +272,6 @@ func (c *cluster) run(ctx context.Context) {
 	}
 	c.close()
 	wg.Wait()
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // close closes the source's and the Kafka clients; safe to call twice. The

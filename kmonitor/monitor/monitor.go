@@ -175,33 +175,13 @@ func (m *Monitor) Register(r *daemon.Runner, ln net.Listener) {
 	m.log.Info("serving", "addr", ln.Addr().String(), "clusters", m.names)
 	r.Add(daemon.HTTPServer("http", srv, ln))
 
-	cctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	r.Add(daemon.Component{
-		Name: "clusters",
-		Serve: func(ctx context.Context) error {
-			for _, c := range m.clusters {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c.run(cctx)
-				}()
-			}
-			<-ctx.Done()
-			return nil
-		},
-		Drain: func(context.Context) error {
-			// The collectors stop at once: a poll or a watch in progress
-			// gives up with its context.
-			stop()
-			wg.Wait()
-			return nil
-		},
-		Close: func() {
-			stop()
-			m.Close()
-		},
-	})
+	work := make([]func(context.Context), 0, len(m.clusters))
+	for _, c := range m.clusters {
+		work = append(work, c.run)
+	}
+	// The collectors stop at once at their turn: a poll or a watch in
+	// progress gives up with its context.
+	r.Add(daemon.Workers("clusters", m.Close, work...))
 }
 
 // Close closes the ZooKeeper and Kafka clients of a Monitor that is not serving.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/kproxy/proxy"
+	"github.com/kafka-http-wrapper/kafka-http-wrapper/pkg/backoff"
 )
 
 // member is one connection's membership in one Kafka consumer group: a
@@ -349,7 +350,7 @@ func (m *member) poll() {
 			})
 			recs := fs.Records()
 			if len(recs) == 0 {
-				if failed && !sleep(ctx, time.Second) {
+				if failed && !backoff.Sleep(ctx, time.Second) {
 					return // errors only: do not spin on a persistent one
 				}
 				continue
@@ -411,16 +412,4 @@ func closeMembers(ms []*member, timeout time.Duration) {
 		wg.Go(func() { m.close(timeout) })
 	}
 	wg.Wait()
-}
-
-// sleep waits for d or ctx; it reports false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

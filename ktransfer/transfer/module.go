@@ -92,7 +92,7 @@ func (mr *moduleRunner) classify(value []byte) (action, string) {
 }
 
 // run consumes until ctx ends, then hands every partition back and leaves the fleet.
-func (mr *moduleRunner) run(ctx context.Context) error {
+func (mr *moduleRunner) run(ctx context.Context) {
 	var bg sync.WaitGroup
 	bg.Add(2)
 	go func() {
@@ -127,7 +127,6 @@ loop:
 	mr.member.Close()
 	mr.wg.Wait()
 	bg.Wait()
-	return nil
 }
 
 // poll fetches records of every owned partition and queues them to their runners.

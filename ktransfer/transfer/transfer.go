@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -278,42 +277,11 @@ func (t *Transfer) Run(ctx context.Context) error {
 //   - "ops_listen", when the operations endpoints listen: they answer
 //     (/readyz: 503) until the modules are drained.
 func (t *Transfer) Register(r *daemon.Runner) {
-	mctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	r.Add(daemon.Component{
-		Name: "modules",
-		Serve: func(ctx context.Context) error {
-			for _, mr := range t.modules {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					mr.run(mctx)
-				}()
-			}
-			<-ctx.Done()
-			t.log.Info("draining: stopping fetches, finishing pushes, committing offsets")
-			stop()
-			return nil
-		},
-		Drain: func(ctx context.Context) error {
-			stop()
-			done := make(chan struct{})
-			go func() {
-				wg.Wait()
-				close(done)
-			}()
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return fmt.Errorf("modules did not drain within shutdown_timeout %s", t.cfg.Shutdown)
-			}
-		},
-		Close: func() {
-			stop()
-			t.Close()
-		},
-	})
+	work := make([]func(context.Context), 0, len(t.modules))
+	for _, mr := range t.modules {
+		work = append(work, mr.run)
+	}
+	r.Add(daemon.Workers("modules", t.Close, work...))
 	if t.ln != nil {
 		ln := t.ln
 		t.ln = nil // the component closes it

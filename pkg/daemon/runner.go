@@ -151,6 +151,7 @@ func (r *Runner) stop(ctx context.Context, comps []Component, serves []*serving)
 	defer cancel()
 	var errs []error
 	for i, c := range comps {
+		r.log.Info("stopping", "component", c.Name)
 		if s := serves[i]; s != nil {
 			s.cancel()
 			if err := s.wait(sctx); err != nil {
@@ -218,6 +219,48 @@ func (r *Runner) Reload() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Workers returns a Component named name that runs each of work in a
+// goroutine of its own, under a context that ends at the component's drain:
+// Serve starts them and returns when its own context ends; Drain ends their
+// context and waits until every one has returned, or gives up with an error
+// naming name when its context ends first; Close ends their context and then
+// calls closeFn (nil: nothing more). Each work returns once its context ended
+// and its work is finished (pushes done, offsets committed).
+func Workers(name string, closeFn func(), work ...func(ctx context.Context)) Component {
+	wctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	return Component{
+		Name: name,
+		Serve: func(ctx context.Context) error {
+			for _, w := range work {
+				wg.Go(func() { w(wctx) })
+			}
+			<-ctx.Done()
+			return nil
+		},
+		Drain: func(ctx context.Context) error {
+			stop()
+			done := make(chan struct{})
+			go func() {
+				wg.Wait()
+				close(done)
+			}()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("%s did not drain within shutdown_timeout", name)
+			}
+		},
+		Close: func() {
+			stop()
+			if closeFn != nil {
+				closeFn()
+			}
+		},
+	}
 }
 
 // HTTPServer returns a Component named name that serves srv on ln: Serve

@@ -313,3 +313,49 @@ func TestHTTPServerComponentFails(t *testing.T) {
 		t.Errorf("Run: got %v, want an error starting with \"ops server: \" wrapping net.ErrClosed", err)
 	}
 }
+
+// TestWorkers: the workers run until their component's drain, which waits for
+// each to finish its work; one that does not finish in time is given up with
+// an error naming the component, and Close calls closeFn after the workers'
+// context ended.
+func TestWorkers(t *testing.T) {
+	var j journal
+	started := make(chan struct{}, 2)
+	work := func(name string, finish time.Duration) func(context.Context) {
+		return func(ctx context.Context) {
+			started <- struct{}{}
+			<-ctx.Done()
+			time.Sleep(finish)
+			j.add(name + " finished")
+		}
+	}
+	r := NewRunner(nil, time.Minute)
+	r.Add(Workers("modules", func() { j.add("modules close") }, work("a", 0), work("b", 50*time.Millisecond)))
+	r.Add(recorded(&j, "ops", false))
+	cancel, done := runAsync(t, r)
+	testwait.Recv(t, started, 10*time.Second, "first worker")
+	testwait.Recv(t, started, 10*time.Second, "second worker")
+	if got := j.list(); len(got) != 0 {
+		t.Fatalf("before the stop: got %q, want the workers still running", got)
+	}
+	cancel()
+	if err := waitRun(t, done); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
+	}
+	got := j.list()
+	if len(got) != 5 || !slices.Contains(got[:2], "a finished") || !slices.Contains(got[:2], "b finished") ||
+		!slices.Equal(got[2:], []string{"ops drain", "ops close", "modules close"}) {
+		t.Errorf("got %q, want both workers finished, then ops drained, then the closes", got)
+	}
+
+	// A worker that outlasts shutdown_timeout.
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	r = NewRunner(nil, 50*time.Millisecond)
+	r.Add(Workers("clusters", nil, func(context.Context) { <-release }))
+	cancel, done = runAsync(t, r)
+	cancel()
+	if err := waitRun(t, done); err == nil || err.Error() != "clusters did not drain within shutdown_timeout" {
+		t.Errorf("Run: got %v, want clusters did not drain within shutdown_timeout", err)
+	}
+}
