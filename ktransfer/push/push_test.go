@@ -339,41 +339,6 @@ func TestRetryWaits(t *testing.T) {
 	})
 }
 
-func TestBackoff(t *testing.T) {
-	tests := []struct {
-		name     string
-		ri, ceil time.Duration
-		n        int
-		lo, hi   time.Duration
-	}{
-		{"no backoff", 200 * time.Millisecond, 0, 5, 200 * time.Millisecond, 200 * time.Millisecond},
-		{"ceiling below interval", 200 * time.Millisecond, 100 * time.Millisecond, 5, 200 * time.Millisecond, 200 * time.Millisecond},
-		{"first retry", 100 * time.Millisecond, time.Second, 1, 100 * time.Millisecond, 100 * time.Millisecond},
-		{"second retry", 100 * time.Millisecond, time.Second, 2, 100 * time.Millisecond, 200 * time.Millisecond},
-		{"fourth retry", 100 * time.Millisecond, time.Second, 4, 400 * time.Millisecond, 800 * time.Millisecond},
-		{"capped", 100 * time.Millisecond, time.Second, 9, 500 * time.Millisecond, time.Second},
-		{"forever", 100 * time.Millisecond, time.Second, 1 << 30, 500 * time.Millisecond, time.Second},
-		{"zero interval", 0, 8 * time.Millisecond, 3, 2 * time.Millisecond, 4 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := &Pusher{cfg: Config{RetryInterval: tt.ri, BackoffMax: tt.ceil}}
-			var seenLo, seenHi bool
-			for range 2000 {
-				w := p.backoff(tt.n)
-				if w < tt.lo || w > tt.hi {
-					t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tt.n, w, tt.lo, tt.hi)
-				}
-				seenLo = seenLo || w < tt.lo+(tt.hi-tt.lo)/4
-				seenHi = seenHi || w > tt.hi-(tt.hi-tt.lo)/4
-			}
-			if tt.lo != tt.hi && (!seenLo || !seenHi) {
-				t.Errorf("backoff(%d) did not spread over [%v, %v] (jitter missing)", tt.n, tt.lo, tt.hi)
-			}
-		})
-	}
-}
-
 func TestRetryAfter(t *testing.T) {
 	for _, tt := range []struct {
 		header string
