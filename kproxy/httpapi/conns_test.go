@@ -153,7 +153,8 @@ func TestAcceptErrorsLoggedAtWarning(t *testing.T) {
 
 // TestChunkedRequestClosesConnection sends a request with both Content-Length
 // and Transfer-Encoding: chunked and a second request behind it: the first is
-// answered with Connection: close and the second is never read.
+// answered with Connection: close and the second is never read. A chunked
+// request without a Content-Length keeps its connection.
 func TestChunkedRequestClosesConnection(t *testing.T) {
 	c := testcluster.Kafka(t, kfake.SeedTopics(1, testTopic))
 	brokers := testcluster.Brokers(c)
@@ -177,5 +178,20 @@ func TestChunkedRequestClosesConnection(t *testing.T) {
 	send(t, conn, commitHead+"Content-Length: 5\r\n\r\nplain")
 	if resp, a := readAnswer(t, conn, bufio.NewReader(conn)); a.status != http.StatusOK || resp.Close {
 		t.Errorf("Content-Length only: got %d with close %v, want 200 kept alive", a.status, resp.Close)
+	}
+	// So does a chunked request alone, on /commit and on /batch, with a
+	// trailer section: the requests behind it are served on the connection.
+	conn = rawConn(t, r.url)
+	br = bufio.NewReader(conn)
+	send(t, conn, commitHead+"Transfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\nX-Trailer: 1\r\n\r\n"+
+		"POST /batch?topic="+testTopic+" HTTP/1.1\r\nHost: kproxy\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n\x92\x81\xa5value\x01\r\n8\r\n\x81\xa5value\x02\r\n0\r\n\r\n"+
+		commitHead+"Content-Length: 5\r\n\r\nthree")
+	for i, what := range []string{"chunked /commit", "chunked /batch", "the request behind them"} {
+		if resp, a := readAnswer(t, conn, br); a.status != http.StatusOK || resp.Close {
+			t.Fatalf("%s (answer %d): got %d with close %v, want 200 kept alive", what, i+1, a.status, resp.Close)
+		}
+	}
+	if end := endOffset(t, brokers, testTopic); end != 6 {
+		t.Errorf("got end offset %d, want 6: 1 and 1 before, then 1, 2 and 1 on the kept connection", end)
 	}
 }

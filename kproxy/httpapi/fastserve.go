@@ -64,9 +64,11 @@ func (c *fastConn) serveRequest(headLen int) int {
 	r := &c.req
 	a := getSlot()
 	a.minor, a.keep = r.Minor, r.Minor == 0 && r.KeepAlive
-	// Every chunked request has its connection closed, as it had under
-	// net/http (which could not tell one sent with a Content-Length too).
-	a.close = !r.KeepAlive || r.Chunked
+	// A chunked request keeps its connection: the loop reads the chunked
+	// framing to its end itself, and a head with a Content-Length beside
+	// Transfer-Encoding never comes here (pkg/http1 refuses it, so net/http
+	// serves it and closes the connection, RFC 9112 6.1).
+	a.close = !r.KeepAlive
 	c.mu.Lock()
 	c.queue = append(c.queue, a)
 	c.mu.Unlock()
