@@ -2,8 +2,9 @@
 // its size and time limits and max_connections), the HTTP doors to the core
 // (POST /commit, POST /batch), the one map from the core's errors to HTTP
 // statuses (Status), the operations endpoints (on port, and on ops_listen when
-// set), and the lifecycle of serving: stop accepting, drain, flush the Kafka
-// clients. Port is served by kproxy's own HTTP/1.1 loop (fastconn.go), which
+// set), and the components a daemon.Runner takes through the stop (Register:
+// stop accepting, drain, flush the Kafka clients, stop the operations
+// endpoints; TLS files read again on SIGHUP). Port is served by kproxy's own HTTP/1.1 loop (fastconn.go), which
 // hands every connection that asks for anything but a commit or a batch to a
 // net/http server; so other doors (the WebSocket gateways) are http.Handlers
 // mounted with Handle, and may hijack their connections.
