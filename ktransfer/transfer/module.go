@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/dispatch"
 	"github.com/kafka-http-wrapper/kafka-http-wrapper/ktransfer/fleet"
@@ -37,11 +38,18 @@ type moduleRunner struct {
 	methods        map[string]bool
 	releaseTimeout time.Duration
 
-	mu     sync.Mutex
-	parts  map[int32]*partRunner
-	resume map[int32]resumeState // progress of partitions lost to a fence
-	resets map[int32]OffsetReset // the last out-of-range event of each partition
-	wg     sync.WaitGroup        // partition runners
+	// unknownSince is when the polls began to answer UNKNOWN_TOPIC_ID (zero
+	// while they do not), and idCheckAt when confirmRecreated last read the
+	// metadata; the poll loop alone uses them.
+	unknownSince time.Time
+	idCheckAt    time.Time
+
+	mu      sync.Mutex
+	topicID kadm.TopicID // the topic's id the consumer fetches by; zero until known
+	parts   map[int32]*partRunner
+	resume  map[int32]resumeState // progress of partitions lost to a fence
+	resets  map[int32]OffsetReset // the last out-of-range event of each partition
+	wg      sync.WaitGroup        // partition runners
 }
 
 // close releases the module's clients and workers; parts not made yet are nil.
@@ -136,13 +144,13 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
-		recreated := false
+		unknownID := false
 		fetches.EachError(func(topic string, p int32, err error) {
 			var loss *kgo.ErrDataLoss
 			switch {
 			case errors.Is(err, context.Canceled):
 			case errors.Is(err, kerr.UnknownTopicID):
-				recreated = true
+				unknownID = true
 			case errors.As(err, &loss):
 				if pr := mr.part(p); pr != nil {
 					pr.stopFetch(resetRequest{reason: reasonTruncated, at: loss.ResetTo, err: err})
@@ -151,11 +159,17 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 				if pr := mr.part(p); pr != nil {
 					pr.stopFetch(resetRequest{err: err})
 				}
+			case kerr.IsRetriable(err):
+				// The client retries these itself (a leader moving, a broker
+				// restarting); they are kept only for UNKNOWN_TOPIC_ID.
+				mr.log.Debug("fetch failed; the client retries", "topic", topic, "partition", p, "err", err)
 			default:
 				mr.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		if recreated {
+		if !unknownID {
+			mr.unknownSince = time.Time{}
+		} else if mr.confirmRecreated(ctx) {
 			mr.topicRecreated()
 		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
@@ -169,6 +183,82 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 	}
 }
 
+// unknownIDFor is how long the polls must answer UNKNOWN_TOPIC_ID without a
+// break before the topic counts as gone when the metadata cannot tell: about
+// the client's own five retries without KeepRetryableFetchErrors.
+const unknownIDFor = 10 * time.Second
+
+// idCheckInterval spaces confirmRecreated's metadata reads.
+const idCheckInterval = 500 * time.Millisecond
+
+// confirmRecreated tells whether the topic the consumer fetches by id is gone
+// after a fetch answered UNKNOWN_TOPIC_ID. Kafka also answers that for a moment
+// after a topic is created or a partition moves to a broker that has not
+// caught up, so the answer alone proves nothing: the topic counts as
+// recreated at once when the metadata gives it another id than the one the
+// consumer holds, and otherwise (the topic missing, the id not known, the
+// metadata unreadable) once the polls answered so for unknownIDFor.
+func (mr *moduleRunner) confirmRecreated(ctx context.Context) bool {
+	if mr.unknownSince.IsZero() {
+		mr.unknownSince = time.Now()
+	}
+	if time.Since(mr.unknownSince) >= unknownIDFor {
+		return true
+	}
+	mr.mu.Lock()
+	known := mr.topicID
+	mr.mu.Unlock()
+	if known == (kadm.TopicID{}) || time.Since(mr.idCheckAt) < idCheckInterval {
+		return false
+	}
+	mr.idCheckAt = time.Now()
+	id, err := mr.currentTopicID(ctx)
+	return err == nil && id != (kadm.TopicID{}) && id != known
+}
+
+// noteTopicID records the topic's id from the metadata when none is known:
+// at the start, and after a recreation.
+func (mr *moduleRunner) noteTopicID(ctx context.Context) {
+	mr.mu.Lock()
+	known := mr.topicID
+	mr.mu.Unlock()
+	if known != (kadm.TopicID{}) {
+		return
+	}
+	id, err := mr.currentTopicID(ctx)
+	if err != nil {
+		return
+	}
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	if mr.topicID == (kadm.TopicID{}) {
+		mr.topicID = id
+	}
+}
+
+// currentTopicID asks Kafka for the topic's id now. It sends its own Metadata
+// request: the admin client's answers come from the client's metadata cache,
+// which may still hold a deleted topic's id for seconds.
+func (mr *moduleRunner) currentTopicID(ctx context.Context) (kadm.TopicID, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(mr.m.Topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, mr.consumer)
+	if err != nil {
+		return kadm.TopicID{}, err
+	}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == mr.m.Topic {
+			if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+				return kadm.TopicID{}, err
+			}
+			return t.TopicID, nil
+		}
+	}
+	return kadm.TopicID{}, fmt.Errorf("topic %s: not in the metadata", mr.m.Topic)
+}
+
 // topicRecreated handles a topic deleted and recreated under the running module
 // (the client reports the old topic id unknown): the consumer forgets the old
 // topic, and every owned partition continues in the new one from offset_reset
@@ -176,8 +266,10 @@ func (mr *moduleRunner) poll(ctx context.Context) {
 // the old topic; kept, they would skip the new topic's records below them.
 func (mr *moduleRunner) topicRecreated() {
 	mr.log.Warn("the topic was deleted and recreated: every owned partition continues in the new topic from offset_reset", "offset_reset", mr.m.OffsetReset)
+	mr.unknownSince = time.Time{}
 	mr.consumer.PurgeTopicsFromConsuming(mr.m.Topic)
 	mr.mu.Lock()
+	mr.topicID = kadm.TopicID{} // the next metadata read gives the new topic's
 	parts := make([]*partRunner, 0, len(mr.parts))
 	for _, pr := range mr.parts {
 		parts = append(parts, pr)
@@ -245,6 +337,7 @@ func (mr *moduleRunner) watchPartitions(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		wait = 10 * time.Second
+		mr.noteTopicID(ctx)
 		n, err := mr.partitionCount(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
