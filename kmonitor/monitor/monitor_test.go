@@ -308,7 +308,16 @@ func TestTimeLag(t *testing.T) {
 	commit(t, e.conn, chroot, "m", "t", 0, 0)
 	commit(t, e.conn, chroot, "done", "t", 0, 2)
 	r := start(t, testConfig(200*time.Millisecond, 10, e.clusterConfig("c", chroot)))
+	checkTimeLag(t, r, func(off int64) { commit(t, e.conn, chroot, "m", "t", 0, off) })
+}
 
+// checkTimeLag checks the time lag of cluster c's topic t, whose partition 0
+// holds two records an hour and half an hour old: module m committed at 0
+// shows the older one's age, "done" (committed at 2) shows 0; after commit
+// moves m to 1, m shows the younger one's age in /lag, /delay?unit=seconds
+// (JSON and zabbix) and /metrics.
+func checkTimeLag(t *testing.T, r *running, commit func(off int64)) {
+	t.Helper()
 	near := func(got, want float64) bool { return got >= want && got < want+60 }
 	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 0", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
@@ -317,7 +326,7 @@ func TestTimeLag(t *testing.T) {
 	if row := r.row(t, "c", "done", "t", 0); row == nil || row.Lag != 0 || row.TimeLagSeconds != 0 {
 		t.Errorf("caught-up module: got %+v, want lag 0 and time lag 0", row)
 	}
-	commit(t, e.conn, chroot, "m", "t", 0, 1)
+	commit(1)
 	testwait.Eventually(t, 10*time.Second, "time lag of the record at offset 1", func() bool {
 		row := r.row(t, "c", "m", "t", 0)
 		return row != nil && row.Lag == 1 && near(row.TimeLagSeconds, 1800)
