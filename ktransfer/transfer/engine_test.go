@@ -450,6 +450,7 @@ func TestTopicRecreatedUnderRunningModule(t *testing.T) {
 				testwait.Eventually(t, 15*time.Second, "old topic pushed and committed", func() bool {
 					return e.committed(t, m.Name, 0) == before && e.committed(t, m.Name, 1) == before
 				})
+				recreatedAt := time.Now()
 				if err := e.kafka.DeleteTopic(e.topic); err != nil {
 					t.Fatal(err)
 				}
@@ -495,6 +496,12 @@ func TestTopicRecreatedUnderRunningModule(t *testing.T) {
 				for _, ev := range got {
 					if ev.To != 0 {
 						t.Errorf("/status offset_out_of_range: got %+v, want every event continuing at 0", ev)
+					}
+					// Noticed at the fetch's first UNKNOWN_TOPIC_ID, confirmed by
+					// the new id: not after the client's own retries (about
+					// 12 s) nor the fallback of unknownIDFor.
+					if after := time.UnixMilli(ev.UnixMs).Sub(recreatedAt); after >= unknownIDFor/2 {
+						t.Errorf("/status offset_out_of_range: partition %d noticed %v after the recreation, want well within %v", ev.Partition, after, unknownIDFor)
 					}
 				}
 			})
